@@ -1,0 +1,113 @@
+"""Typed config: one frozen dataclass per conf group, registered as Hydra structured-config schemas.
+
+Every option file in `conf/<group>/` starts with `defaults: [base_<group>, _self_]`, so a misspelled
+key or a wrong type fails at compose time. Only `automl/cli.py` ever sees the DictConfig; it converts
+it to `RunConfig` with `OmegaConf.to_object`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from omegaconf import MISSING
+
+
+class TaskType(str, Enum):
+    auto = "auto"
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = MISSING  # CSV or Parquet file
+    name: str = "${stem:${data.path}}"  # used in run-folder names
+    id_columns: list[str] = field(default_factory=list)  # excluded from features, reported
+    drop_columns: list[str] = field(default_factory=list)  # excluded from features (e.g. known leaks)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    target: str = MISSING
+    type: TaskType = TaskType.auto
+    metric: str = "auto"  # auto: roc_auc (binary), log_loss (multiclass), rmse (regression)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    time_s: float = 60.0  # wall clock for the whole run: profile, search, refit, export, reports
+    n_trials: int = 0  # 0 = no cap; the time budget alone stops the search
+    trial_time_s: float = 0.0  # 0 = derived from time_s; a trial running longer is killed (TIMEOUT)
+    trial_memory_mb: int = 0  # 0 = derived from available memory; a trial using more is killed (MEMOUT)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    sampler: str = "tpe"  # tpe | random
+    cv_folds: int = 5
+    holdout: float = 0.2  # share of rows carved out first, never seen by the search
+    n_startup_trials: int = 10  # TPE: random trials before the model kicks in (after the warm start)
+    multivariate: bool = True
+    pruner: str = "median"  # median | none: prune a trial on its running mean over CV folds
+    space_dir: str = ""  # "" = the search_spaces/ shipped with the engine
+    study_name: str = "automl"
+
+
+@dataclass(frozen=True)
+class EstimatorsConfig:
+    include: list[str] = field(
+        default_factory=lambda: [
+            "baseline", "linear", "random_forest", "extra_trees",
+            "hist_gradient_boosting", "catboost", "knn", "mlp",
+        ]
+    )
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    format: str = "onnx"  # onnx
+    parity_tol: float = 1e-5  # absolute on probabilities, relative on regression outputs
+    parity_rows: int = 2000  # holdout rows checked (plus the same rows with missing values / unseen categories)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    estimators: EstimatorsConfig = field(default_factory=EstimatorsConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    seed: int = 0
+
+
+GROUPS: dict[str, type] = {
+    "data": DataConfig,
+    "task": TaskConfig,
+    "budget": BudgetConfig,
+    "search": SearchConfig,
+    "estimators": EstimatorsConfig,
+    "export": ExportConfig,
+}
+
+
+def demo_path(name: str = "penguins.csv") -> str:
+    return str(Path(__file__).resolve().parent.parent / "demo" / name)
+
+
+def register_configs() -> None:
+    """Store the schemas and resolvers with Hydra (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("stem"):
+        OmegaConf.register_new_resolver("stem", lambda p: Path(str(p)).stem or "data")
+    if not OmegaConf.has_resolver("automl_demo"):
+        OmegaConf.register_new_resolver("automl_demo", demo_path)
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=RunConfig)
+    for group, node in GROUPS.items():
+        cs.store(group=group, name=f"base_{group}", node=node)

@@ -1,0 +1,81 @@
+"""Read a table (CSV or Parquet) into a whole-frame pandas DataFrame.
+
+The search works on data known to fit in memory here; `automl predict` streams instead
+(see automl/predict.py).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from automl.errors import UserError
+
+SUPPORTED = (".csv", ".parquet", ".pq")
+
+
+def check_readable(path: str, field: str = "data.path") -> Path:
+    p = Path(path).expanduser()
+    if not str(path):
+        raise UserError(field, "no file given", f"Set {field}=<file.csv|file.parquet>.")
+    if not p.exists():
+        raise UserError(field, f"file '{path}' does not exist", f"Set {field} to an existing CSV or Parquet file.")
+    if p.is_dir():
+        raise UserError(field, f"'{path}' is a directory, not a file", f"Set {field} to a CSV or Parquet file.")
+    if p.suffix.lower() not in SUPPORTED:
+        raise UserError(field, f"'{p.suffix or p.name}' is not a supported format (csv, parquet)",
+                        f"Convert the file or set {field} to a .csv or .parquet file.")
+    try:
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except OSError as e:
+        raise UserError(field, f"file '{path}' cannot be read ({e.strerror})",
+                        "Fix the file permissions or point to a readable copy.") from None
+    if p.stat().st_size == 0:
+        raise UserError(field, f"file '{path}' is empty", "Point to a file with a header row and data rows.")
+    return p
+
+
+def read_table(path: str, field: str = "data.path") -> pd.DataFrame:
+    p = check_readable(path, field)
+    try:
+        if p.suffix.lower() == ".csv":
+            df = pd.read_csv(p, low_memory=False, encoding="utf-8")
+        else:
+            df = pd.read_parquet(p)
+    except UnicodeDecodeError as e:
+        raise UserError(field, f"file '{path}' is not UTF-8 text (byte {e.start}: {e.reason})",
+                        "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(field, f"file '{path}' has no columns", "Point to a file with a header row and data rows.") from None
+    except (pd.errors.ParserError, ValueError, OSError) as e:
+        raise UserError(field, f"file '{path}' cannot be parsed ({str(e).splitlines()[0][:160]})",
+                        "Check the delimiter and quoting, or convert the file to Parquet.") from None
+    if p.suffix.lower() == ".csv":
+        _check_unique_header(p, field)
+    df.columns = [str(c) for c in df.columns]
+    if len(df) == 0:
+        raise UserError(field, f"file '{path}' has a header but no data rows", "Point to a file with data rows.")
+    return df
+
+
+def _check_unique_header(p: Path, field: str) -> None:
+    import csv
+
+    with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+        header = next(csv.reader(fh), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise UserError(f"column '{name}'", "column names must be unique, but the header repeats it",
+                            "Rename or drop the duplicate column in the file.")
+        seen.add(name)
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

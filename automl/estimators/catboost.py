@@ -1,0 +1,27 @@
+"""CatBoost on numeric inputs (categoricals are encoded in the sklearn part: compat.md P4)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from automl.estimators.spec import EstimatorSpec
+
+
+def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -> Any:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    kw = dict(
+        iterations=int(params.get("iterations", 500)),
+        learning_rate=float(params.get("learning_rate", 0.08)),
+        depth=int(params.get("depth", 6)),
+        l2_leaf_reg=float(params.get("l2_leaf_reg", 3.0)),
+        random_strength=float(params.get("random_strength", 1.0)),
+        random_seed=seed, thread_count=n_jobs, verbose=False, allow_writing_files=False,
+    )
+    if task == "regression":
+        return CatBoostRegressor(loss_function="RMSE", **kw)
+    return CatBoostClassifier(loss_function="Logloss" if task == "binary" else "MultiClass", **kw)
+
+
+SPEC = EstimatorSpec(key="catboost", name="CatBoost", build=build, handles_nan=True, onnx="registered",
+                     cost=1.5, toy_params={"iterations": 10})

@@ -1,0 +1,30 @@
+"""EstimatorSpec: everything the engine needs to know about one estimator family.
+
+`build` is the only place that knows the library's class names and how search parameters
+translate into constructor arguments (FLAML's config2params).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ALL_TASKS = frozenset({"binary", "multiclass", "regression"})
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    key: str
+    name: str
+    build: Callable[..., Any]  # build(params, *, task, seed, n_jobs) -> sklearn-compatible estimator
+    tasks: frozenset[str] = ALL_TASKS
+    needs_scaling: bool = False  # searched scalers only apply to these families
+    handles_nan: bool = False  # may take NaN natively (imputation becomes a search choice)
+    onnx: str = "native"  # native | registered (converter in automl/export/converters.py)
+    cost: float = 1.0  # rough fit cost relative to a 100-tree random forest; cheap families go first
+    toy_params: Mapping[str, Any] = field(default_factory=dict)  # caps for the conformance suite
+    interpretable: bool = False
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return {"needs_scaling": self.needs_scaling, "handles_nan": self.handles_nan}

@@ -1,0 +1,53 @@
+"""The ONNX I/O contract, in one place: how raw columns become graph inputs, and back.
+
+One input per raw feature column, named after it: numeric -> float32 [N,1] (missing = NaN),
+categorical/text -> string [N,1] (missing = ""). Outputs: `label` [N] and, for classifiers,
+`probabilities` float32 [N,C] in the order of the `class_labels` metadata.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.errors import UserError
+
+
+def input_schema(meta: Mapping[str, str]) -> list[dict[str, str]]:
+    return json.loads(meta["input_schema"])
+
+
+def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str = "--data") -> dict[str, np.ndarray]:
+    """Graph feeds from a raw frame; a missing column or an unusable dtype is a user error naming it."""
+    from automl.data.roles import categorical_strings
+
+    missing = [c["name"] for c in schema if c["name"] not in df.columns]
+    if missing:
+        raise UserError(f"column '{missing[0]}'", f"the model needs it but {where} lacks it"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                        "Add the column (empty values are allowed) or score with a model trained without it.")
+    feeds: dict[str, np.ndarray] = {}
+    for c in schema:
+        s = df[c["name"]]
+        if c["dtype"] == "float32":
+            if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+                v = pd.to_numeric(s, errors="coerce")
+                bad = s[v.isna() & s.notna() & (s.astype(str).str.strip() != "")]
+                if len(bad):
+                    raise UserError(f"column '{c['name']}'", f"must be numeric, but holds {str(bad.iloc[0])!r}",
+                                    "Send numbers (or leave the value empty for missing).")
+                s = v
+            v = s.astype("float64").to_numpy()
+            v = np.where(np.isfinite(v), v, np.nan)
+            feeds[c["name"]] = v.astype(np.float32).reshape(-1, 1)
+        else:
+            feeds[c["name"]] = categorical_strings(s).reshape(-1, 1)
+    return feeds
+
+
+def class_labels(meta: Mapping[str, str]) -> list[Any] | None:
+    raw = meta.get("class_labels")
+    return json.loads(raw) if raw else None

@@ -1,0 +1,181 @@
+"""skl2onnx converters for what it does not know: the engine's own steps, the baseline and CatBoost.
+
+Registered once, explicitly, by `register_converters()` (called by automl/export/onnx.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto
+from onnx.helper import get_attribute_value
+from skl2onnx import update_registered_converter
+from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
+_done = False
+
+
+# --- NaNIndicator: IsNaN -> Cast(float) -----------------------------------------------------------
+def _shape_same_width_float(operator):
+    n = operator.inputs[0].get_first_dimension()
+    width = operator.inputs[0].get_second_dimension()
+    operator.outputs[0].type = FloatTensorType([n, width])
+
+
+def _convert_nan_indicator(scope, operator, container):
+    isnan = scope.get_unique_variable_name("isnan")
+    container.add_node("IsNaN", [operator.inputs[0].full_name], [isnan], name=scope.get_unique_operator_name("IsNaN"))
+    container.add_node("Cast", [isnan], [operator.outputs[0].full_name], to=TensorProto.FLOAT,
+                       name=scope.get_unique_operator_name("Cast"))
+
+
+# --- Float32Cast: Cast(float) ----------------------------------------------------------------------
+def _convert_float32_cast(scope, operator, container):
+    container.add_node("Cast", [operator.inputs[0].full_name], [operator.outputs[0].full_name],
+                       to=TensorProto.FLOAT, name=scope.get_unique_operator_name("Cast"))
+
+
+# --- RareGrouper: per column LabelEncoder(level -> level, default RARE) ------------------------------
+def _shape_rare(operator):
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = StringTensorType([n, len(operator.raw_operator.levels_)])
+
+
+def _convert_rare(scope, operator, container):
+    from automl.preprocessing.steps import RARE
+
+    op = operator.raw_operator
+    x = operator.inputs[0].full_name
+    cols = []
+    for j, levels in enumerate(op.levels_):
+        starts = scope.get_unique_variable_name("starts")
+        ends = scope.get_unique_variable_name("ends")
+        axes = scope.get_unique_variable_name("axes")
+        container.add_initializer(starts, TensorProto.INT64, [1], [j])
+        container.add_initializer(ends, TensorProto.INT64, [1], [j + 1])
+        container.add_initializer(axes, TensorProto.INT64, [1], [1])
+        col = scope.get_unique_variable_name(f"col{j}")
+        container.add_node("Slice", [x, starts, ends, axes], [col], name=scope.get_unique_operator_name("Slice"))
+        mapped = scope.get_unique_variable_name(f"mapped{j}")
+        keys = levels or [RARE]
+        container.add_node("LabelEncoder", [col], [mapped], op_domain="ai.onnx.ml", op_version=2,
+                           keys_strings=keys, values_strings=keys, default_string=RARE,
+                           name=scope.get_unique_operator_name("LabelEncoder"))
+        cols.append(mapped)
+    if len(cols) == 1:
+        container.add_node("Identity", cols, [operator.outputs[0].full_name],
+                           name=scope.get_unique_operator_name("Identity"))
+    else:
+        container.add_node("Concat", cols, [operator.outputs[0].full_name], axis=1,
+                           name=scope.get_unique_operator_name("Concat"))
+
+
+# --- Baseline (Dummy): constant output broadcast to N rows ----------------------------------------
+def _parser_dummy_classifier(scope, model, inputs, custom_parsers=None):
+    from skl2onnx._parse import _get_sklearn_operator_name
+
+    op = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    op.inputs = inputs
+    op.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    op.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
+    return op.outputs
+
+
+def _shape_dummy_classifier(operator):
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = Int64TensorType([n])
+    operator.outputs[1].type = FloatTensorType([n, len(operator.raw_operator.classes_)])
+
+
+def _shape_dummy_regressor(operator):
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = FloatTensorType([n, 1])
+
+
+def _rows_like(scope, container, x, row: np.ndarray) -> str:
+    """Tile a constant row to [N, k] where N is the batch size of x."""
+    const = scope.get_unique_variable_name("row")
+    container.add_initializer(const, TensorProto.FLOAT, [1, row.size], row.astype(np.float32).ravel().tolist())
+    shape = scope.get_unique_variable_name("shape")
+    container.add_node("Shape", [x], [shape], name=scope.get_unique_operator_name("Shape"))
+    n = scope.get_unique_variable_name("n")
+    zero = scope.get_unique_variable_name("zero")
+    one = scope.get_unique_variable_name("one")
+    container.add_initializer(zero, TensorProto.INT64, [1], [0])
+    container.add_initializer(one, TensorProto.INT64, [1], [1])
+    container.add_node("Slice", [shape, zero, one], [n], name=scope.get_unique_operator_name("Slice"))
+    k = scope.get_unique_variable_name("k")
+    container.add_initializer(k, TensorProto.INT64, [1], [row.size])
+    target = scope.get_unique_variable_name("target_shape")
+    container.add_node("Concat", [n, k], [target], axis=0, name=scope.get_unique_operator_name("Concat"))
+    out = scope.get_unique_variable_name("tiled")
+    container.add_node("Expand", [const, target], [out], name=scope.get_unique_operator_name("Expand"))
+    return out
+
+
+def _convert_dummy_classifier(scope, operator, container):
+    op = operator.raw_operator
+    prior = np.asarray(op.class_prior_, dtype=np.float32)
+    probs = _rows_like(scope, container, operator.inputs[0].full_name, prior)
+    container.add_node("Identity", [probs], [operator.outputs[1].full_name], name=scope.get_unique_operator_name("Id"))
+    container.add_node("ArgMax", [probs], [operator.outputs[0].full_name], axis=1, keepdims=0,
+                       name=scope.get_unique_operator_name("ArgMax"))
+
+
+def _convert_dummy_regressor(scope, operator, container):
+    const = np.asarray(operator.raw_operator.constant_, dtype=np.float32).reshape(-1)
+    out = _rows_like(scope, container, operator.inputs[0].full_name, const)
+    container.add_node("Identity", [out], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Id"))
+
+
+# --- CatBoost: its own exporter's TreeEnsemble node, copied into the graph (compat.md P11) ----------
+def _parser_catboost_classifier(scope, model, inputs, custom_parsers=None):
+    from skl2onnx._parse import _get_sklearn_operator_name
+
+    op = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    op.inputs = inputs
+    op.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    op.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
+    return op.outputs
+
+
+def _convert_catboost(scope, operator, container):
+    from catboost.utils import convert_to_onnx_object
+
+    onx = convert_to_onnx_object(operator.raw_operator)
+    opsets = {d.domain: d.version for d in onx.opset_import}
+    nodes = [n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble")]
+    if len(nodes) != 1 or len(onx.graph.initializer):
+        raise NotImplementedError(f"CatBoost exported {[n.op_type for n in onx.graph.node]}; expected one TreeEnsemble")
+    node = nodes[0]
+    atts = {a.name: get_attribute_value(a) for a in node.attribute}
+    outputs = [o.full_name for o in operator.outputs]
+    container.add_node(node.op_type, [operator.inputs[0].full_name], outputs, op_domain=node.domain,
+                       op_version=opsets.get(node.domain), name=scope.get_unique_operator_name("CatBoost"), **atts)
+
+
+def register_converters() -> None:
+    global _done
+    if _done:
+        return
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    from automl.preprocessing.steps import Float32Cast, NaNIndicator, RareGrouper
+
+    update_registered_converter(NaNIndicator, "AutomlNaNIndicator", _shape_same_width_float, _convert_nan_indicator)
+    update_registered_converter(Float32Cast, "AutomlFloat32Cast", _shape_same_width_float, _convert_float32_cast)
+    update_registered_converter(RareGrouper, "AutomlRareGrouper", _shape_rare, _convert_rare)
+    update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
+                                _convert_dummy_classifier, parser=_parser_dummy_classifier,
+                                options={"zipmap": [False, True], "nocl": [True, False]})
+    update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor, _convert_dummy_regressor)
+    update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_catboost,
+                                parser=_parser_catboost_classifier,
+                                options={"zipmap": [False, True], "nocl": [True, False]})
+    update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_catboost)
+    _done = True

@@ -1,0 +1,164 @@
+"""Export the fitted inference pipeline as ONE ONNX graph and gate it on parity with Python.
+
+Conversion settings live here only (compat.md section 4): opset {"": 21, "ai.onnx.ml": 3},
+zipmap=False, explicit Float/String tensor types, labels derived from probabilities with one
+tie rule (first max, as numpy.argmax).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+from onnx import TensorProto, helper
+
+from automl.data.roles import Schema
+from automl.errors import ParityError
+from automl.export.contract import feeds_from_frame
+
+TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
+
+
+def _rename_output(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+    for o in list(graph.output):
+        if o.name == old:
+            graph.output.remove(o)
+    for vi in graph.value_info:
+        if vi.name == old:
+            vi.name = new
+
+
+def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | None,
+                metadata: Mapping[str, str]) -> onnx.ModelProto:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    from automl.export.converters import register_converters
+
+    register_converters()
+    inputs = [(c.name, FloatTensorType([None, 1]) if c.role == "numeric" else StringTensorType([None, 1]))
+              for c in schema.features]
+    est = pipeline.steps[-1][1]
+    options = {id(est): {"zipmap": False}} if task != "regression" else None
+    model = convert_sklearn(pipeline, initial_types=inputs, target_opset=TARGET_OPSET, options=options)
+    g = model.graph
+    # skl2onnx sanitises input names (T.categ -> T_categ); the contract names inputs after the columns
+    for inp, (name, _) in zip(g.input, inputs, strict=True):
+        if inp.name != name:
+            _rename_output(g, inp.name, name)
+            inp.name = name
+    out_names = [o.name for o in g.output]
+    if task == "regression":
+        _rename_output(g, out_names[0], "raw_prediction")
+        shape = "flat_shape"
+        g.initializer.append(helper.make_tensor(shape, TensorProto.INT64, [1], [-1]))
+        g.node.append(helper.make_node("Reshape", ["raw_prediction", shape], ["label"], name="automl_flatten"))
+        g.output.append(helper.make_tensor_value_info("label", TensorProto.FLOAT, [None]))
+    else:
+        prob_name = next(n for n in out_names if "prob" in n)
+        label_name = next(n for n in out_names if n != prob_name)
+        _rename_output(g, label_name, "raw_label")
+        if prob_name != "probabilities":
+            _rename_output(g, prob_name, "probabilities")
+            g.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)]))
+        g.node.append(helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0,
+                                       select_last_index=0, name="automl_argmax"))
+        if all(isinstance(c, (int, np.integer)) for c in classes):
+            g.initializer.append(helper.make_tensor("class_labels", TensorProto.INT64, [len(classes)],
+                                                    [int(c) for c in classes]))
+            ltype = TensorProto.INT64
+        else:
+            g.initializer.append(helper.make_tensor("class_labels", TensorProto.STRING, [len(classes)],
+                                                    [str(c).encode() for c in classes]))
+            ltype = TensorProto.STRING
+        g.node.append(helper.make_node("Gather", ["class_labels", "label_index"], ["label"], axis=0,
+                                       name="automl_label"))
+        g.output.append(helper.make_tensor_value_info("label", ltype, [None]))
+        # keep `label` first, `probabilities` second
+        outs = sorted(g.output, key=lambda o: 0 if o.name == "label" else 1)
+        del g.output[:]
+        g.output.extend(outs)
+    helper.set_model_props(model, dict(metadata))
+    model.producer_name = "automl"
+    onnx.checker.check_model(model)
+    return model
+
+
+def session(model_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def stress_rows(X: pd.DataFrame, schema: Schema, seed: int) -> pd.DataFrame:
+    """The same rows with missing values and unseen categories injected (what users will send)."""
+    rng = np.random.default_rng(seed)
+    S = X.copy()
+    n = len(S)
+    for c in schema.features:
+        mask = rng.random(n) < 0.15
+        if c.role == "numeric":
+            S.loc[mask, c.name] = np.nan
+        else:
+            col = S[c.name].to_numpy(dtype=object).copy()
+            col[mask] = ""
+            unseen = (~mask) & (rng.random(n) < 0.15)
+            col[unseen] = "__never_seen_level__"
+            S[c.name] = col
+    return S
+
+
+def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
+                 tol: float, seed: int) -> dict[str, Any]:
+    """Compare onnxruntime with the Python pipeline; raise ParityError where it does not hold."""
+    sess = session(model.SerializeToString())
+    rows = pd.concat([X, stress_rows(X, schema, seed)], ignore_index=True)
+    feeds = feeds_from_frame(rows, schema.to_json(), where="parity rows")
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds), strict=True))
+    report: dict[str, Any] = {"rows_checked": len(rows), "rows_with_injected_missing_or_unseen": len(X),
+                              "tolerance": tol}
+    if task == "regression":
+        py = np.asarray(pipeline.predict(rows), dtype=np.float64).reshape(-1)
+        ox = np.asarray(outs["label"], dtype=np.float64).reshape(-1)
+        rel = np.abs(ox - py) / np.maximum(np.abs(py), 1.0)
+        report.update(kind="relative (|diff| / max(|y|, 1)) on predictions",
+                      max_diff=float(rel.max()), max_abs_diff=float(np.abs(ox - py).max()))
+    else:
+        py = np.asarray(pipeline.predict_proba(rows), dtype=np.float64)
+        ox = np.asarray(outs["probabilities"], dtype=np.float64)
+        diff = np.abs(ox - py)
+        top2 = np.sort(py, axis=1)[:, -2:] if py.shape[1] > 1 else np.zeros((len(py), 2))
+        clear = (top2[:, 1] - top2[:, 0]) > 2 * tol  # rows where the label is not a near-tie
+        label_mismatch = int(((np.argmax(py, axis=1) != np.argmax(ox, axis=1)) & clear).sum())
+        report.update(kind="absolute on probabilities", max_diff=float(diff.max()),
+                      label_mismatches=label_mismatch)
+        if label_mismatch:
+            report["passed"] = False
+    report["passed"] = bool(report.get("passed", True) and report["max_diff"] <= tol)
+    if not report["passed"]:
+        raise ParityError(f"ONNX parity failed: max diff {report['max_diff']:.3g} > {tol:g} "
+                          f"({report.get('label_mismatches', 0)} label mismatches) on {len(rows)} rows")
+    return report
+
+
+def metadata(schema: Schema, task: str, target: str, metric: str, classes: list[Any] | None,
+             engine_version: str) -> dict[str, str]:
+    meta = {
+        "input_schema": json.dumps(schema.to_json()),
+        "target": target, "task": task, "metric": metric, "engine_version": engine_version,
+    }
+    if classes is not None:
+        meta["class_labels"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
+    return meta

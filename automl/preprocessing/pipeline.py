@@ -1,0 +1,74 @@
+"""Build the inference pipeline for one trial: ColumnTransformer -> float32 -> estimator.
+
+Every step here is ONNX-convertible; numeric features are float32 on the way in, as in the graph.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from automl.data.roles import Schema
+
+
+def _scaler(name: str) -> Any:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, PowerTransformer, RobustScaler, StandardScaler
+
+    return {
+        "standard": StandardScaler,
+        "minmax": MinMaxScaler,
+        "robust": RobustScaler,
+        # standardise first: the power transform of raw magnitudes (e.g. 4000**lambda) loses float32 parity
+        "yeo_johnson": lambda: Pipeline([("std", StandardScaler()),
+                                         ("power", PowerTransformer(method="yeo-johnson", standardize=True))]),
+    }[name]()
+
+
+def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str]) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    from automl.preprocessing.steps import NaNIndicator, RareGrouper
+
+    parts: list[tuple[str, Any, Any]] = []
+    num = schema.names("numeric")
+    if num:
+        steps: list[tuple[str, Any]] = []
+        if not pre.get("native_nan", False):
+            strategy = pre.get("num_impute", "median")
+            steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=0.0, keep_empty_features=True)))
+        scaler = pre.get("scaler", "none")
+        if scaler != "none":
+            steps.append(("scale", _scaler(scaler)))
+        parts.append(("num", Pipeline(steps) if steps else "passthrough", num))
+        if pre.get("missing_indicator", False) and not pre.get("native_nan", False) and missing_numeric:
+            parts.append(("nan", NaNIndicator(), list(missing_numeric)))
+    cat = schema.names("categorical")
+    if cat:
+        impute = SimpleImputer(missing_values="", strategy=pre.get("cat_impute", "constant"),
+                               fill_value="__missing__")
+        enc = (OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+               if pre.get("cat_encoding", "onehot") == "onehot"
+               else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
+        parts.append(("cat", Pipeline([("impute", impute),
+                                       ("rare", RareGrouper(float(pre.get("rare_min_frequency", 0.0)))),
+                                       ("encode", enc)]), cat))
+    for i, col in enumerate(schema.names("text")):
+        parts.append((f"text{i}", TfidfVectorizer(max_features=2000, lowercase=True, min_df=2,
+                                                 token_pattern=r"(?u)\b\w\w+\b"), col))
+    return ColumnTransformer(parts, sparse_threshold=0.0, remainder="drop", verbose_feature_names_out=False)
+
+
+def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str]) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    from automl.preprocessing.steps import Float32Cast
+
+    return Pipeline([
+        ("pre", build_preprocessor(pre, schema, missing_numeric)),
+        ("cast", Float32Cast()),
+        ("est", estimator),
+    ])

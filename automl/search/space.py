@@ -1,0 +1,97 @@
+"""Search spaces as data: load `search_spaces/<key>.yaml` and suggest from it, define-by-run.
+
+A parameter exists in a trial only when its `when:` clause holds (auto-sklearn's InCondition),
+so conditional per-family spaces are natural in Optuna.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automl.errors import UserError
+
+DEFAULT_SPACE_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+_TYPES = ("float", "int", "categorical")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def active(self, context: Mapping[str, Any]) -> bool:
+        return all(k in context and context[k] in allowed for k, allowed in self.when.items())
+
+    def suggest(self, trial: Any, prefix: str) -> Any:
+        name = f"{prefix}.{self.name}"
+        if self.type == "float":
+            return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_categorical(name, list(self.choices))
+
+
+def _parse(key: str, name: str, raw: Mapping[str, Any], source: str) -> ParamSpec:
+    where = f"{source}: {name}"
+    if not isinstance(raw, Mapping) or raw.get("type") not in _TYPES:
+        raise UserError(where, f"needs type one of {', '.join(_TYPES)}", "See search_spaces/README.md.")
+    unknown = set(raw) - {"type", "low", "high", "log", "choices", "default", "when"}
+    if unknown:
+        raise UserError(where, f"unknown field(s) {sorted(unknown)}", "Use type, low, high, log, choices, default, when.")
+    when = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in (raw.get("when") or {}).items()}
+    if raw["type"] == "categorical":
+        choices = tuple(raw.get("choices") or ())
+        if not choices:
+            raise UserError(where, "a categorical parameter needs choices", "Add choices: [a, b].")
+        default = raw.get("default", choices[0])
+        if default not in choices:
+            raise UserError(where, f"default {default!r} is not among the choices", "Fix default or choices.")
+        return ParamSpec(name, "categorical", choices=choices, default=default, when=when)
+    low, high = raw.get("low"), raw.get("high")
+    if low is None or high is None or not float(low) < float(high):
+        raise UserError(where, f"needs low < high, got low={low}, high={high}", "Fix the range.")
+    if raw.get("log") and float(low) <= 0:
+        raise UserError(where, "a log range needs low > 0", "Raise low or drop log.")
+    default = raw.get("default", low)
+    if not float(low) <= float(default) <= float(high):
+        raise UserError(where, f"default {default} is outside [{low}, {high}]", "Fix default or the range.")
+    return ParamSpec(name, raw["type"], low=low, high=high, log=bool(raw.get("log", False)),
+                     default=default, when=when)
+
+
+def load_space(key: str, space_dir: str | Path = "") -> list[ParamSpec]:
+    path = Path(space_dir or DEFAULT_SPACE_DIR) / f"{key}.yaml"
+    if not path.exists():
+        raise UserError("search.space_dir", f"no search space file for '{key}' ({path})",
+                        f"Add {path.name} (an empty {{}} file if the family has no parameters).")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return [_parse(key, name, spec, path.name) for name, spec in raw.items()]
+
+
+def suggest(trial: Any, space: list[ParamSpec], prefix: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Suggest the active parameters in file order; each choice joins the context for later `when:`s."""
+    chosen: dict[str, Any] = {}
+    for p in space:
+        if p.active(context):
+            chosen[p.name] = context[p.name] = p.suggest(trial, prefix)
+    return chosen
+
+
+def defaults(space: list[ParamSpec], prefix: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The default configuration as Optuna params (for enqueue_trial), honouring `when:`."""
+    out: dict[str, Any] = {}
+    for p in space:
+        if p.active(context):
+            context[p.name] = p.default
+            out[f"{prefix}.{p.name}"] = p.default
+    return out
