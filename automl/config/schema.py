@@ -1,5 +1,8 @@
 """Typed config: one frozen dataclass per conf group, registered as Hydra structured-config schemas.
 
+The dataclasses are not `frozen`: OmegaConf turns frozen dataclasses into read-only nodes that Hydra
+cannot merge overrides into. Code below the CLI treats a RunConfig as immutable all the same.
+
 Every option file in `conf/<group>/` starts with `defaults: [base_<group>, _self_]`, so a misspelled
 key or a wrong type fails at compose time. Only `automl/cli.py` ever sees the DictConfig; it converts
 it to `RunConfig` with `OmegaConf.to_object`.
@@ -20,7 +23,7 @@ class TaskType(str, Enum):
     regression = "regression"
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataConfig:
     path: str = MISSING  # CSV or Parquet file
     name: str = "${stem:${data.path}}"  # used in run-folder names
@@ -28,14 +31,14 @@ class DataConfig:
     drop_columns: list[str] = field(default_factory=list)  # excluded from features (e.g. known leaks)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TaskConfig:
     target: str = MISSING
     type: TaskType = TaskType.auto
     metric: str = "auto"  # auto: roc_auc (binary), log_loss (multiclass), rmse (regression)
 
 
-@dataclass(frozen=True)
+@dataclass
 class BudgetConfig:
     time_s: float = 60.0  # wall clock for the whole run: profile, search, refit, export, reports
     n_trials: int = 0  # 0 = no cap; the time budget alone stops the search
@@ -43,7 +46,7 @@ class BudgetConfig:
     trial_memory_mb: int = 0  # 0 = derived from available memory; a trial using more is killed (MEMOUT)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SearchConfig:
     sampler: str = "tpe"  # tpe | random
     cv_folds: int = 5
@@ -55,7 +58,7 @@ class SearchConfig:
     study_name: str = "automl"
 
 
-@dataclass(frozen=True)
+@dataclass
 class EstimatorsConfig:
     include: list[str] = field(
         default_factory=lambda: [
@@ -66,14 +69,14 @@ class EstimatorsConfig:
     exclude: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ExportConfig:
     format: str = "onnx"  # onnx
     parity_tol: float = 1e-5  # absolute on probabilities, relative on regression outputs
     parity_rows: int = 2000  # holdout rows checked (plus the same rows with missing values / unseen categories)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)

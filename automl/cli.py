@@ -1,0 +1,129 @@
+"""The edge: the only module that sees a DictConfig.
+
+`automl [overrides]` composes the Hydra config, validates it, converts it to the typed RunConfig
+and calls `run()`. Subcommands that are not a search run (`automl predict ...`) are dispatched
+before Hydra parses anything. User errors print one line and exit 2 (traceback with --debug).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+_START = time.time()
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+SUBCOMMANDS = ("predict",)
+_state = {"started": False, "debug": False}
+
+# Spinning OpenMP threads on a busy 2-core machine slow tree learners 10-40x (compat.md, last section).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _fail(e: BaseException) -> None:
+    if _state["debug"]:
+        raise e
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _check_keys(cfg: Any, schema: type, prefix: str = "") -> None:
+    """`+key=value` opens Hydra's struct flag; reject keys the schema does not know."""
+    import dataclasses
+
+    from omegaconf import DictConfig
+
+    from automl.errors import UserError
+
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in cfg.keys():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            raise UserError(full, "is not a config key", f"Remove it; valid keys here: {', '.join(fields)}.")
+        sub = cfg[key] if isinstance(cfg, DictConfig) else None
+        ftype = fields[key].type
+        if isinstance(sub, DictConfig) and dataclasses.is_dataclass(_resolve(ftype)):
+            _check_keys(sub, _resolve(ftype), full + ".")
+
+
+def _resolve(t: Any) -> Any:
+    from automl.config import schema
+
+    return getattr(schema, t, t) if isinstance(t, str) else t
+
+
+def to_run_config(cfg: Any) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from automl.config.schema import RunConfig
+    from automl.errors import UserError
+
+    _check_keys(cfg, RunConfig)
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", "") or "config"
+        raise UserError(str(key), str(e).splitlines()[0], "Fix the value in your config or override.") from None
+    if not isinstance(config, RunConfig):
+        raise UserError("config", "did not compose to the run schema", "Start from conf/config.yaml.")
+    return config
+
+
+def _hydra_main() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from automl.config.schema import register_configs
+
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def task(cfg: Any) -> None:
+        _state["started"] = True
+        from automl.errors import UserError
+
+        try:
+            config = to_run_config(cfg)
+            from automl.run import run
+
+            manifest = run(config, HydraConfig.get().runtime.output_dir, start=_START)
+        except UserError as e:
+            _fail(e)
+            return
+        if manifest["status"] != "COMPLETE":
+            sys.exit(1)
+
+    task()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args.remove("--debug")
+        _state["debug"] = True
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    if args and args[0] in SUBCOMMANDS:
+        from automl.errors import UserError
+
+        try:
+            if args[0] == "predict":
+                from automl.predict import main as predict_main
+
+                sys.exit(predict_main(args[1:]))
+        except UserError as e:
+            _fail(e)
+        return
+    sys.argv = [sys.argv[0], *args]
+    try:
+        _hydra_main()
+    except SystemExit as e:
+        # Hydra reports compose-time errors (unknown key, wrong type) itself and exits 1: a user error
+        if e.code == 1 and not _state["started"]:
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

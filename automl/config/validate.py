@@ -1,0 +1,63 @@
+"""Cross-field rules checked after composition and before any expensive work."""
+from __future__ import annotations
+
+from automl.config.schema import RunConfig
+from automl.errors import UserError
+
+
+def validate_config(cfg: RunConfig) -> None:
+    from automl.evaluation.metrics import METRICS
+
+    b, s = cfg.budget, cfg.search
+    if not b.time_s > 0:
+        raise UserError("budget.time_s", f"must be > 0, got {b.time_s}", "Set budget.time_s=60 (seconds, whole run).")
+    if b.n_trials < 0:
+        raise UserError("budget.n_trials", f"must be >= 0, got {b.n_trials}", "Use 0 for no cap.")
+    if b.trial_time_s < 0 or b.trial_memory_mb < 0:
+        raise UserError("budget.trial_time_s" if b.trial_time_s < 0 else "budget.trial_memory_mb",
+                        "must be >= 0", "Use 0 to derive it from the run budget.")
+    if s.cv_folds < 2:
+        raise UserError("search.cv_folds", f"must be >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
+    if not 0.0 <= s.holdout < 0.9:
+        raise UserError("search.holdout", f"must be in [0, 0.9), got {s.holdout}", "Set search.holdout=0.2.")
+    if s.sampler not in ("tpe", "random"):
+        raise UserError("search.sampler", f"unknown sampler '{s.sampler}'", "Use search=tpe or search=random.")
+    if s.pruner not in ("median", "none"):
+        raise UserError("search.pruner", f"unknown pruner '{s.pruner}'", "Use median or none.")
+    if cfg.task.metric != "auto" and cfg.task.metric not in METRICS:
+        raise UserError("task.metric", f"unknown metric '{cfg.task.metric}'",
+                        f"Use one of: auto, {', '.join(METRICS)}.")
+    if not cfg.task.target:
+        raise UserError("task.target", "is empty", "Set task.target=<the column to predict>.")
+    if cfg.export.format != "onnx":
+        raise UserError("export.format", f"unknown format '{cfg.export.format}'", "Use export.format=onnx.")
+    from automl.estimators import REGISTRY
+
+    for key in [*cfg.estimators.include, *cfg.estimators.exclude]:
+        REGISTRY.get(key, field="estimators.include" if key in cfg.estimators.include else "estimators.exclude")
+    if not [k for k in cfg.estimators.include if k not in cfg.estimators.exclude]:
+        raise UserError("estimators.include", "no estimator family is left to search",
+                        "Include at least one family (e.g. estimators.include=[hist_gradient_boosting]).")
+
+
+def resolve_task(cfg: RunConfig, inferred: str, target: str, n_classes: int) -> tuple[str, str]:
+    """(task type, metric) with the rules that need the data: metric fits task, declared type fits target."""
+    from automl.evaluation.metrics import DEFAULT_METRIC, METRICS
+
+    declared = cfg.task.type.value if hasattr(cfg.task.type, "value") else str(cfg.task.type)
+    if inferred == "constant":
+        raise UserError(f"column '{target}'", "the target has a single value", "Choose a target that varies.")
+    task = inferred if declared == "auto" else declared
+    if declared == "binary" and n_classes != 2:
+        raise UserError("task.type", f"binary needs 2 classes but '{target}' has {n_classes}",
+                        "Set task.type=multiclass or auto.")
+    if declared in ("binary", "multiclass") and n_classes > 1000:
+        raise UserError("task.type", f"'{target}' has {n_classes} distinct values, too many for classification",
+                        "Set task.type=regression or auto.")
+    if declared == "multiclass" and n_classes < 3:
+        task = "binary"  # two classes declared as multiclass: same model, binary metrics
+    metric = DEFAULT_METRIC[task] if cfg.task.metric == "auto" else cfg.task.metric
+    if task not in METRICS[metric].tasks:
+        fits = [m for m, v in METRICS.items() if task in v.tasks]
+        raise UserError("task.metric", f"'{metric}' does not fit a {task} task", f"Use one of: {', '.join(fits)}.")
+    return task, metric

@@ -1,0 +1,108 @@
+"""`automl predict`: score a CSV or Parquet file with model.onnx, in chunks, through the ONNX contract."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from automl.errors import UserError
+
+log = logging.getLogger("automl")
+
+
+def _model_path(p: str) -> Path:
+    path = Path(p)
+    if path.is_dir():
+        path = path / "model.onnx"
+    if not path.exists():
+        raise UserError("--model", f"'{p}' is not a model.onnx file or a run folder holding one",
+                        "Point --model to outputs/<run>/model.onnx.")
+    return path
+
+
+def _chunks(path: str, rows: int) -> Iterator[pd.DataFrame]:
+    from automl.data.load import check_readable
+
+    p = check_readable(path, "--data")
+    if p.suffix.lower() == ".csv":
+        try:
+            yield from pd.read_csv(p, chunksize=rows, low_memory=False, encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError("--data", f"file '{path}' is not UTF-8 text ({e.reason})", "Re-save it as UTF-8.") from None
+        except pd.errors.EmptyDataError:
+            raise UserError("--data", f"file '{path}' has no columns", "Send a header row and data rows.") from None
+    else:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+
+
+def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> int:
+    from automl.export.contract import class_labels, feeds_from_frame, input_schema
+    from automl.export.onnx import session
+
+    mpath = _model_path(model)
+    sess = session(mpath.read_bytes())
+    meta = sess.get_modelmeta().custom_metadata_map
+    if "input_schema" not in meta:
+        raise UserError("--model", f"'{mpath}' was not written by automl (no input_schema metadata)",
+                        "Use a model.onnx from an automl run folder.")
+    schema = input_schema(meta)
+    classes = class_labels(meta)
+    names = [o.name for o in sess.get_outputs()]
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+    os.close(fd)
+    total = 0
+    writer = None
+    try:
+        for i, chunk in enumerate(_chunks(data, chunk_rows)):
+            if i == 0:
+                extra = [c for c in chunk.columns if c not in {s["name"] for s in schema}]
+                if extra:
+                    log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(extra[:10]))
+            res = dict(zip(names, sess.run(None, feeds_from_frame(chunk, schema)), strict=True))
+            frame = pd.DataFrame({"prediction": np.asarray(res["label"]).reshape(-1)})
+            if classes is not None:
+                proba = np.asarray(res["probabilities"])
+                for j, c in enumerate(classes):
+                    frame[f"proba_{c}"] = proba[:, j]
+            total += len(frame)
+            if out_path.suffix.lower() == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            else:
+                frame.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False)
+        if writer is not None:
+            writer.close()
+        if total == 0:
+            raise UserError("--data", f"file '{data}' has no data rows", "Send at least one row.")
+        os.replace(tmp, out_path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return total
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="automl predict", description="Score rows with an automl model.onnx.")
+    ap.add_argument("--model", required=True, help="model.onnx, or the run folder that holds it")
+    ap.add_argument("--data", required=True, help="CSV or Parquet file with the raw feature columns")
+    ap.add_argument("--out", required=True, help="where to write predictions (.csv or .parquet)")
+    ap.add_argument("--chunk-rows", type=int, default=100_000, help="rows scored per chunk (memory bound)")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    n = predict_file(a.model, a.data, a.out, a.chunk_rows)
+    print(f"wrote {n} predictions to {a.out}")
+    return 0

@@ -1,0 +1,60 @@
+"""The final stage: refit the chosen pipeline on all search rows, score it once on the holdout,
+export it as one ONNX graph and gate it on parity. Runs in a supervised child like a trial.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.errors import ParityError
+from automl.search import objective as obj
+
+
+def refit_export(conn: Any, data: obj.SearchData, cand: obj.Candidate, X_hold: pd.DataFrame,
+                 y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
+                 parity_rows: int) -> dict[str, Any]:
+    from automl.evaluation.metrics import holdout_metrics
+    from automl.export.onnx import check_parity, export_onnx
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    pipe = obj.build(data, cand)
+    pipe.fit(data.X, data.y)
+    timings["refit_s"] = time.perf_counter() - t
+    out: dict[str, Any] = {}
+    if len(y_hold):
+        t = time.perf_counter()
+        pred = obj.predict(pipe, X_hold, data.task, data.n_classes)
+        timings["holdout_predict_s"] = time.perf_counter() - t
+        out["holdout_score"] = data.metric(y_hold, pred, data.n_classes)
+        out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes)
+        out["holdout_pred"] = pred.astype(np.float32)
+    t = time.perf_counter()
+    model = export_onnx(pipe, data.schema, data.task, classes, meta)
+    timings["export_s"] = time.perf_counter() - t
+    check_rows = X_hold if len(X_hold) else data.X
+    check_rows = check_rows.iloc[:parity_rows]
+    t = time.perf_counter()
+    try:
+        parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed)
+    except ParityError as e:
+        return {**out, "parity_error": str(e), "timings": timings}
+    timings["parity_s"] = time.perf_counter() - t
+    if len(y_hold):  # the shipped graph's own holdout score, through the ONNX contract alone
+        from automl.export.contract import feeds_from_frame
+        from automl.export.onnx import session
+
+        sess = session(model.SerializeToString())
+        res = dict(zip([o.name for o in sess.get_outputs()],
+                       sess.run(None, feeds_from_frame(X_hold, data.schema.to_json())), strict=True))
+        onnx_pred = res["label"] if data.task == "regression" else res["probabilities"]
+        out["holdout_score_onnx"] = data.metric(y_hold, np.asarray(onnx_pred, dtype=np.float64), data.n_classes)
+    out.update(model=model.SerializeToString(), parity=parity, timings=timings)
+    est = pipe.steps[-1][1]
+    out["estimator"] = repr(est)[:500]
+    out["n_features_out"] = int(getattr(pipe.steps[0][1], "n_features_in_", 0) and
+                                len(pipe.steps[0][1].get_feature_names_out()))
+    return out

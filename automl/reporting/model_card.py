@@ -1,0 +1,109 @@
+"""model_card.md: what the model is for, what it learned from, how it was chosen and how far to trust it."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
+                cells.append("")
+            elif isinstance(v, float):
+                cells.append(f"{v:.5g}")
+            else:
+                cells.append(str(v).replace("|", "\\|").replace("\n", " ")[:120])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:
+    task, metric = m["task"], m["metric"]
+    final = m.get("final", {})
+    lines = [
+        f"# Model card: {m['data']['name']} -> {m['target']}",
+        "",
+        "## Task and intended use",
+        f"- Predicts **{m['target']}** ({task}) from {profile['n_features']} raw columns of `{m['data']['path']}`.",
+        f"- Chosen by **{metric}** ({'higher' if m['greater_is_better'] else 'lower'} is better) under a "
+        f"{m['budget']['time_s']:.0f} s budget, seed {m['seed']}.",
+        "- Intended use: scoring new rows drawn from the same population as the training data, through "
+        "`model.onnx` (raw columns in, predictions out). It is not validated for other populations, and "
+        "nothing here establishes causal effects or fairness across groups.",
+        f"- Run status: **{m['status']}**" + (f" ({m['error']})" if m.get("error") else ""),
+        "",
+        "## Data profile",
+        f"- {profile['n_rows']} rows, {profile['n_columns']} columns; {profile['duplicate_rows']} duplicate rows.",
+    ]
+    for role, names in profile["roles"].items():
+        if names:
+            lines.append(f"- {role}: {', '.join(names)}")
+    t = profile["target"]
+    if "classes" in t:
+        lines.append(f"- Target classes: {t['classes']} (imbalance ratio {t['imbalance_ratio']})")
+    else:
+        lines.append(f"- Target: mean {t.get('mean', float('nan')):.4g}, std {t.get('std', float('nan')):.4g}, "
+                     f"skew {t.get('skew', 0):.3g}")
+    if m.get("rows_dropped_missing_target"):
+        lines.append(f"- {m['rows_dropped_missing_target']} rows with a missing target were dropped.")
+    cols = pd.DataFrame([{k: c.get(k) for k in ("name", "role", "dtype", "missing_pct", "cardinality",
+                                                   "outlier_share", "skew")} for c in profile["columns"]])
+    lines += ["", _table(cols), "", "### Data-quality warnings"]
+    lines += [f"- {w}" for w in profile["warnings"]] or ["- none"]
+    s = m["search"]
+    lines += [
+        "", "## Search",
+        f"- Optuna {s['sampler']} sampler, {s['cv_folds']}-fold cross-validation on {s['search_rows']} rows, every "
+        f"preprocessing step fitted inside each fold; {s['holdout_rows']} holdout rows never seen by the search.",
+        f"- Trials: {s['completed']} complete, {s['failed']} failed, {s['pruned']} pruned or skipped "
+        f"(stopped: {s['stopped_because']}).",
+        f"- Families searched: {', '.join(s['families'])}.",
+        "", "### Leaderboard (top 10)", "",
+        _table(leaderboard.head(10)[["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout",
+                                     "fit_s", "status"]]),
+    ]
+    bad = leaderboard[~leaderboard["status"].isin(["COMPLETE", "PRUNED", "SKIPPED"])]
+    if len(bad):
+        lines += ["", f"{len(bad)} trial(s) did not complete; `leaderboard.csv` lists each with its reason."]
+    if final:
+        lines += [
+            "", "## Chosen model",
+            f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",
+            f"- Parameters: `{final['params']}`",
+            f"- Refit on all {s['search_rows']} search rows in {final['timings'].get('refit_s', 0):.2f} s.",
+        ]
+        if final.get("fallback_reason"):
+            lines.append(f"- Note: {final['fallback_reason']}")
+        if final.get("holdout_metrics"):
+            lines += ["", "### Holdout metrics (scored once)", "",
+                      f"- {metric}: **{final['holdout_score']:.6g}** (Python pipeline), "
+                      f"{final.get('holdout_score_onnx', float('nan')):.6g} (onnxruntime, model.onnx)", ""]
+            lines += [f"| {k} | {v:.5g} |" for k, v in final["holdout_metrics"].items()]
+            lines.insert(len(lines) - len(final["holdout_metrics"]), "| metric | value |\n|---|---|")
+        p = final.get("parity", {})
+        if p:
+            lines += [
+                "", "## ONNX export and parity",
+                f"- `model.onnx`: {final.get('model_bytes', 0) / 1024:.1f} KiB, one graph: raw columns in, "
+                "`label` and (classifiers) `probabilities` out.",
+                f"- Parity vs the Python pipeline on {p['rows_checked']} rows (holdout rows, and the same rows with "
+                f"missing values and unseen categories injected): max diff {p['max_diff']:.3g} "
+                f"({p['kind']}), tolerance {p['tolerance']:g}: **{'passed' if p['passed'] else 'FAILED'}**.",
+            ]
+    lines += [
+        "", "## Limitations",
+        "- Scores are estimates from one holdout split and cross-validation on the rest; they carry sampling error "
+        "(see the CV std in the leaderboard).",
+        "- Columns the engine excluded (IDs, constants, dates) are not used by the model.",
+        "- The model reflects the training data, including any bias in how it was collected.",
+    ]
+    if profile["warnings"]:
+        lines.append("- Read the data-quality warnings above before trusting the model.")
+    lines.append("")
+    return "\n".join(lines)

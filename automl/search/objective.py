@@ -1,0 +1,133 @@
+"""What one trial is: sample a pipeline (define-by-run), then score it by cross-validation.
+
+Sampling happens in the driver (it owns the Optuna trial); the cross-validation runs in the
+supervised child, with every preprocessing step fitted inside each fold.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.data.roles import Schema
+from automl.estimators import REGISTRY
+from automl.evaluation.metrics import Metric
+from automl.search import space as sp
+from automl.search.supervisor import Pruned
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sampled pipeline: family, its parameters and the preprocessing choices."""
+
+    family: str
+    params: dict[str, Any]
+    pre: dict[str, Any]
+
+    def summary(self) -> str:
+        keys = ("native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding", "rare_min_frequency")
+        parts = []
+        for k in keys:
+            if k in self.pre:
+                v = self.pre[k]
+                parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+        return " ".join(parts)
+
+
+@dataclass
+class SearchData:
+    """Everything a trial needs; shared with forked children copy-on-write."""
+
+    X: pd.DataFrame  # model frame of the search rows (holdout excluded)
+    y: np.ndarray  # int codes (classification) or float (regression)
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    schema: Schema
+    missing_numeric: list[str]
+    task: str
+    metric: Metric
+    n_classes: int
+    seed: int
+    families: list[str]
+    space_dir: str = ""
+    spaces: dict[str, list[sp.ParamSpec]] = field(default_factory=dict)
+    n_jobs: int = 2
+
+    def __post_init__(self) -> None:
+        for key in [*self.families, "preprocessing"]:
+            self.spaces[key] = sp.load_space(key, self.space_dir)
+
+
+def context_for(data: SearchData, family: str) -> dict[str, Any]:
+    spec = REGISTRY.get(family)
+    return {"task": data.task, **spec.tags, "native_nan": False}
+
+
+def sample(trial: Any, data: SearchData) -> Candidate:
+    family = trial.suggest_categorical("family", data.families)
+    ctx = context_for(data, family)
+    params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
+    pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
+    return Candidate(family, params, pre)
+
+
+def default_params(data: SearchData, family: str) -> dict[str, Any]:
+    """Optuna params of a family's default configuration (warm start)."""
+    ctx = context_for(data, family)
+    out = {"family": family}
+    out.update(sp.defaults(data.spaces[family], family, dict(ctx)))
+    out.update(sp.defaults(data.spaces["preprocessing"], "pre", ctx))
+    return out
+
+
+def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None) -> Any:
+    from automl.preprocessing.pipeline import build_pipeline
+
+    spec = REGISTRY.get(cand.family)
+    est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
+    return build_pipeline(est, cand.pre, data.schema, data.missing_numeric)
+
+
+def predict(pipe: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+    """Probabilities [N, C] over all classes (a fold may lack one), or predictions [N]."""
+    if task == "regression":
+        return np.asarray(pipe.predict(X), dtype=np.float64).reshape(-1)
+    proba = np.asarray(pipe.predict_proba(X), dtype=np.float64)
+    classes = np.asarray(pipe.classes_)
+    if len(classes) == n_classes:
+        return proba
+    full = np.zeros((len(X), n_classes))
+    full[:, classes.astype(int)] = proba
+    return full
+
+
+def cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, Any]:
+    """Runs in the child: fit and score each fold, report it, stop if the driver says prune."""
+    n = len(data.y)
+    oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
+    scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0
+    for i, (tr, va) in enumerate(data.folds):
+        pipe = build(data, cand)
+        t = time.perf_counter()
+        pipe.fit(data.X.iloc[tr], data.y[tr])
+        fit_s += time.perf_counter() - t
+        t = time.perf_counter()
+        pred = predict(pipe, data.X.iloc[va], data.task, data.n_classes)
+        pred_s += time.perf_counter() - t
+        pred_rows += len(va)
+        oof[va] = pred
+        score = data.metric(data.y[va], pred, data.n_classes)
+        if not np.isfinite(score):
+            raise ValueError(f"fold {i} scored {score}")
+        scores.append(score)
+        if conn is not None:
+            conn.send(("fold", i, float(score)))
+            if conn.recv() == "prune":
+                raise Pruned()
+    return {
+        "fold_scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores)),
+        "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
+        "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32),
+    }

@@ -1,0 +1,186 @@
+"""The inner loop: an Optuna study driven ask/tell, each trial supervised, within the time budget.
+
+Order: the baseline and each family's default configuration run first (cheap families first),
+then the sampler (TPE by default) takes over. The study lives in a journal file in the run folder,
+so the same command with the same run folder resumes it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.estimators import REGISTRY
+from automl.search import objective as obj
+from automl.search.supervisor import COMPLETE, PRUNED, supervise
+
+log = logging.getLogger("automl")
+SKIPPED = "SKIPPED"
+
+
+@dataclass
+class Budget:
+    """Wall-clock accounting for the whole run (started when the process started)."""
+
+    start: float
+    time_s: float
+    n_trials: int = 0
+    trial_time_s: float = 0.0
+    trial_memory_mb: float = 0.0
+    reports_s: float = 2.0  # card, leaderboard, manifest
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.time_s
+
+    def left(self) -> float:
+        return self.deadline - time.time()
+
+
+@dataclass
+class SearchResult:
+    study: Any
+    completed: int = 0
+    failed: int = 0
+    pruned: int = 0
+    stopped_because: str = ""
+    family_cost: dict[str, list[float]] = field(default_factory=dict)
+
+
+def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed: int,
+               n_startup_trials: int, multivariate: bool, pruner: str) -> Any:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    if sampler == "random":
+        smp = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            smp = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
+                                             multivariate=multivariate, group=multivariate, constant_liar=False)
+    prn = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruner == "median"
+           else optuna.pruners.NopPruner())
+    return optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=smp, pruner=prn,
+                               load_if_exists=True)
+
+
+def recover_orphans(study: Any) -> int:
+    """Trials left RUNNING by a driver that died: mark them failed and retry each once."""
+    from optuna.trial import TrialState
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
+        study._storage.set_trial_user_attr(t._trial_id, "status", "FAIL")
+        study._storage.set_trial_user_attr(t._trial_id, "error", "orphaned: the driver stopped while it ran")
+        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        if not t.user_attrs.get("retry_of") and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        n += 1
+    return n
+
+
+def warm_start(study: Any, data: obj.SearchData) -> None:
+    if study.trials:
+        return
+    for fam in sorted(data.families, key=lambda k: REGISTRY.get(k).cost):
+        study.enqueue_trial(obj.default_params(data, fam), user_attrs={"origin": "default"})
+
+
+def _final_reserve(best_fold_fit_s: float, budget: Budget) -> float:
+    """Time to keep for refit on all search rows, export, parity and reports."""
+    return 1.4 * best_fold_fit_s + 3.0 + budget.reports_s + 0.03 * budget.time_s
+
+
+def run_search(study: Any, data: obj.SearchData, budget: Budget,
+               on_trial: Callable[[dict[str, Any]], None] | None = None,
+               oof_dir: Path | None = None) -> SearchResult:
+    import optuna
+    from optuna.trial import TrialState
+
+    res = SearchResult(study=study)
+    maximize = data.metric.greater_is_better
+    sign = 1 if maximize else -1
+    best_val, best_fold_fit = -math.inf, 0.0
+    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+        res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
+        if sign * t.value > best_val:
+            best_val, best_fold_fit = sign * t.value, t.user_attrs.get("fold_fit_s", 0.0)
+    skips = 0
+    n_done = 0
+    while True:
+        if budget.n_trials and n_done >= budget.n_trials:
+            res.stopped_because = f"trial budget reached ({budget.n_trials})"
+            break
+        left = budget.left() - _final_reserve(best_fold_fit, budget)
+        if left < 1.0:
+            res.stopped_because = "time budget (remaining time reserved for refit and export)"
+            break
+        trial = study.ask()
+        cand = obj.sample(trial, data)
+        costs = res.family_cost.get(cand.family)
+        expected = float(np.median(costs)) if costs else 0.0
+        if expected > left:
+            trial.set_user_attr("status", SKIPPED)
+            trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
+            study.tell(trial, state=TrialState.PRUNED)
+            skips += 1
+            if skips >= 10:
+                res.stopped_because = "time budget (no family fits in the remaining time)"
+                break
+            continue
+        skips = 0
+        limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
+
+        def on_message(msg: Any, trial: Any = trial) -> str:
+            _, step, score = msg
+            trial.report(float(score), step=int(step))
+            return "prune" if trial.should_prune() else "go"
+
+        outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
+                            memory_mb=budget.trial_memory_mb, on_message=on_message)
+        n_done += 1
+        res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
+        trial.set_user_attr("status", outcome.status)
+        trial.set_user_attr("seconds", round(outcome.seconds, 3))
+        trial.set_user_attr("preprocessing", cand.summary())
+        if outcome.error:
+            trial.set_user_attr("error", outcome.error)
+        if outcome.status == COMPLETE:
+            v = outcome.value
+            trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
+            trial.set_user_attr("cv_std", v["std"])
+            trial.set_user_attr("fit_s", round(v["fit_s"], 3))
+            trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
+            trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
+            if oof_dir is not None:
+                oof_dir.mkdir(exist_ok=True)
+                np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
+            study.tell(trial, v["mean"])
+            res.completed += 1
+            if sign * v["mean"] > best_val:
+                best_val, best_fold_fit = sign * v["mean"], v["fold_fit_s"]
+        elif outcome.status == PRUNED:
+            study.tell(trial, state=TrialState.PRUNED)
+            res.pruned += 1
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+            res.failed += 1
+        if on_trial:
+            on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
+                      "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
+                      "best": sign * best_val if best_val > -math.inf else None, "seconds": outcome.seconds,
+                      "left": budget.left(), "completed": res.completed, "failed": res.failed,
+                      "pruned": res.pruned, "error": outcome.error})
+    return res

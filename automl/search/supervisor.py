@@ -1,0 +1,156 @@
+"""Run a function in a supervised child process: its own process group, a wall-clock limit, a memory limit.
+
+The child is forked (it shares the parent's data copy-on-write, so starting it is cheap). It may
+talk to the parent over a duplex pipe while it runs (per-fold scores out, prune decisions in).
+A child that raises, segfaults, hangs in native code or allocates without bound costs only itself.
+The parent never fits models itself, so no OpenMP thread pool exists in it when it forks.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+COMPLETE, FAIL, TIMEOUT, MEMOUT, CRASHED, PRUNED = "COMPLETE", "FAIL", "TIMEOUT", "MEMOUT", "CRASHED", "PRUNED"
+
+
+class Pruned(Exception):
+    """Raised inside the child when the parent answers 'prune'."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    value: Any = None
+    error: str = ""
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    messages: list[Any] = field(default_factory=list)
+
+
+def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    code = 0
+    try:
+        conn.send(("done", fn(conn, *args)))
+    except Pruned:
+        conn.send(("pruned", None))
+    except BaseException as e:  # the trial's failure is a result, reported to the parent
+        tb = traceback.format_exc(limit=3)
+        try:
+            conn.send(("error", f"{type(e).__name__}: {e}".strip()[:2000], tb[-2000:]))
+        except Exception:
+            code = 1
+    finally:
+        conn.close()
+        os._exit(code)
+
+
+def _tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 2**20
+    except Exception:
+        return 0.0
+
+
+def _kill_group(proc: Any, grace_s: float = 1.0) -> None:
+    """SIGTERM the child's process group, give it a grace period, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        proc.join(grace_s)
+        if not proc.is_alive():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # grandchildren left in the group
+            except (ProcessLookupError, PermissionError):
+                pass
+            return
+
+
+def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+              on_message: Callable[[Any], Any] | None = None) -> Outcome:
+    """Run fn(conn, *args) in a child. `on_message(msg)` handles the child's messages; its return
+    value (if not None) is sent back. Returns how the child ended."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_child_main, args=(child, fn, args), daemon=False)
+    t0 = time.monotonic()
+    proc.start()
+    child.close()
+    out = Outcome(status=CRASHED)
+    deadline = t0 + timeout_s
+    next_mem = t0
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                _kill_group(proc)
+                out = Outcome(TIMEOUT, error=f"exceeded its time limit of {timeout_s:.1f}s")
+                break
+            if memory_mb > 0 and now >= next_mem:
+                rss = _tree_rss_mb(proc.pid)
+                out.peak_rss_mb = max(out.peak_rss_mb, rss)
+                if rss > memory_mb:
+                    _kill_group(proc)
+                    out = Outcome(MEMOUT, error=f"used {rss:.0f} MB, over its limit of {memory_mb:.0f} MB",
+                                  peak_rss_mb=rss)
+                    break
+                next_mem = now + 0.25
+            if parent.poll(min(0.05, max(deadline - now, 0.0))):
+                try:
+                    msg = parent.recv()
+                except (EOFError, OSError):
+                    msg = None
+                if msg is None:
+                    proc.join(1.0)
+                    code = proc.exitcode
+                    sig = -code if code is not None and code < 0 else 0
+                    name = signal.Signals(sig).name if sig else f"exit code {code}"
+                    out = Outcome(CRASHED, error=f"the trial process died ({name})")
+                    break
+                kind = msg[0]
+                if kind == "done":
+                    out = Outcome(COMPLETE, value=msg[1])
+                    break
+                if kind == "pruned":
+                    out = Outcome(PRUNED, error="pruned on its running CV score")
+                    break
+                if kind == "error":
+                    out = Outcome(FAIL, error=msg[1], value={"traceback": msg[2]})
+                    break
+                reply = on_message(msg) if on_message else None
+                if reply is not None:
+                    parent.send(reply)
+            elif not proc.is_alive():
+                proc.join(0.1)
+                if parent.poll(0):
+                    continue  # the final message arrived just before exit
+                code = proc.exitcode
+                sig = -code if code is not None and code < 0 else 0
+                name = signal.Signals(sig).name if sig else f"exit code {code}"
+                out = Outcome(CRASHED, error=f"the trial process died ({name})")
+                break
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        parent.close()
+        proc.join(2.0)
+        if proc.is_alive():
+            _kill_group(proc)
+            proc.join(1.0)
+    out.seconds = time.monotonic() - t0
+    return out
