@@ -13,16 +13,21 @@ from automl.errors import ParityError
 from automl.search import objective as obj
 
 
-def refit_export(conn: Any, data: obj.SearchData, cand: obj.Candidate, X_hold: pd.DataFrame,
+def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
-                 parity_rows: int) -> dict[str, Any]:
+                 parity_rows: int, floor: float = 0.0) -> dict[str, Any]:
     from automl.evaluation.metrics import holdout_metrics
     from automl.export.onnx import check_parity, export_onnx
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    pipe = obj.build(data, cand)
-    pipe.fit(data.X, data.y)
+    pipes = [obj.build(data, cand).fit(data.X, data.y) for cand, _ in members]
+    if len(pipes) == 1 and not floor:
+        pipe = pipes[0]
+    else:
+        from automl.ensemble import WeightedEnsemble
+
+        pipe = WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor)
     timings["refit_s"] = time.perf_counter() - t
     out: dict[str, Any] = {}
     if len(y_hold):
@@ -53,8 +58,5 @@ def refit_export(conn: Any, data: obj.SearchData, cand: obj.Candidate, X_hold: p
         onnx_pred = res["label"] if data.task == "regression" else res["probabilities"]
         out["holdout_score_onnx"] = data.metric(y_hold, np.asarray(onnx_pred, dtype=np.float64), data.n_classes)
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
-    est = pipe.steps[-1][1]
-    out["estimator"] = repr(est)[:500]
-    out["n_features_out"] = int(getattr(pipe.steps[0][1], "n_features_in_", 0) and
-                                len(pipe.steps[0][1].get_feature_names_out()))
+    out["estimators"] = [repr(p.steps[-1][1])[:300] for p in pipes]
     return out

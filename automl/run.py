@@ -197,24 +197,46 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
         meta = metadata(schema, task, target, metric_name, classes, __version__)
         t = time.time()
+
+        def candidate(tr: Any) -> Candidate:
+            fam = tr.params["family"]
+            return Candidate(fam, {k.split(".", 1)[1]: v for k, v in tr.params.items() if k.startswith(fam + ".")},
+                             {k.split(".", 1)[1]: v for k, v in tr.params.items() if k.startswith("pre.")})
+
+        plans: list[tuple[str, list[tuple[Any, float]]]] = []
+        ens = _select_ensemble(done, data, metric, paths, budget)
+        if ens is not None:
+            plans.append(("ensemble", ens["members"]))
+            manifest["ensemble_selection"] = {k: v for k, v in ens.items() if k != "members"}
+        plans += [("single", [(t_, 1.0)]) for t_ in done[:3]]
         failures: list[str] = []
-        for t_ in done[:3]:
-            params = {k.split(".", 1)[1]: v for k, v in t_.params.items() if k.startswith(t_.params["family"] + ".")}
-            pre = {k.split(".", 1)[1]: v for k, v in t_.params.items() if k.startswith("pre.")}
-            cand = Candidate(t_.params["family"], params, pre)
-            limit = max(budget.left() - budget.reports_s, 5.0 + 2 * t_.user_attrs.get("fold_fit_s", 1.0))
-            outcome = supervise(refit_export, (data, cand, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
-                                               cfg.export.parity_rows), timeout_s=limit, memory_mb=0)
+        for kind, members in plans:
+            cands = [(candidate(tr), w) for tr, w in members]
+            fold_fit = sum(tr.user_attrs.get("fold_fit_s", 1.0) for tr, _ in members)
+            limit = max(budget.left() - budget.reports_s, 5.0 + 2 * fold_fit)
+            floor = _floor(members, data, metric, paths)
+            outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
+                                               cfg.export.parity_rows, floor), timeout_s=limit, memory_mb=0)
+            label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
+                     else f"trial {members[0][0].number} ({members[0][0].params['family']})")
             if outcome.status == COMPLETE and "model" in outcome.value:
                 final = outcome.value
-                final.update(trial=t_.number, family=cand.family, params=params, preprocessing=cand.summary(),
-                             cv_mean=t_.value)
+                best = members[0][0]
+                final.update(kind=kind, trial=best.number if kind == "single" else "ensemble",
+                             family=best.params["family"] if kind == "single" else "ensemble",
+                             params=cands[0][0].params if kind == "single" else {},
+                             preprocessing=cands[0][0].summary() if kind == "single" else "",
+                             cv_mean=best.value if kind == "single" else ens["oof_score"],
+                             probability_floor=floor,
+                             members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
+                                       "cv_mean": tr.value} for tr, w in members])
                 if failures:
-                    final["fallback_reason"] = ("a better-ranked pipeline could not be shipped: " + "; ".join(failures))
+                    final["fallback_reason"] = "a better-ranked model could not be shipped: " + "; ".join(failures)
                 break
-            why = outcome.value.get("parity_error") if outcome.status == COMPLETE else f"{outcome.status}: {outcome.error}"
-            failures.append(f"trial {t_.number} ({cand.family}): {why}")
-            log.error("final model from trial %d failed: %s", t_.number, why)
+            why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
+                   else f"{outcome.status}: {outcome.error}")
+            failures.append(f"{label}: {why}")
+            log.error("final model (%s) failed: %s", label, why)
         timings["final_s"] = time.time() - t
         if not final:
             status, error = "FAILED", "no candidate passed refit, export and the parity gate: " + "; ".join(failures)
@@ -252,10 +274,43 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     return manifest
 
 
+def _floor(members: list[tuple[Any, float]], data: Any, metric: Any, paths: RunPaths) -> float:
+    """A probability floor for log loss, chosen on the OOF predictions of the final combination."""
+    from automl.ensemble import choose_floor
+
+    files = [paths.oof / f"trial_{tr.number}.npy" for tr, _ in members]
+    if metric.name != "log_loss" or not all(f.exists() for f in files):
+        return 0.0
+    oof = sum(w * np.load(f).astype(np.float64) for f, (_, w) in zip(files, members, strict=True))
+    return choose_floor(oof, data.y, lambda y, p: metric(y, p, data.n_classes))
+
+
+def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, budget: Any) -> dict[str, Any] | None:
+    """Caruana selection over the OOF predictions of the best completed trials, within the refit time left."""
+    from automl.ensemble import greedy_select
+
+    pool = [t for t in done[:20] if (paths.oof / f"trial_{t.number}.npy").exists()]
+    if len(pool) < 2:
+        return None
+    oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
+    costs = [1.4 * t.user_attrs.get("fold_fit_s", 1.0) + 0.5 for t in pool]
+    room = budget.left() - budget.reports_s - 3.0
+    sel = greedy_select(oofs, data.y, lambda y, p: metric(y, p, data.n_classes), metric.greater_is_better,
+                        costs=costs, max_cost=room)
+    best_single = metric(data.y, oofs[0], data.n_classes)
+    better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
+    log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
+             metric.name, sel.score, best_single)
+    if len(sel.members) < 2 or not better:
+        return None
+    return {"members": [(pool[i], w) for i, w in zip(sel.members, sel.weights, strict=True)],
+            "oof_score": sel.score, "best_single_oof": best_single, "rounds": len(sel.history)}
+
+
 def _leaderboard(study: Any, metric: Any, final: dict[str, Any]) -> pd.DataFrame:
     from automl.evaluation.leaderboard import build_leaderboard
 
-    return build_leaderboard(study, metric.greater_is_better, final.get("trial"), final.get("holdout_score"))
+    return build_leaderboard(study, metric.greater_is_better, final)
 
 
 def _trial_memory_mb(cfg: RunConfig) -> float:

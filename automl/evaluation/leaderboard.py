@@ -6,13 +6,21 @@ from typing import Any
 
 import pandas as pd
 
-COLUMNS = ["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout", "fit_s",
+COLUMNS = ["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout", "ensemble_weight", "fit_s",
            "predict_ms_per_row", "status", "error", "origin", "params"]
 
 
-def build_leaderboard(study: Any, greater_is_better: bool, chosen: int | None = None,
-                      holdout_score: float | None = None) -> pd.DataFrame:
+def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per trial; with an ensemble chosen, one more row for it and each member's weight.
+
+    The ensemble's cv_mean is the OOF score of the selected weights (chosen on the same OOF
+    predictions, so slightly optimistic); its holdout score is not."""
     from optuna.trial import TrialState
+
+    final = final or {}
+    chosen = final.get("trial")
+    holdout_score = final.get("holdout_score")
+    weights = {m["trial"]: m["weight"] for m in final.get("members", [])} if chosen == "ensemble" else {}
 
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -29,6 +37,7 @@ def build_leaderboard(study: Any, greater_is_better: bool, chosen: int | None = 
             "cv_mean": t.value if t.state == TrialState.COMPLETE else None,
             "cv_std": t.user_attrs.get("cv_std"),
             "holdout": holdout_score if chosen is not None and t.number == chosen else None,
+            "ensemble_weight": weights.get(t.number),
             "fit_s": t.user_attrs.get("fit_s"),
             "predict_ms_per_row": t.user_attrs.get("predict_ms_per_row"),
             "status": status,
@@ -36,10 +45,18 @@ def build_leaderboard(study: Any, greater_is_better: bool, chosen: int | None = 
             "origin": t.user_attrs.get("origin", "retry" if "retry_of" in t.user_attrs else "sampler"),
             "params": json.dumps(params, default=str),
         })
+    if chosen == "ensemble":
+        rows.append({
+            "trial": "ensemble", "family": "ensemble",
+            "preprocessing": " + ".join(f"{m['trial']}:{m['family']}x{m['weight']:.2f}" for m in final["members"]),
+            "cv_mean": final.get("cv_mean"), "holdout": holdout_score, "ensemble_weight": 1.0,
+            "fit_s": final.get("timings", {}).get("refit_s"), "status": "COMPLETE", "error": "",
+            "origin": "ensemble selection (Caruana) over OOF predictions", "params": "{}",
+        })
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     done = df["cv_mean"].notna()
     ranked = df[done].sort_values("cv_mean", ascending=not greater_is_better, kind="stable")
-    rest = df[~done].sort_values("trial")
+    rest = df[~done]
     out = pd.concat([ranked, rest], ignore_index=True)
     out.insert(0, "rank", [*range(1, len(ranked) + 1), *([None] * len(rest))])
     out["rank"] = out["rank"].astype("Int64")

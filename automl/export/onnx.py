@@ -38,8 +38,8 @@ def _rename_output(graph: onnx.GraphProto, old: str, new: str) -> None:
             vi.name = new
 
 
-def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | None,
-                metadata: Mapping[str, str]) -> onnx.ModelProto:
+def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
+    """skl2onnx conversion; outputs renamed to `probabilities` [N,C] or `prediction` [N,1]."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -59,18 +59,30 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
             inp.name = name
     out_names = [o.name for o in g.output]
     if task == "regression":
-        _rename_output(g, out_names[0], "raw_prediction")
+        _rename_output(g, out_names[0], "prediction")
+        g.output.append(helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None, 1]))
+    else:
+        prob_name = next(n for n in out_names if "prob" in n)
+        for n in out_names:
+            if n != prob_name:
+                _rename_output(g, n, "raw_label")  # labels come from probabilities (_finish)
+        _rename_output(g, prob_name, "probabilities")
+        g.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, None]))
+    return model
+
+
+def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
+            metadata: Mapping[str, str]) -> onnx.ModelProto:
+    """Add the contract's outputs: `label` [N] (from probabilities, first max) and `probabilities`."""
+    g = model.graph
+    if task == "regression":
+        _rename_output(g, "prediction", "raw_prediction")
         shape = "flat_shape"
         g.initializer.append(helper.make_tensor(shape, TensorProto.INT64, [1], [-1]))
         g.node.append(helper.make_node("Reshape", ["raw_prediction", shape], ["label"], name="automl_flatten"))
         g.output.append(helper.make_tensor_value_info("label", TensorProto.FLOAT, [None]))
     else:
-        prob_name = next(n for n in out_names if "prob" in n)
-        label_name = next(n for n in out_names if n != prob_name)
-        _rename_output(g, label_name, "raw_label")
-        if prob_name != "probabilities":
-            _rename_output(g, prob_name, "probabilities")
-            g.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)]))
+        assert classes is not None
         g.node.append(helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0,
                                        select_last_index=0, name="automl_argmax"))
         if all(isinstance(c, (int, np.integer)) for c in classes):
@@ -83,15 +95,51 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
             ltype = TensorProto.STRING
         g.node.append(helper.make_node("Gather", ["class_labels", "label_index"], ["label"], axis=0,
                                        name="automl_label"))
-        g.output.append(helper.make_tensor_value_info("label", ltype, [None]))
-        # keep `label` first, `probabilities` second
-        outs = sorted(g.output, key=lambda o: 0 if o.name == "label" else 1)
         del g.output[:]
-        g.output.extend(outs)
+        g.output.append(helper.make_tensor_value_info("label", ltype, [None]))
+        g.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)]))
     helper.set_model_props(model, dict(metadata))
     model.producer_name = "automl"
     onnx.checker.check_model(model)
     return model
+
+
+def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | None,
+                metadata: Mapping[str, str]) -> onnx.ModelProto:
+    """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average)."""
+    from automl.ensemble import WeightedEnsemble
+
+    if not isinstance(pipeline, WeightedEnsemble):
+        return _finish(_convert(pipeline, schema, task), task, classes, metadata)
+    out = "probabilities" if task != "regression" else "prediction"
+    parts = [onnx.compose.add_prefix(_convert(m, schema, task), f"m{i}_", rename_inputs=False)
+             for i, m in enumerate(pipeline.members)]
+    opsets: dict[str, int] = {}
+    for p in parts:
+        for d in p.opset_import:
+            opsets[d.domain] = max(opsets.get(d.domain, 0), d.version)
+    nodes, inits, weighted = [], [], []
+    for i, (p, w) in enumerate(zip(parts, pipeline.weights, strict=True)):
+        nodes.extend(p.graph.node)
+        inits.extend(p.graph.initializer)
+        wname = f"ens_w{i}"
+        inits.append(helper.make_tensor(wname, TensorProto.FLOAT, [], [float(w)]))
+        nodes.append(helper.make_node("Mul", [f"m{i}_{out}", wname], [f"ens_part{i}"], name=f"ens_mul{i}"))
+        weighted.append(f"ens_part{i}")
+    if pipeline.floor and task != "regression":
+        nodes.append(helper.make_node("Sum", weighted, ["ens_sum"], name="ens_sum"))
+        n_classes = len(classes or [])
+        inits.append(helper.make_tensor("floor_scale", TensorProto.FLOAT, [], [1.0 - float(pipeline.floor)]))
+        inits.append(helper.make_tensor("floor_add", TensorProto.FLOAT, [], [float(pipeline.floor) / n_classes]))
+        nodes.append(helper.make_node("Mul", ["ens_sum", "floor_scale"], ["ens_scaled"], name="floor_mul"))
+        nodes.append(helper.make_node("Add", ["ens_scaled", "floor_add"], [out], name="floor_add"))
+    else:
+        nodes.append(helper.make_node("Sum", weighted, [out], name="ens_sum"))
+    graph = helper.make_graph(nodes, "automl_ensemble", list(parts[0].graph.input),
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, None])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+    model.ir_version = max(p.ir_version for p in parts)
+    return _finish(model, task, classes, metadata)
 
 
 def session(model_bytes: bytes) -> Any:

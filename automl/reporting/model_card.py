@@ -66,18 +66,33 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
         f"- Families searched: {', '.join(s['families'])}.",
         "", "### Leaderboard (top 10)", "",
         _table(leaderboard.head(10)[["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout",
-                                     "fit_s", "status"]]),
+                                     "ensemble_weight", "fit_s", "status"]]),
     ]
     bad = leaderboard[~leaderboard["status"].isin(["COMPLETE", "PRUNED", "SKIPPED"])]
     if len(bad):
         lines += ["", f"{len(bad)} trial(s) did not complete; `leaderboard.csv` lists each with its reason."]
     if final:
-        lines += [
-            "", "## Chosen model",
-            f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",
-            f"- Parameters: `{final['params']}`",
-            f"- Refit on all {s['search_rows']} search rows in {final['timings'].get('refit_s', 0):.2f} s.",
-        ]
+        lines += ["", "## Chosen model"]
+        if final.get("kind") == "ensemble":
+            lines += [
+                f"- A weighted **ensemble** of {len(final['members'])} pipelines, chosen by greedy ensemble "
+                "selection (Caruana et al. 2004) on their out-of-fold predictions; weights are selection "
+                f"counts. OOF {metric} of the ensemble {final['cv_mean']:.5g} (selected on the same OOF "
+                "predictions, so slightly optimistic; the holdout score below is not).",
+                "- The graph runs every member on the raw columns and averages their "
+                + ("probabilities" if task != "regression" else "predictions") + " with these weights:", "",
+                _table(pd.DataFrame(final["members"])), "",
+            ]
+        else:
+            lines += [
+                f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",
+                f"- Parameters: `{final['params']}`",
+            ]
+        if final.get("probability_floor"):
+            lines.append(f"- Probabilities are floored for log loss: p' = (1 - {final['probability_floor']:g}) p + "
+                         f"{final['probability_floor']:g} / C, chosen on out-of-fold predictions; it bounds the "
+                         "loss of one confident miss on new data.")
+        lines.append(f"- Refit on all {s['search_rows']} search rows in {final['timings'].get('refit_s', 0):.2f} s.")
         if final.get("fallback_reason"):
             lines.append(f"- Note: {final['fallback_reason']}")
         if final.get("holdout_metrics"):

@@ -1,0 +1,94 @@
+"""Greedy ensemble selection (Caruana et al. 2004) over out-of-fold predictions, and the fitted ensemble.
+
+Members are chosen with replacement on the OOF predictions of completed trials; weights are the
+selection counts. The members are refit on all search rows and exported as one graph (the members'
+graphs plus a weighted average: automl/export/onnx.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+
+@dataclass(frozen=True)
+class Selection:
+    members: list[int]  # indices into the candidate list
+    weights: list[float]
+    score: float  # OOF score of the weighted ensemble
+    history: list[float]
+
+
+def greedy_select(oofs: Sequence[np.ndarray], y: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
+                  greater_is_better: bool, costs: Sequence[float] | None = None, max_cost: float = np.inf,
+                  rounds: int = 25) -> Selection:
+    """Caruana's forward selection with replacement. `costs[i]` (refit seconds) may not sum past max_cost."""
+    sign = 1.0 if greater_is_better else -1.0
+    singles = [sign * score(y, p) for p in oofs]
+    first = int(np.argmax(singles))
+    counts = np.zeros(len(oofs), dtype=int)
+    counts[first] = 1
+    total = oofs[first].astype(np.float64).copy()
+    best_counts, best_val = counts.copy(), singles[first]
+    history = [sign * best_val]
+    used_cost = costs[first] if costs is not None else 0.0
+    for _ in range(rounds - 1):
+        n = counts.sum()
+        vals = np.full(len(oofs), -np.inf)
+        for i, p in enumerate(oofs):
+            if counts[i] == 0 and costs is not None and used_cost + costs[i] > max_cost:
+                continue
+            vals[i] = sign * score(y, (total + p) / (n + 1))
+        i = int(np.argmax(vals))
+        if not np.isfinite(vals[i]):
+            break
+        if counts[i] == 0 and costs is not None:
+            used_cost += costs[i]
+        counts[i] += 1
+        total += oofs[i]
+        history.append(sign * vals[i])
+        if vals[i] > best_val + 1e-12:
+            best_val, best_counts = vals[i], counts.copy()
+    members = [int(i) for i in np.flatnonzero(best_counts)]
+    w = best_counts[members] / best_counts.sum()
+    return Selection(members, [float(x) for x in w], float(sign * best_val), history)
+
+
+def choose_floor(oof: np.ndarray, y: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
+                 grid: Sequence[float] = (0.001, 0.003, 0.01, 0.03)) -> float:
+    """Smallest-loss probability floor eps for p' = (1 - eps) p + eps / C, at least grid[0].
+
+    Log loss is unbounded: one confident miss on new data can cost more than every other row together,
+    and OOF predictions of a confident model rarely show it. A floor bounds each row's loss."""
+    c = oof.shape[1]
+    vals = [score(y, (1 - e) * oof + e / c) for e in grid]
+    return float(grid[int(np.argmin(vals))])
+
+
+class WeightedEnsemble(BaseEstimator):
+    """Weighted average of fitted pipelines' probabilities (classification) or predictions (regression),
+    optionally mixed with the uniform distribution (`floor`, see choose_floor)."""
+
+    def __init__(self, members: list[Any], weights: list[float], task: str, floor: float = 0.0):
+        self.members = members
+        self.weights = weights
+        self.task = task
+        self.floor = floor
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.members[0].classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = sum(w * np.asarray(m.predict_proba(X), dtype=np.float64)
+                for m, w in zip(self.members, self.weights, strict=True))
+        return (1 - self.floor) * p + self.floor / p.shape[1] if self.floor else p
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.task == "regression":
+            return sum(w * np.asarray(m.predict(X), dtype=np.float64).reshape(-1)
+                       for m, w in zip(self.members, self.weights, strict=True))
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
