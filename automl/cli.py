@@ -98,7 +98,14 @@ def _hydra_main() -> None:
     task()
 
 
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv: list[str] | None = None) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM ends the run like Ctrl-C: consistent storage, partial leaderboard
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args:
         args.remove("--debug")
@@ -118,6 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [sys.argv[0], *args]
     try:
         _hydra_main()
+    except KeyboardInterrupt:
+        print("error: interrupted; the run folder holds a partial leaderboard and the study (rerun to resume)",
+              file=sys.stderr)
+        sys.exit(130)
     except SystemExit as e:
         # Hydra reports compose-time errors (unknown key, wrong type) itself and exits 1: a user error
         if e.code == 1 and not _state["started"]:

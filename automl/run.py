@@ -161,8 +161,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     from automl.reporting.progress import Progress
 
     t = time.time()
-    with Progress(metric_name, budget) as progress:
-        result = run_search(study, data, budget, on_trial=progress.update, oof_dir=paths.oof)
+    try:
+        with Progress(metric_name, budget) as progress:
+            result = run_search(study, data, budget, on_trial=progress.update, oof_dir=paths.oof)
+    except KeyboardInterrupt:
+        write_text(paths.leaderboard, _leaderboard(study, metric, {}).to_csv(index=False))
+        log.error("interrupted: partial leaderboard written to %s; rerun the same command to resume", paths.leaderboard)
+        raise
     timings["search_s"] = time.time() - t
     log.info("search done: %d complete, %d failed, %d pruned/skipped (%s)", result.completed, result.failed,
              result.pruned, result.stopped_because)

@@ -148,8 +148,14 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
             trial.report(float(score), step=int(step))
             return "prune" if trial.should_prune() else "go"
 
-        outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
-                            memory_mb=budget.trial_memory_mb, on_message=on_message)
+        try:
+            outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
+                                memory_mb=budget.trial_memory_mb, on_message=on_message)
+        except BaseException:  # Ctrl-C / SIGTERM: the running trial ends as interrupted, storage stays consistent
+            trial.set_user_attr("status", "INTERRUPTED")
+            trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
         n_done += 1
         res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
         trial.set_user_attr("status", outcome.status)
