@@ -66,8 +66,14 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray
         y = y.astype(np.int64)
     if not pd.api.types.is_integer_dtype(y):
         y = y.astype(str)
-    classes, codes = np.unique(y.to_numpy(), return_inverse=True)
-    return codes.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+    values, codes = np.unique(y.to_numpy(), return_inverse=True)
+    # class order = order of the labels as strings: the convention of scikit-learn's LabelBinarizer, which
+    # scorers that take probability columns without names (e.g. log_loss(labels=...)) assume
+    order = sorted(range(len(values)), key=lambda i: str(values[i]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    classes = [values[i].item() if hasattr(values[i], "item") else values[i] for i in order]
+    return rank[codes].astype(np.int64), classes
 
 
 def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[str, Any]:
