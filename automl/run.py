@@ -115,10 +115,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     metric = get_metric(metric_name)
     y_all, classes = prepare_target(df, target, task)
     n_classes = len(classes) if classes is not None else 0
+    n_folds = cfg.search.cv_folds or (5 if len(df) * (1 - cfg.search.holdout) <= 4000 else 3)
     if task != "regression":
-        check_class_counts(y_all, cfg.search.cv_folds, cfg.search.holdout, target)
-    elif len(df) < 2 * cfg.search.cv_folds + 2:
-        raise UserError("data.path", f"{len(df)} rows are too few for {cfg.search.cv_folds}-fold CV and a holdout",
+        check_class_counts(y_all, n_folds, cfg.search.holdout, target)
+    elif len(df) < 2 * n_folds + 2:
+        raise UserError("data.path", f"{len(df)} rows are too few for {n_folds}-fold CV and a holdout",
                         "Provide more rows or lower search.cv_folds.")
     schema = infer_schema(df, target, list(cfg.data.id_columns), list(cfg.data.drop_columns))
     timings["load_s"] = time.time() - t
@@ -135,7 +136,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     tr, ho = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     X_hold, y_hold = X_all.iloc[ho].reset_index(drop=True), y_all[ho]
-    folds = cv_folds(y, task, cfg.search.cv_folds, cfg.seed)
+    folds = cv_folds(y, task, n_folds, cfg.seed)
     families = [k for k in cfg.estimators.include if k not in cfg.estimators.exclude
                 and task in REGISTRY.get(k).tasks]
     from automl.search.objective import Candidate, SearchData
@@ -305,7 +306,7 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
     costs = [1.4 * t.user_attrs.get("fold_fit_s", 1.0) + 0.5 for t in pool]
-    room = budget.left() - budget.reports_s - 3.0
+    room = budget.left() - budget.reports_s - 1.5
     sel = greedy_select(oofs, data.y, lambda y, p: metric(y, p, data.n_classes), metric.greater_is_better,
                         costs=costs, max_cost=room)
     best_single = metric(data.y, oofs[0], data.n_classes)

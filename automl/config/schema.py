@@ -49,7 +49,7 @@ class BudgetConfig:
 @dataclass
 class SearchConfig:
     sampler: str = "tpe"  # tpe | random
-    cv_folds: int = 5
+    cv_folds: int = 0  # 0 = auto: 5 folds up to 4000 search rows, 3 above (more trials within the budget)
     holdout: float = 0.2  # share of rows carved out first, never seen by the search
     n_startup_trials: int = 10  # TPE: random trials before the model kicks in (after the warm start)
     multivariate: bool = True

@@ -16,8 +16,8 @@ def validate_config(cfg: RunConfig) -> None:
     if b.trial_time_s < 0 or b.trial_memory_mb < 0:
         raise UserError("budget.trial_time_s" if b.trial_time_s < 0 else "budget.trial_memory_mb",
                         "must be >= 0", "Use 0 to derive it from the run budget.")
-    if s.cv_folds < 2:
-        raise UserError("search.cv_folds", f"must be >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
+    if s.cv_folds < 0 or s.cv_folds == 1:
+        raise UserError("search.cv_folds", f"must be 0 (auto) or >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
     if not 0.0 <= s.holdout < 0.9:
         raise UserError("search.holdout", f"must be in [0, 0.9), got {s.holdout}", "Set search.holdout=0.2.")
     if s.sampler not in ("tpe", "random"):

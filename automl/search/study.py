@@ -33,7 +33,7 @@ class Budget:
     n_trials: int = 0
     trial_time_s: float = 0.0
     trial_memory_mb: float = 0.0
-    reports_s: float = 2.0  # card, leaderboard, manifest
+    reports_s: float = 1.0  # card, leaderboard, manifest
 
     @property
     def deadline(self) -> float:
@@ -100,7 +100,7 @@ def warm_start(study: Any, data: obj.SearchData) -> None:
 
 def _final_reserve(best_fold_fit_s: float, budget: Budget) -> float:
     """Time to keep for refit on all search rows, export, parity and reports."""
-    return 1.4 * best_fold_fit_s + 3.0 + budget.reports_s + 0.03 * budget.time_s
+    return 1.3 * best_fold_fit_s + 2.0 + budget.reports_s + 0.02 * budget.time_s
 
 
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
@@ -136,7 +136,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
             trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
             study.tell(trial, state=TrialState.PRUNED)
             skips += 1
-            if skips >= 10:
+            if skips >= 30:
                 res.stopped_because = "time budget (no family fits in the remaining time)"
                 break
             continue
