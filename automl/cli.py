@@ -81,6 +81,8 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def task(cfg: Any) -> None:
+        # the first job's budget counts from process start; later multirun jobs from their own start
+        start = time.time() if _state["started"] else _START
         _state["started"] = True
         from automl.errors import UserError
 
@@ -88,7 +90,7 @@ def _hydra_main() -> None:
             config = to_run_config(cfg)
             from automl.run import run
 
-            manifest = run(config, HydraConfig.get().runtime.output_dir, start=_START)
+            manifest = run(config, HydraConfig.get().runtime.output_dir, start=start)
         except UserError as e:
             _fail(e)
             return
