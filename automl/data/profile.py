@@ -14,7 +14,7 @@ LEAK_SCORE = 0.99
 
 
 def _numeric_stats(s: pd.Series) -> dict[str, Any]:
-    v = pd.to_numeric(s, errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
+    v = pd.to_numeric(s, errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
     if v.empty:
         return {}
     q1, q3 = np.percentile(v, [25, 75])
@@ -34,7 +34,7 @@ def _leak_score(x: pd.Series, y: np.ndarray, task: str, seed: int) -> float:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     if pd.api.types.is_numeric_dtype(x):
-        X = pd.to_numeric(x, errors="coerce").replace([np.inf, -np.inf], np.nan).fillna(-1e12).to_numpy().reshape(-1, 1)
+        X = pd.to_numeric(x, errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan).fillna(-1e12).to_numpy().reshape(-1, 1)
     else:
         X = pd.factorize(x.astype(str))[0].reshape(-1, 1)
     if task == "regression":

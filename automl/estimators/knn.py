@@ -4,17 +4,43 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
 from automl.estimators.spec import EstimatorSpec
+
+JITTER = 1e-4  # relative to each feature's spread
+
+
+def _jitter(X: np.ndarray) -> np.ndarray:
+    """Break exact distance ties among training points, deterministically.
+
+    On discrete features many neighbours sit at exactly the same distance; scikit-learn and the ONNX
+    TopK then pick different ones (parity breaks by whole neighbours). A 1e-4 offset per feature
+    spread makes the order unambiguous in float32 and float64 alike and leaves the model unchanged.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    spread = np.where(np.ptp(X, axis=0) > 0, np.ptp(X, axis=0), 1.0) if len(X) else 1.0
+    return (X + rng.uniform(-JITTER, JITTER, X.shape) * spread).astype(np.float32)
+
+
+class TieFreeKNeighborsClassifier(KNeighborsClassifier):
+    def fit(self, X, y):
+        return super().fit(_jitter(X), y)
+
+
+class TieFreeKNeighborsRegressor(KNeighborsRegressor):
+    def fit(self, X, y):
+        return super().fit(_jitter(X), y)
 
 
 def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -> Any:
-    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-
-    kw = dict(n_neighbors=int(params.get("n_neighbors", 10)), weights=params.get("weights", "uniform"),
+    kw = dict(n_neighbors=int(params.get("n_neighbors", 10)), weights="uniform",
               p=int(params.get("p", 2)), n_jobs=n_jobs)
     if task == "regression":
-        return KNeighborsRegressor(**kw)
-    return KNeighborsClassifier(**kw)
+        return TieFreeKNeighborsRegressor(**kw)
+    return TieFreeKNeighborsClassifier(**kw)
 
 
 SPEC = EstimatorSpec(key="knn", name="k-nearest neighbours", build=build, needs_scaling=True, cost=0.3)

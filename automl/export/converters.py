@@ -178,4 +178,19 @@ def register_converters() -> None:
                                 options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
                                 calculate_linear_regressor_output_shapes, _convert_catboost)
+    from skl2onnx.operator_converters.nearest_neighbours import (
+        convert_nearest_neighbors_classifier,
+        convert_nearest_neighbors_regressor,
+    )
+    from skl2onnx.shape_calculators.nearest_neighbours import calculate_sklearn_nearest_neighbours_regressor
+
+    from automl.estimators.knn import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+
+    update_registered_converter(TieFreeKNeighborsClassifier, "AutomlKNeighborsClassifier",
+                                calculate_linear_classifier_output_shapes, convert_nearest_neighbors_classifier,
+                                options={"zipmap": [False, True], "nocl": [True, False],
+                                         "optim": [None, "cdist"], "output_class_labels": [False, True]})
+    update_registered_converter(TieFreeKNeighborsRegressor, "AutomlKNeighborsRegressor",
+                                calculate_sklearn_nearest_neighbours_regressor, convert_nearest_neighbors_regressor,
+                                options={"optim": [None, "cdist"]})
     _done = True
