@@ -146,7 +146,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                       task=task, metric=metric, n_classes=n_classes, seed=cfg.seed, families=families,
                       space_dir=cfg.search.space_dir, n_jobs=max(1, os.cpu_count() or 1))
 
-    from automl.search.study import Budget, make_study, recover_orphans, run_search, warm_start
+    from automl.export.converters import register_converters
+    from automl.search.study import Budget, final_cost, make_study, recover_orphans, run_search, warm_start
+
+    register_converters()  # import the export stack once, before trials fork
 
     budget = Budget(start=t_start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg))
@@ -221,11 +224,19 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             plans.append(("ensemble", ens["members"]))
             manifest["ensemble_selection"] = {k: v for k, v in ens.items() if k != "members"}
         plans += [("single", [(t_, 1.0)]) for t_ in done[:3]]
+        cheap = min(done, key=lambda tr: final_cost(tr.user_attrs, len(folds)))
+        if all(cheap is not p[1][0][0] for p in plans if p[0] == "single"):
+            plans.append(("single", [(cheap, 1.0)]))  # last resort: the cheapest pipeline that completed
         failures: list[str] = []
-        for kind, members in plans:
+        for i_plan, (kind, members) in enumerate(plans):
             cands = [(candidate(tr), w) for tr, w in members]
-            fold_fit = sum(tr.user_attrs.get("fold_fit_s", 1.0) for tr, _ in members)
-            limit = max(budget.left() - budget.reports_s, 5.0 + 2 * fold_fit)
+            cost = sum(final_cost(tr.user_attrs, len(folds)) for tr, _ in members)
+            room = budget.left() - budget.reports_s
+            if cost > room and i_plan < len(plans) - 1:
+                failures.append(f"{kind} of trials {[tr.number for tr, _ in members]}: expected {cost:.1f}s, "
+                                f"{room:.1f}s left")
+                continue
+            limit = max(room, 2.0 * cost)
             floor = _floor(members, data, metric, paths)
             outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
                                                cfg.export.parity_rows, floor), timeout_s=limit, memory_mb=0)
@@ -301,12 +312,13 @@ def _floor(members: list[tuple[Any, float]], data: Any, metric: Any, paths: RunP
 def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, budget: Any) -> dict[str, Any] | None:
     """Caruana selection over the OOF predictions of the best completed trials, within the refit time left."""
     from automl.ensemble import greedy_select
+    from automl.search.study import final_cost
 
     pool = [t for t in done[:20] if (paths.oof / f"trial_{t.number}.npy").exists()]
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
-    costs = [1.4 * t.user_attrs.get("fold_fit_s", 1.0) + 0.5 for t in pool]
+    costs = [final_cost(t.user_attrs, len(data.folds)) for t in pool]
     room = budget.left() - budget.reports_s - 1.5
     sel = greedy_select(oofs, data.y, lambda y, p: metric(y, p, data.n_classes), metric.greater_is_better,
                         costs=costs, max_cost=room)

@@ -126,8 +126,25 @@ def cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, An
             conn.send(("fold", i, float(score)))
             if conn.recv() == "prune":
                 raise Pruned()
+    export = export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]])
     return {
         "fold_scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores)),
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
-        "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32),
+        "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32), **export,
     }
+
+
+PARITY_ROWS = 200
+
+
+def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame) -> dict[str, Any]:
+    """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
+    now, and the export time it reports lets the scheduler keep enough time for the final export."""
+    from automl.export.onnx import check_parity, export_onnx
+
+    t = time.perf_counter()
+    classes = list(range(data.n_classes)) if data.task != "regression" else None
+    model = export_onnx(pipe, data.schema, data.task, classes, {})
+    export_s = time.perf_counter() - t
+    check_parity(model, pipe, rows, data.schema, data.task, 1e-5, data.seed)
+    return {"export_s": export_s, "onnx_bytes": model.ByteSize()}

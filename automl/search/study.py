@@ -98,9 +98,16 @@ def warm_start(study: Any, data: obj.SearchData) -> None:
         study.enqueue_trial(obj.default_params(data, fam), user_attrs={"origin": "default"})
 
 
-def _final_reserve(best_fold_fit_s: float, budget: Budget) -> float:
-    """Time to keep for refit on all search rows, export, parity and reports."""
-    return 1.3 * best_fold_fit_s + 2.0 + budget.reports_s + 0.02 * budget.time_s
+def final_cost(attrs: dict[str, Any], n_folds: int) -> float:
+    """Expected seconds to refit a trial's pipeline on all search rows, export it and check parity."""
+    grow = n_folds / max(n_folds - 1, 1)  # the refit sees 1/(k-1) more rows than a fold did
+    # export time grows with model size, which (for trees) grows with the rows too
+    return grow * (1.2 * attrs.get("fold_fit_s", 1.0) + 1.3 * attrs.get("export_s", 0.5)) + 0.5
+
+
+def _final_reserve(best_cost: float, budget: Budget) -> float:
+    """Time to keep for the final stage (refit, export, parity) and the reports."""
+    return best_cost + 1.0 + budget.reports_s + 0.02 * budget.time_s
 
 
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
@@ -112,25 +119,26 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     res = SearchResult(study=study)
     maximize = data.metric.greater_is_better
     sign = 1 if maximize else -1
-    best_val, best_fold_fit = -math.inf, 0.0
+    k = len(data.folds)
+    best_val, best_cost = -math.inf, 0.0
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
         if sign * t.value > best_val:
-            best_val, best_fold_fit = sign * t.value, t.user_attrs.get("fold_fit_s", 0.0)
+            best_val, best_cost = sign * t.value, final_cost(t.user_attrs, k)
     skips = 0
     n_done = 0
     while True:
         if budget.n_trials and n_done >= budget.n_trials:
             res.stopped_because = f"trial budget reached ({budget.n_trials})"
             break
-        left = budget.left() - _final_reserve(best_fold_fit, budget)
+        left = budget.left() - _final_reserve(best_cost, budget)
         if left < 1.0:
             res.stopped_because = "time budget (remaining time reserved for refit and export)"
             break
         trial = study.ask()
         cand = obj.sample(trial, data)
         costs = res.family_cost.get(cand.family)
-        expected = float(np.median(costs)) if costs else 0.0
+        expected = float(np.median(costs)) if costs else 3.0  # a family not yet seen needs a few seconds
         if expected > left:
             trial.set_user_attr("status", SKIPPED)
             trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
@@ -170,13 +178,15 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
             trial.set_user_attr("fit_s", round(v["fit_s"], 3))
             trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
             trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
+            trial.set_user_attr("export_s", round(v["export_s"], 3))
+            trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
             if oof_dir is not None:
                 oof_dir.mkdir(exist_ok=True)
                 np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
             study.tell(trial, v["mean"])
             res.completed += 1
             if sign * v["mean"] > best_val:
-                best_val, best_fold_fit = sign * v["mean"], v["fold_fit_s"]
+                best_val, best_cost = sign * v["mean"], final_cost(dict(trial.user_attrs), k)
         elif outcome.status == PRUNED:
             study.tell(trial, state=TrialState.PRUNED)
             res.pruned += 1
