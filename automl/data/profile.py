@@ -65,6 +65,18 @@ def build_profile(df: pd.DataFrame, target: str, task: str, schema: Schema, seed
             info["reason"] = c.reason
         if c.role == "numeric":
             info.update(_numeric_stats(s))
+            if pd.api.types.is_float_dtype(s):
+                n_inf = int(np.isinf(s.to_numpy(dtype=float)).sum())
+                if n_inf:
+                    info["infinite"] = n_inf
+                    warnings.append(f"column '{c.name}' holds {n_inf} infinite value(s); they are treated as missing")
+        if c.role in ("categorical", "text", "id") and s.dtype == object:
+            as_num = pd.to_numeric(s.dropna(), errors="coerce")
+            share = float(as_num.notna().mean()) if len(as_num) else 0.0
+            if 0.5 <= share < 1.0:
+                bad = s.dropna()[as_num.isna()].iloc[0]
+                warnings.append(f"column '{c.name}' mixes numbers ({100 * share:.0f}%) and text (e.g. {bad!r}); "
+                                "it is treated as categorical: clean it to use it as a number")
         if c.role in ("categorical", "text"):
             top = s.astype(str).value_counts().head(5)
             info["top_values"] = {str(k): int(v) for k, v in top.items()}

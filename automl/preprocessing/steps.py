@@ -31,10 +31,12 @@ class NaNIndicator(TransformerMixin, BaseEstimator):
 
 
 class RareGrouper(TransformerMixin, BaseEstimator):
-    """Map levels seen in fewer than `min_frequency` (share) of training rows, and unseen levels, to one level."""
+    """Map levels seen in fewer than `min_frequency` (share) of training rows, levels beyond the
+    `max_levels` most frequent, and unseen levels, to one level (bounds the width of the encoding)."""
 
-    def __init__(self, min_frequency: float = 0.0):
+    def __init__(self, min_frequency: float = 0.0, max_levels: int = 100):
         self.min_frequency = min_frequency
+        self.max_levels = max_levels
 
     def fit(self, X, y=None):
         X = np.asarray(X, dtype=object)
@@ -43,7 +45,11 @@ class RareGrouper(TransformerMixin, BaseEstimator):
         for j in range(X.shape[1]):
             vals, counts = np.unique(X[:, j].astype(str), return_counts=True)
             keep = counts >= max(1.0, self.min_frequency * X.shape[0])
-            self.levels_.append([str(v) for v in vals[keep]])
+            vals, counts = vals[keep], counts[keep]
+            if len(vals) > self.max_levels:
+                top = np.argsort(-counts, kind="stable")[: self.max_levels]
+                vals = np.sort(vals[top])
+            self.levels_.append([str(v) for v in vals])
         return self
 
     def transform(self, X):
