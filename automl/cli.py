@@ -100,6 +100,22 @@ def _hydra_main() -> None:
     task()
 
 
+def _check_output_dirs(args: list[str]) -> None:
+    """An explicit run/sweep folder must be creatable: say so in one line before Hydra tries."""
+    from automl.errors import UserError
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "$" in value:
+            continue
+        p = Path(value).expanduser().absolute()
+        while not p.exists():
+            p = p.parent
+        if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+            raise UserError(key, f"'{value}' cannot be created ('{p}' is not a writable directory)",
+                            f"Set {key} to a folder you can write to.")
+
+
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
@@ -125,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
             _fail(e)
         return
     sys.argv = [sys.argv[0], *args]
+    try:
+        _check_output_dirs(args)
+    except Exception as e:
+        _fail(e)
     try:
         _hydra_main()
     except KeyboardInterrupt:

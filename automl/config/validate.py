@@ -4,6 +4,8 @@ from __future__ import annotations
 from automl.config.schema import RunConfig
 from automl.errors import UserError
 
+MIN_TIME_S = 10.0
+
 
 def validate_config(cfg: RunConfig) -> None:
     from automl.evaluation.metrics import METRICS
@@ -11,6 +13,9 @@ def validate_config(cfg: RunConfig) -> None:
     b, s = cfg.budget, cfg.search
     if not b.time_s > 0:
         raise UserError("budget.time_s", f"must be > 0, got {b.time_s}", "Set budget.time_s=60 (seconds, whole run).")
+    if b.time_s < MIN_TIME_S:
+        raise UserError("budget.time_s", f"must be at least {MIN_TIME_S:g} s (start-up, one trial, refit, export), "
+                        f"got {b.time_s:g}", f"Set budget.time_s={MIN_TIME_S:g} or more.")
     if b.n_trials < 0:
         raise UserError("budget.n_trials", f"must be >= 0, got {b.n_trials}", "Use 0 for no cap.")
     if b.trial_time_s < 0 or b.trial_memory_mb < 0:
