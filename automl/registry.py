@@ -31,6 +31,11 @@ class Registry(Generic[T]):
             raise UserError(field or self.kind, f"unknown {self.kind} '{key}'",
                             f"Use one of: {', '.join(self.keys())}.") from None
 
+    def add(self, item: T) -> None:
+        if item.key in self._items:
+            raise ValueError(f"duplicate {self.kind} key {item.key!r}")
+        self._items[item.key] = item
+
     def keys(self) -> list[str]:
         return list(self._items)
 

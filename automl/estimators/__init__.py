@@ -1,5 +1,12 @@
-"""The estimator manifest: one line per family. Its conformance tests follow automatically."""
+"""The estimator manifest: one line per family. Its conformance tests follow automatically.
+
+Families from elsewhere (e.g. the test suite's fault-injection families) join through
+AUTOML_PLUGINS=module[,module]: each module calls REGISTRY.add(SPEC) when imported.
+"""
 from __future__ import annotations
+
+import importlib
+import os
 
 from automl.estimators import baseline, catboost, forest, hgb, knn, linear, mlp
 from automl.estimators.spec import EstimatorSpec
@@ -18,3 +25,6 @@ REGISTRY: Registry[EstimatorSpec] = Registry(
         mlp.SPEC,
     ],
 )
+
+for _plugin in filter(None, os.environ.get("AUTOML_PLUGINS", "").split(",")):
+    importlib.import_module(_plugin.strip())

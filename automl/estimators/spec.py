@@ -24,6 +24,7 @@ class EstimatorSpec:
     cost: float = 1.0  # rough fit cost relative to a 100-tree random forest; cheap families go first
     toy_params: Mapping[str, Any] = field(default_factory=dict)  # caps for the conformance suite
     interpretable: bool = False
+    space_dir: str = ""  # where <key>.yaml lives if not in search_spaces/ (plugin families)
 
     @property
     def tags(self) -> dict[str, Any]:

@@ -56,8 +56,9 @@ class SearchData:
     n_jobs: int = 2
 
     def __post_init__(self) -> None:
-        for key in [*self.families, "preprocessing"]:
-            self.spaces[key] = sp.load_space(key, self.space_dir)
+        for key in self.families:
+            self.spaces[key] = sp.load_space(key, REGISTRY.get(key).space_dir or self.space_dir)
+        self.spaces["preprocessing"] = sp.load_space("preprocessing", self.space_dir)
 
 
 def context_for(data: SearchData, family: str) -> dict[str, Any]:
