@@ -314,7 +314,10 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     from automl.ensemble import greedy_select
     from automl.search.study import final_cost
 
-    pool = [t for t in done[:20] if (paths.oof / f"trial_{t.number}.npy").exists()]
+    # the baseline is a constant per fold: in pooled OOF metrics (AUC) it shifts folds against each other,
+    # which can look like a gain that is not there on new data
+    pool = [t for t in done if t.params.get("family") != "baseline"
+            and (paths.oof / f"trial_{t.number}.npy").exists()][:20]
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
