@@ -63,7 +63,7 @@ class EstimatorsConfig:
     include: list[str] = field(
         default_factory=lambda: [
             "baseline", "linear", "random_forest", "extra_trees",
-            "hist_gradient_boosting", "catboost", "knn", "mlp",
+            "hist_gradient_boosting", "catboost", "lightgbm", "xgboost", "knn", "mlp",
         ]
     )
     exclude: list[str] = field(default_factory=list)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from automl.estimators import baseline, catboost, forest, hgb, knn, linear, mlp
+from automl.estimators import baseline, catboost, forest, hgb, knn, lightgbm, linear, mlp, xgb
 from automl.estimators.spec import EstimatorSpec
 from automl.registry import Registry
 
@@ -21,6 +21,8 @@ REGISTRY: Registry[EstimatorSpec] = Registry(
         forest.EXTRA_TREES,
         hgb.SPEC,
         catboost.SPEC,
+        lightgbm.SPEC,
+        xgb.SPEC,
         knn.SPEC,
         mlp.SPEC,
     ],

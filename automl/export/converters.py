@@ -68,6 +68,38 @@ def _convert_rare(scope, operator, container):
                            name=scope.get_unique_operator_name("Concat"))
 
 
+# --- OutlierClipper: Where(x > hi, hi, Where(x < lo, lo, x)); NaN compares false and passes -----------
+def _convert_clipper(scope, operator, container):
+    op = operator.raw_operator
+    x = operator.inputs[0].full_name
+    lo, hi = scope.get_unique_variable_name("lo"), scope.get_unique_variable_name("hi")
+    container.add_initializer(lo, TensorProto.FLOAT, [1, op.n_features_in_], op.lower_.tolist())
+    container.add_initializer(hi, TensorProto.FLOAT, [1, op.n_features_in_], op.upper_.tolist())
+    gt, lt, mid = (scope.get_unique_variable_name(n) for n in ("gt", "lt", "mid"))
+    container.add_node("Greater", [x, hi], [gt], name=scope.get_unique_operator_name("Greater"))
+    container.add_node("Where", [gt, hi, x], [mid], name=scope.get_unique_operator_name("Where"))
+    container.add_node("Less", [mid, lo], [lt], name=scope.get_unique_operator_name("Less"))
+    container.add_node("Where", [lt, lo, mid], [operator.outputs[0].full_name],
+                       name=scope.get_unique_operator_name("Where"))
+
+
+# --- SkewLog: Where(mask, Log(1 + Where(x < 0, 0, x)), x) --------------------------------------------
+def _convert_skewlog(scope, operator, container):
+    op = operator.raw_operator
+    x = operator.inputs[0].full_name
+    names = {n: scope.get_unique_variable_name(n) for n in ("zero", "one", "mask", "neg", "pos", "p1", "log")}
+    container.add_initializer(names["zero"], TensorProto.FLOAT, [], [0.0])
+    container.add_initializer(names["one"], TensorProto.FLOAT, [], [1.0])
+    container.add_initializer(names["mask"], TensorProto.BOOL, [1, op.n_features_in_], op.mask_.tolist())
+    container.add_node("Less", [x, names["zero"]], [names["neg"]], name=scope.get_unique_operator_name("Less"))
+    container.add_node("Where", [names["neg"], names["zero"], x], [names["pos"]],
+                       name=scope.get_unique_operator_name("Where"))
+    container.add_node("Add", [names["pos"], names["one"]], [names["p1"]], name=scope.get_unique_operator_name("Add"))
+    container.add_node("Log", [names["p1"]], [names["log"]], name=scope.get_unique_operator_name("Log"))
+    container.add_node("Where", [names["mask"], names["log"], x], [operator.outputs[0].full_name],
+                       name=scope.get_unique_operator_name("Where"))
+
+
 # --- Baseline (Dummy): constant output broadcast to N rows ----------------------------------------
 def _parser_dummy_classifier(scope, model, inputs, custom_parsers=None):
     from skl2onnx._parse import _get_sklearn_operator_name
@@ -163,11 +195,13 @@ def register_converters() -> None:
     )
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    from automl.preprocessing.steps import Float32Cast, NaNIndicator, RareGrouper
+    from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
     update_registered_converter(NaNIndicator, "AutomlNaNIndicator", _shape_same_width_float, _convert_nan_indicator)
     update_registered_converter(Float32Cast, "AutomlFloat32Cast", _shape_same_width_float, _convert_float32_cast)
     update_registered_converter(RareGrouper, "AutomlRareGrouper", _shape_rare, _convert_rare)
+    update_registered_converter(OutlierClipper, "AutomlOutlierClipper", _shape_same_width_float, _convert_clipper)
+    update_registered_converter(SkewLog, "AutomlSkewLog", _shape_same_width_float, _convert_skewlog)
     update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
                                 _convert_dummy_classifier, parser=_parser_dummy_classifier,
                                 options={"zipmap": [False, True], "nocl": [True, False]})
@@ -193,4 +227,19 @@ def register_converters() -> None:
     update_registered_converter(TieFreeKNeighborsRegressor, "AutomlKNeighborsRegressor",
                                 calculate_sklearn_nearest_neighbours_regressor, convert_nearest_neighbors_regressor,
                                 options={"optim": [None, "cdist"]})
+    # LightGBM / XGBoost: onnxmltools' converters inside the skl2onnx graph (compat.md 2b). LightGBM needs
+    # ai.onnx.ml opset 3 (P10), which onnx.py's TARGET_OPSET already gives; the zipmap option is for the parser.
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from xgboost import XGBClassifier, XGBRegressor
+
+    update_registered_converter(LGBMClassifier, "AutomlLGBMClassifier", calculate_linear_classifier_output_shapes,
+                                convert_lightgbm, options={"zipmap": [False, True], "nocl": [True, False]})
+    update_registered_converter(LGBMRegressor, "AutomlLGBMRegressor", calculate_linear_regressor_output_shapes,
+                                convert_lightgbm)
+    update_registered_converter(XGBClassifier, "AutomlXGBClassifier", calculate_linear_classifier_output_shapes,
+                                convert_xgboost, options={"zipmap": [False, True], "nocl": [True, False]})
+    update_registered_converter(XGBRegressor, "AutomlXGBRegressor", calculate_linear_regressor_output_shapes,
+                                convert_xgboost)
     _done = True

@@ -24,19 +24,24 @@ def _scaler(name: str) -> Any:
     }[name]()
 
 
-def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str]) -> Any:
+def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str],
+                       target_type: str = "auto") -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-    from automl.preprocessing.steps import NaNIndicator, RareGrouper
+    from automl.preprocessing.steps import NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
     parts: list[tuple[str, Any, Any]] = []
     num = schema.names("numeric")
     if num:
         steps: list[tuple[str, Any]] = []
+        if pre.get("outliers", "none") != "none":
+            steps.append(("clip", OutlierClipper(pre["outliers"])))
+        if pre.get("skew_log", False):
+            steps.append(("log", SkewLog()))
         if not pre.get("native_nan", False):
             strategy = pre.get("num_impute", "median")
             steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=0.0, keep_empty_features=True)))
@@ -50,9 +55,14 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
     if cat:
         impute = SimpleImputer(missing_values="", strategy=pre.get("cat_impute", "constant"),
                                fill_value="__missing__")
-        enc = (OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-               if pre.get("cat_encoding", "onehot") == "onehot"
-               else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
+        encoding = pre.get("cat_encoding", "onehot")
+        if encoding == "onehot":
+            enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        elif encoding == "target":
+            # fit_transform cross-fits internally, so the training rows never see their own target
+            enc = TargetEncoder(target_type=target_type, random_state=0)
+        else:
+            enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         parts.append(("cat", Pipeline([("impute", impute),
                                        ("rare", RareGrouper(float(pre.get("rare_min_frequency", 0.0)))),
                                        ("encode", enc)]), cat))
@@ -62,13 +72,15 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
     return ColumnTransformer(parts, sparse_threshold=0.0, remainder="drop", verbose_feature_names_out=False)
 
 
-def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str]) -> Any:
+def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str],
+                   task: str = "") -> Any:
     from sklearn.pipeline import Pipeline
 
     from automl.preprocessing.steps import Float32Cast
 
+    target_type = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}.get(task, "auto")
     return Pipeline([
-        ("pre", build_preprocessor(pre, schema, missing_numeric)),
+        ("pre", build_preprocessor(pre, schema, missing_numeric, target_type)),
         ("cast", Float32Cast()),
         ("est", estimator),
     ])

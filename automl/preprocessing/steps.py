@@ -67,6 +67,72 @@ class RareGrouper(TransformerMixin, BaseEstimator):
         return np.asarray(list(input_features), dtype=object)
 
 
+class OutlierClipper(TransformerMixin, BaseEstimator):
+    """Clip each numeric column to bounds learned in fit: `iqr` (Tukey fences, 1.5 IQR beyond the
+    quartiles) or `winsor` (the 1st and 99th percentiles). Missing values pass through."""
+
+    def __init__(self, method: str = "iqr"):
+        self.method = method
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        self.n_features_in_ = X.shape[1]
+        lo, hi = np.full(X.shape[1], -np.inf), np.full(X.shape[1], np.inf)
+        for j in range(X.shape[1]):
+            col = X[:, j][~np.isnan(X[:, j])]
+            if len(col) < 4:
+                continue
+            if self.method == "iqr":
+                q1, q3 = np.percentile(col, [25, 75])
+                fence_lo, fence_hi = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+            else:
+                fence_lo, fence_hi = np.percentile(col, [1, 99])
+            # snap the bounds to observed values inside the fences: clipping then only merges values into
+            # existing ones, and creates no new value a float32 tree threshold could fall next to
+            lo[j], hi[j] = col[col >= fence_lo].min(), col[col <= fence_hi].max()
+        # bounds as float32, the precision the graph compares in
+        self.lower_ = lo.astype(np.float32)
+        self.upper_ = hi.astype(np.float32)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "lower_")
+        X = np.asarray(X, dtype=np.float32)
+        X = np.where(X > self.upper_, self.upper_, X)
+        return np.where(X < self.lower_, self.lower_, X).astype(np.float32)
+
+
+class SkewLog(TransformerMixin, BaseEstimator):
+    """log1p for columns that are non-negative and right-skewed (skew > `threshold`) in training;
+    other columns pass unchanged. Negative values at inference count as 0."""
+
+    def __init__(self, threshold: float = 1.0):
+        self.threshold = threshold
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        self.n_features_in_ = X.shape[1]
+        mask = []
+        for j in range(X.shape[1]):
+            col = X[:, j][~np.isnan(X[:, j])]
+            if len(col) < 3 or col.min() < 0 or col.std() == 0:
+                mask.append(False)
+                continue
+            skew = float(np.mean(((col - col.mean()) / col.std()) ** 3))
+            mask.append(skew > self.threshold)
+        self.mask_ = np.asarray(mask, dtype=bool)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "mask_")
+        X = np.asarray(X, dtype=np.float32).copy()
+        m = self.mask_
+        if m.any():
+            sub = X[:, m]
+            X[:, m] = np.log1p(np.where(sub < 0, np.float32(0), sub)).astype(np.float32)
+        return X
+
+
 class Float32Cast(TransformerMixin, BaseEstimator):
     """Make the Python pipeline see the float32 features the ONNX graph computes (compat.md P8)."""
 

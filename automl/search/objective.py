@@ -28,7 +28,8 @@ class Candidate:
     pre: dict[str, Any]
 
     def summary(self) -> str:
-        keys = ("native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding", "rare_min_frequency")
+        keys = ("outliers", "skew_log", "native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding",
+                "rare_min_frequency")
         parts = []
         for k in keys:
             if k in self.pre:
@@ -88,7 +89,7 @@ def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None
 
     spec = REGISTRY.get(cand.family)
     est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
-    return build_pipeline(est, cand.pre, data.schema, data.missing_numeric)
+    return build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task)
 
 
 def predict(pipe: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:

@@ -1,0 +1,32 @@
+"""LightGBM gradient boosting (leaf-wise trees); NaN is routed natively, ONNX via onnxmltools (compat.md 2b)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from automl.estimators.spec import EstimatorSpec
+
+
+def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -> Any:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    subsample = float(params.get("subsample", 0.8))
+    kw = dict(
+        n_estimators=int(params.get("n_estimators", 300)),
+        learning_rate=float(params.get("learning_rate", 0.05)),
+        num_leaves=int(params.get("num_leaves", 31)),
+        min_child_samples=int(params.get("min_child_samples", 20)),
+        subsample=subsample, subsample_freq=1 if subsample < 1.0 else 0,  # bagging needs a frequency
+        colsample_bytree=float(params.get("colsample_bytree", 0.8)),
+        reg_lambda=float(params.get("reg_lambda", 1.0)),
+        reg_alpha=float(params.get("reg_alpha", 0.001)),
+        random_state=seed, n_jobs=n_jobs, verbosity=-1,
+        deterministic=True, force_col_wise=True,  # same model for the same seed, whatever the threads
+    )
+    if task == "regression":
+        return LGBMRegressor(objective="regression", **kw)
+    return LGBMClassifier(objective="binary" if task == "binary" else "multiclass", **kw)
+
+
+SPEC = EstimatorSpec(key="lightgbm", name="LightGBM", build=build, handles_nan=True, onnx="registered",
+                     cost=0.5, toy_params={"n_estimators": 10})

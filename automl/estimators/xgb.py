@@ -1,0 +1,33 @@
+"""XGBoost gradient boosting (hist trees); NaN is routed natively, ONNX via onnxmltools (compat.md 2b, P18).
+
+Named xgb.py so that the module never shadows the `xgboost` library.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from automl.estimators.spec import EstimatorSpec
+
+
+def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -> Any:
+    from xgboost import XGBClassifier, XGBRegressor
+
+    kw = dict(
+        n_estimators=int(params.get("n_estimators", 300)),
+        learning_rate=float(params.get("learning_rate", 0.05)),
+        max_depth=int(params.get("max_depth", 6)),
+        min_child_weight=float(params.get("min_child_weight", 1.0)),
+        subsample=float(params.get("subsample", 0.8)),
+        colsample_bytree=float(params.get("colsample_bytree", 0.8)),
+        reg_lambda=float(params.get("reg_lambda", 1.0)),
+        reg_alpha=float(params.get("reg_alpha", 0.001)),
+        tree_method="hist", random_state=seed, n_jobs=n_jobs, verbosity=0,
+    )
+    if task == "regression":
+        return XGBRegressor(objective="reg:squarederror", **kw)
+    return XGBClassifier(objective="binary:logistic" if task == "binary" else "multi:softprob", **kw)
+
+
+SPEC = EstimatorSpec(key="xgboost", name="XGBoost", build=build, handles_nan=True, onnx="registered",
+                     cost=0.8, toy_params={"n_estimators": 10})
