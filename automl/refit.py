@@ -1,5 +1,9 @@
 """The final stage: refit the chosen pipeline on all search rows, score it once on the holdout,
 export it as one ONNX graph and gate it on parity. Runs in a supervised child like a trial.
+
+With `refit_full` (export.refit_full, FLAML's retrain_full / AutoGluon's refit_full) the holdout
+score comes from the pipeline refit on the search rows, and the shipped graph is the same
+configuration refit on all rows, holdout included.
 """
 from __future__ import annotations
 
@@ -15,19 +19,21 @@ from automl.search import objective as obj
 
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
-                 parity_rows: int, floor: float = 0.0) -> dict[str, Any]:
+                 parity_rows: int, floor: float = 0.0, refit_full: bool = False) -> dict[str, Any]:
     from automl.evaluation.metrics import holdout_metrics
     from automl.export.onnx import check_parity, export_onnx
 
+    from automl.ensemble import WeightedEnsemble
+
+    def fit(X: pd.DataFrame, y: np.ndarray) -> Any:
+        pipes = [obj.build(data, cand).fit(X, y) for cand, _ in members]
+        if len(pipes) == 1 and not floor:
+            return pipes[0]
+        return WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor)
+
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    pipes = [obj.build(data, cand).fit(data.X, data.y) for cand, _ in members]
-    if len(pipes) == 1 and not floor:
-        pipe = pipes[0]
-    else:
-        from automl.ensemble import WeightedEnsemble
-
-        pipe = WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor)
+    pipe = fit(data.X, data.y)
     timings["refit_s"] = time.perf_counter() - t
     out: dict[str, Any] = {}
     if len(y_hold):
@@ -37,6 +43,11 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_score"] = data.metric(y_hold, pred, data.n_classes)
         out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes)
         out["holdout_pred"] = pred.astype(np.float32)
+    if refit_full and len(y_hold):
+        t = time.perf_counter()
+        pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))
+        timings["refit_full_s"] = time.perf_counter() - t
+        out["refit_full_rows"] = len(data.y) + len(y_hold)
     t = time.perf_counter()
     model = export_onnx(pipe, data.schema, data.task, classes, meta)
     timings["export_s"] = time.perf_counter() - t
@@ -48,7 +59,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     except ParityError as e:
         return {**out, "parity_error": str(e), "timings": timings}
     timings["parity_s"] = time.perf_counter() - t
-    if len(y_hold):  # the shipped graph's own holdout score, through the ONNX contract alone
+    if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
         from automl.export.contract import feeds_from_frame
         from automl.export.onnx import session
 
@@ -58,5 +69,6 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         onnx_pred = res["label"] if data.task == "regression" else res["probabilities"]
         out["holdout_score_onnx"] = data.metric(y_hold, np.asarray(onnx_pred, dtype=np.float64), data.n_classes)
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
-    out["estimators"] = [repr(p.steps[-1][1])[:300] for p in pipes]
+    members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
+    out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     return out

@@ -152,7 +152,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     register_converters()  # import the export stack once, before trials fork
 
     budget = Budget(start=t_start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
-                    trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg))
+                    trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg),
+                    refit_full=cfg.export.refit_full)
     study = make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler, cfg.seed,
                        cfg.search.n_startup_trials, cfg.search.multivariate, cfg.search.pruner)
     prev_sha = study.user_attrs.get("data_sha256")
@@ -224,13 +225,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             plans.append(("ensemble", ens["members"]))
             manifest["ensemble_selection"] = {k: v for k, v in ens.items() if k != "members"}
         plans += [("single", [(t_, 1.0)]) for t_ in done[:3]]
-        cheap = min(done, key=lambda tr: final_cost(tr.user_attrs, len(folds)))
+        cheap = min(done, key=lambda tr: final_cost(tr.user_attrs, len(folds), budget.refit_full))
         if all(cheap is not p[1][0][0] for p in plans if p[0] == "single"):
             plans.append(("single", [(cheap, 1.0)]))  # last resort: the cheapest pipeline that completed
         failures: list[str] = []
         for i_plan, (kind, members) in enumerate(plans):
             cands = [(candidate(tr), w) for tr, w in members]
-            cost = sum(final_cost(tr.user_attrs, len(folds)) for tr, _ in members)
+            cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
             room = budget.left() - budget.reports_s
             if cost > room and i_plan < len(plans) - 1:
                 failures.append(f"{kind} of trials {[tr.number for tr, _ in members]}: expected {cost:.1f}s, "
@@ -239,7 +240,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             limit = max(room, 2.0 * cost)
             floor = _floor(members, data, metric, paths)
             outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
-                                               cfg.export.parity_rows, floor), timeout_s=limit, memory_mb=0)
+                                               cfg.export.parity_rows, floor, cfg.export.refit_full),
+                                timeout_s=limit, memory_mb=0)
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
             if outcome.status == COMPLETE and "model" in outcome.value:
@@ -321,7 +323,7 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
-    costs = [final_cost(t.user_attrs, len(data.folds)) for t in pool]
+    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full) for t in pool]
     room = budget.left() - budget.reports_s - 1.5
     sel = greedy_select(oofs, data.y, lambda y, p: metric(y, p, data.n_classes), metric.greater_is_better,
                         costs=costs, max_cost=room)

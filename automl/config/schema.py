@@ -74,6 +74,9 @@ class ExportConfig:
     format: str = "onnx"  # onnx
     parity_tol: float = 1e-5  # absolute on probabilities, relative on regression outputs
     parity_rows: int = 2000  # holdout rows checked (plus the same rows with missing values / unseen categories)
+    # true: after the holdout is scored, the shipped graph is the same pipeline refit on all rows
+    # (holdout included); false: the shipped graph is exactly the model the holdout scored
+    refit_full: bool = True
 
 
 @dataclass
