@@ -75,13 +75,17 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     return Candidate(family, params, pre)
 
 
-def default_params(data: SearchData, family: str) -> dict[str, Any]:
-    """Optuna params of a family's default configuration (warm start)."""
+def default_params(data: SearchData, family: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Optuna params of a family's default configuration, or of a portfolio entry (warm start)."""
     ctx = context_for(data, family)
     out = {"family": family}
-    out.update(sp.defaults(data.spaces[family], family, dict(ctx)))
+    out.update(sp.defaults(data.spaces[family], family, dict(ctx), overrides))
     out.update(sp.defaults(data.spaces["preprocessing"], "pre", ctx))
     return out
+
+
+def portfolio(data: SearchData, family: str) -> list[dict[str, Any]]:
+    return sp.load_portfolio(family, REGISTRY.get(family).space_dir or data.space_dir)
 
 
 def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None) -> Any:

@@ -70,13 +70,33 @@ def _parse(key: str, name: str, raw: Mapping[str, Any], source: str) -> ParamSpe
                      default=default, when=when)
 
 
-def load_space(key: str, space_dir: str | Path = "") -> list[ParamSpec]:
+PORTFOLIO = "portfolio"  # reserved key: extra configurations that run right after the defaults
+
+
+def _read(key: str, space_dir: str | Path) -> tuple[dict[str, Any], Path]:
     path = Path(space_dir or DEFAULT_SPACE_DIR) / f"{key}.yaml"
     if not path.exists():
         raise UserError("search.space_dir", f"no search space file for '{key}' ({path})",
                         f"Add {path.name} (an empty {{}} file if the family has no parameters).")
-    raw = yaml.safe_load(path.read_text()) or {}
-    return [_parse(key, name, spec, path.name) for name, spec in raw.items()]
+    return yaml.safe_load(path.read_text()) or {}, path
+
+
+def load_space(key: str, space_dir: str | Path = "") -> list[ParamSpec]:
+    raw, path = _read(key, space_dir)
+    return [_parse(key, name, spec, path.name) for name, spec in raw.items() if name != PORTFOLIO]
+
+
+def load_portfolio(key: str, space_dir: str | Path = "") -> list[dict[str, Any]]:
+    """Configurations (parameter -> value; the rest take their defaults) tried after the default one."""
+    raw, path = _read(key, space_dir)
+    entries = raw.get(PORTFOLIO) or []
+    names = {p.name for p in load_space(key, space_dir)}
+    for e in entries:
+        unknown = set(e) - names
+        if unknown:
+            raise UserError(f"{path.name}: portfolio", f"unknown parameter(s) {sorted(unknown)}",
+                            "Use parameters defined in the same file.")
+    return [dict(e) for e in entries]
 
 
 def suggest(trial: Any, space: list[ParamSpec], prefix: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -88,11 +108,13 @@ def suggest(trial: Any, space: list[ParamSpec], prefix: str, context: dict[str, 
     return chosen
 
 
-def defaults(space: list[ParamSpec], prefix: str, context: dict[str, Any]) -> dict[str, Any]:
-    """The default configuration as Optuna params (for enqueue_trial), honouring `when:`."""
+def defaults(space: list[ParamSpec], prefix: str, context: dict[str, Any],
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The default configuration (with `overrides`) as Optuna params for enqueue_trial, honouring `when:`."""
     out: dict[str, Any] = {}
     for p in space:
         if p.active(context):
-            context[p.name] = p.default
-            out[f"{prefix}.{p.name}"] = p.default
+            value = (overrides or {}).get(p.name, p.default)
+            context[p.name] = value
+            out[f"{prefix}.{p.name}"] = value
     return out

@@ -93,10 +93,15 @@ def recover_orphans(study: Any) -> int:
 
 
 def warm_start(study: Any, data: obj.SearchData) -> None:
+    """Each family's default configuration (cheap families first), then the portfolio entries."""
     if study.trials:
         return
-    for fam in sorted(data.families, key=lambda k: REGISTRY.get(k).cost):
+    families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
+    for fam in families:
         study.enqueue_trial(obj.default_params(data, fam), user_attrs={"origin": "default"})
+    for fam in families:
+        for entry in obj.portfolio(data, fam):
+            study.enqueue_trial(obj.default_params(data, fam, entry), user_attrs={"origin": "portfolio"})
 
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> float:
