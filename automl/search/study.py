@@ -106,11 +106,13 @@ def warm_start(study: Any, data: obj.SearchData) -> None:
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
-    rows), export it and check parity."""
-    grow = n_folds / max(n_folds - 1, 1)  # the refit sees 1/(k-1) more rows than a fold did
-    fits = 2.3 if refit_full else 1.0  # second fit on 1.25x the rows
-    # export time grows with model size, which (for trees) grows with the rows too
-    return grow * (1.2 * fits * attrs.get("fold_fit_s", 1.0) + 1.3 * attrs.get("export_s", 0.5)) + 0.5
+    rows), export it and check parity, from what its CV folds cost."""
+    grow = n_folds / max(n_folds - 1, 1)  # the search-rows refit sees 1/(k-1) more rows than a fold did
+    rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
+    fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
+    # export and parity time grow with model size, which for trees grows with the rows
+    export = 1.5 * attrs.get("export_s", 0.5) * rows
+    return fit + export + 0.5
 
 
 def _final_reserve(best_cost: float, budget: Budget) -> float:
