@@ -281,6 +281,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     write_text(paths.leaderboard, leaderboard.to_csv(index=False))
     write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
     manifest.update(status=status, error=error, final={k: v for k, v in final.items() if k != "oof"})
+    manifest["reproducible"] = _reproducible(cfg, result, leaderboard)
     timings["total_s"] = time.time() - t_start
     manifest["timings"] = {k: round(v, 3) for k, v in timings.items()}
     manifest["budget"]["used_s"] = round(timings["total_s"], 2)
@@ -299,6 +300,19 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                  paths.model)
     log.info("run folder: %s (%.1fs of %.0fs budget)", paths.root, timings["total_s"], cfg.budget.time_s)
     return manifest
+
+
+def _reproducible(cfg: RunConfig, result: Any, leaderboard: pd.DataFrame) -> dict[str, Any]:
+    """Whether the same command gives the same leaderboard and predictions, and if not, why not."""
+    why = []
+    if not cfg.budget.n_trials:
+        why.append("the search stopped on wall-clock time (set budget.n_trials for a fixed trial count)")
+    elif not result.stopped_because.startswith("trial budget"):
+        why.append(f"the search stopped before its trial count ({result.stopped_because})")
+    timed = leaderboard["status"].isin(["TIMEOUT", "MEMOUT", "SKIPPED", "INTERRUPTED"]).sum()
+    if timed:
+        why.append(f"{timed} trial(s) ended on time or memory limits, which depend on machine load")
+    return {"reproducible": not why, "why_not": why}
 
 
 def _floor(members: list[tuple[Any, float]], data: Any, metric: Any, paths: RunPaths) -> float:
