@@ -144,18 +144,31 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     data = SearchData(X=X, y=y, folds=folds, schema=schema,
                       missing_numeric=[c for c in schema.names("numeric") if X[c].isna().any()],
                       task=task, metric=metric, n_classes=n_classes, seed=cfg.seed, families=families,
-                      space_dir=cfg.search.space_dir, n_jobs=max(1, os.cpu_count() or 1))
+                      space_dir=cfg.search.space_dir,
+                      n_jobs=max(1, (os.cpu_count() or 1) // cfg.search.n_workers))
 
     from automl.export.converters import register_converters
-    from automl.search.study import Budget, final_cost, make_study, recover_orphans, run_search, warm_start
+    from automl.search.study import (
+        Budget,
+        final_cost,
+        make_study,
+        recover_orphans,
+        run_workers,
+        summarize,
+        warm_start,
+    )
 
     register_converters()  # import the export stack once, before trials fork
 
     budget = Budget(start=t_start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg),
                     refit_full=cfg.export.refit_full)
-    study = make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler, cfg.seed,
-                       cfg.search.n_startup_trials, cfg.search.multivariate, cfg.search.pruner)
+    def make(seed_offset: int = 0) -> Any:
+        return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,
+                          cfg.seed + seed_offset, cfg.search.n_startup_trials, cfg.search.multivariate,
+                          cfg.search.pruner, constant_liar=cfg.search.n_workers > 1)
+
+    study = make()
     prev_sha = study.user_attrs.get("data_sha256")
     if prev_sha and prev_sha != data_sha:
         raise UserError("hydra.run.dir", "this run folder's study was made from different data",
@@ -174,12 +187,14 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     t = time.time()
     try:
         with Progress(metric_name, budget) as progress:
-            result = run_search(study, data, budget, on_trial=progress.update, oof_dir=paths.oof)
+            result = run_workers(cfg.search.n_workers, make, data, budget, paths.oof, progress.update)
     except KeyboardInterrupt:
         write_text(paths.leaderboard, _leaderboard(study, metric, {}).to_csv(index=False))
         log.error("interrupted: partial leaderboard written to %s; rerun the same command to resume", paths.leaderboard)
         raise
     timings["search_s"] = time.time() - t
+    counts = summarize(study)
+    result.completed, result.failed, result.pruned = counts["completed"], counts["failed"], counts["pruned"]
     log.info("search done: %d complete, %d failed, %d pruned/skipped (%s)", result.completed, result.failed,
              result.pruned, result.stopped_because)
 
@@ -192,6 +207,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                                        "trial_time_s": budget.trial_time_s, "trial_memory_mb": budget.trial_memory_mb},
         "rows_dropped_missing_target": n_missing_target, "resumed": resumed, "orphans_recovered": orphans,
         "search": {"sampler": cfg.search.sampler, "cv_folds": len(folds), "families": families,
+                   "n_workers": cfg.search.n_workers,
                    "search_rows": len(y), "holdout_rows": len(y_hold), "completed": result.completed,
                    "failed": result.failed, "pruned": result.pruned, "stopped_because": result.stopped_because,
                    "trials_total": len(study.trials)},
@@ -305,6 +321,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 def _reproducible(cfg: RunConfig, result: Any, leaderboard: pd.DataFrame) -> dict[str, Any]:
     """Whether the same command gives the same leaderboard and predictions, and if not, why not."""
     why = []
+    if cfg.search.n_workers > 1:
+        why.append(f"{cfg.search.n_workers} workers interleave their trials (set search.n_workers=1)")
     if not cfg.budget.n_trials:
         why.append("the search stopped on wall-clock time (set budget.n_trials for a fixed trial count)")
     elif not result.stopped_because.startswith("trial budget"):

@@ -42,10 +42,15 @@ class Progress:
 
     def update(self, d: dict[str, Any]) -> None:
         self._last = d
-        val = "" if d["value"] is None else f" {self.metric}={d['value']:.5g}"
-        err = f" ({d['error'][:120]})" if d.get("error") else ""
-        best = "-" if d["best"] is None else f"{d['best']:.5g}"
-        log.info("trial %d %-22s %-8s%s%s | best %s | %.1fs | %.0fs left", d["number"], d["family"], d["status"],
-                 val, err, best, d["seconds"], max(d["left"], 0))
+        log_trial(self.metric, d)
         if self._live is not None:
             self._live.update(self._render())
+
+
+def log_trial(metric: str, d: dict[str, Any]) -> None:
+    """One log line per trial (also what forked workers write)."""
+    val = "" if d["value"] is None else f" {metric}={d['value']:.5g}"
+    err = f" ({d['error'][:120]})" if d.get("error") else ""
+    best = "-" if d["best"] is None else f"{d['best']:.5g}"
+    log.info("trial %d %-22s %-8s%s%s | best %s | %.1fs | %.0fs left", d["number"], d["family"], d["status"],
+             val, err, best, d["seconds"], max(d["left"], 0))

@@ -111,6 +111,13 @@ def predict(pipe: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray
 
 def cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, Any]:
     """Runs in the child: fit and score each fold, report it, stop if the driver says prune."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=data.n_jobs):  # OpenMP/BLAS threads: cores / workers
+        return _cross_validate(conn, data, cand)
+
+
+def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, Any]:
     n = len(data.y)
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
     scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0

@@ -55,7 +55,7 @@ class SearchResult:
 
 
 def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed: int,
-               n_startup_trials: int, multivariate: bool, pruner: str) -> Any:
+               n_startup_trials: int, multivariate: bool, pruner: str, constant_liar: bool = False) -> Any:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -70,11 +70,61 @@ def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             smp = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
-                                             multivariate=multivariate, group=multivariate, constant_liar=False)
+                                             multivariate=multivariate, group=multivariate,
+                                             constant_liar=constant_liar)
     prn = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruner == "median"
            else optuna.pruners.NopPruner())
     return optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=smp, pruner=prn,
                                load_if_exists=True)
+
+
+def run_workers(n_workers: int, make: Any, data: obj.SearchData, budget: Budget,
+                oof_dir: Path | None, on_trial: Any) -> SearchResult:
+    """N identical workers on one study (Optuna's shared-storage model): N-1 forked processes plus this
+    one. Each samples with its own seed and runs its trials supervised; the journal file keeps trial
+    numbers unique across processes."""
+    import os
+
+    pids = []
+    for w in range(1, n_workers):
+        pid = os.fork()
+        if pid == 0:  # worker
+            code = 0
+            try:
+                from functools import partial
+
+                from automl.reporting.progress import log_trial
+
+                run_search(make(seed_offset=w), data, budget, on_trial=partial(log_trial, data.metric.name),
+                           oof_dir=oof_dir)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    try:
+        res = run_search(make(seed_offset=0), data, budget, on_trial=on_trial, oof_dir=oof_dir)
+    finally:
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return res
+
+
+def summarize(study: Any) -> dict[str, int]:
+    from optuna.trial import TrialState
+
+    out = {"completed": 0, "failed": 0, "pruned": 0}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            out["completed"] += 1
+        elif t.state == TrialState.FAIL:
+            out["failed"] += 1
+        elif t.state == TrialState.PRUNED:
+            out["pruned"] += 1
+    return out
 
 
 def recover_orphans(study: Any) -> int:
@@ -136,8 +186,11 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
         if sign * t.value > best_val:
             best_val, best_cost = sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)
     skips = 0
-    n_done = 0
+    finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    n_before = len(study.get_trials(deepcopy=False, states=finished))
     while True:
+        # the trial cap counts every worker's trials of this invocation (shared study)
+        n_done = len(study.get_trials(deepcopy=False, states=finished)) - n_before
         if budget.n_trials and n_done >= budget.n_trials:
             res.stopped_because = f"trial budget reached ({budget.n_trials})"
             break
@@ -174,7 +227,6 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
             trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
             study.tell(trial, state=TrialState.FAIL)
             raise
-        n_done += 1
         res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
         trial.set_user_attr("status", outcome.status)
         trial.set_user_attr("seconds", round(outcome.seconds, 3))
