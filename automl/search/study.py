@@ -33,7 +33,7 @@ class Budget:
     n_trials: int = 0
     trial_time_s: float = 0.0
     trial_memory_mb: float = 0.0
-    reports_s: float = 1.0  # card, leaderboard, manifest
+    reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
 
     @property
