@@ -25,13 +25,20 @@ def _jitter(X: np.ndarray) -> np.ndarray:
     return (X + rng.uniform(-JITTER, JITTER, X.shape) * spread).astype(np.float32)
 
 
+def _cap_neighbours(est: KNeighborsClassifier | KNeighborsRegressor, n_rows: int) -> None:
+    # a small fold (or a small dataset) cannot supply more neighbours than it has rows
+    est.n_neighbors = max(1, min(int(est.n_neighbors), n_rows))
+
+
 class TieFreeKNeighborsClassifier(KNeighborsClassifier):
     def fit(self, X, y):
+        _cap_neighbours(self, len(X))
         return super().fit(_jitter(X), y)
 
 
 class TieFreeKNeighborsRegressor(KNeighborsRegressor):
     def fit(self, X, y):
+        _cap_neighbours(self, len(X))
         return super().fit(_jitter(X), y)
 
 

@@ -218,7 +218,21 @@ def register_converters() -> None:
     )
     from skl2onnx.shape_calculators.nearest_neighbours import calculate_sklearn_nearest_neighbours_regressor
 
+    from skl2onnx.operator_converters.random_forest import (
+        convert_sklearn_random_forest_classifier,
+        convert_sklearn_random_forest_regressor_converter,
+    )
+
+    from automl.estimators.hgb import Float32HGBClassifier, Float32HGBRegressor
     from automl.estimators.knn import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+
+    update_registered_converter(Float32HGBClassifier, "AutomlHGBClassifier", calculate_linear_classifier_output_shapes,
+                                convert_sklearn_random_forest_classifier,
+                                options={"zipmap": [False, True], "nocl": [True, False],
+                                         "raw_scores": [True, False], "output_class_labels": [False, True]})
+    update_registered_converter(Float32HGBRegressor, "AutomlHGBRegressor", calculate_linear_regressor_output_shapes,
+                                convert_sklearn_random_forest_regressor_converter,
+                                options={"raw_scores": [True, False]})
 
     update_registered_converter(TieFreeKNeighborsClassifier, "AutomlKNeighborsClassifier",
                                 calculate_linear_classifier_output_shapes, convert_nearest_neighbors_classifier,

@@ -33,7 +33,10 @@ class Outcome:
 
 
 def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    import faulthandler
+
     os.setpgid(0, 0)
+    faulthandler.disable()  # a crash is reported by the parent as CRASHED, not as a dump on stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     code = 0
     try:
