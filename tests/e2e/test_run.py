@@ -1,0 +1,135 @@
+"""End-to-end: real CLI runs on real data; the run folder, the ONNX contract, predict, resume."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from tests.cli_runner import DATA, error_lines, run_cli
+
+CASES = {
+    "binary": ("medpar_600.csv", "died", "roc_auc"),
+    "multiclass": ("penguins.csv", "species", "log_loss"),
+    "regression": ("slid_wages_600.csv", "wages", "rmse"),
+}
+BUDGET = 20
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[Path, float]]:
+    out = {}
+    for task, (file, target, metric) in CASES.items():
+        run = tmp_path_factory.mktemp(task) / "run"
+        t = time.monotonic()
+        p = run_cli(f"data.path={DATA / file}", f"task.target={target}", f"task.metric={metric}",
+                    f"budget.time_s={BUDGET}", "search.cv_folds=3", f"hydra.run.dir={run}", timeout=BUDGET * 4)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out[task] = (run, time.monotonic() - t)
+    return out
+
+
+def _feeds(sess: ort.InferenceSession, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The ONNX contract, as a user with onnxruntime alone would apply it."""
+    feeds = {}
+    for inp in sess.get_inputs():
+        col = df[inp.name]
+        if inp.type == "tensor(string)":
+            feeds[inp.name] = col.astype(object).where(col.notna(), "").astype(str).to_numpy().reshape(-1, 1)
+        else:
+            feeds[inp.name] = col.astype("float32").to_numpy().reshape(-1, 1)
+    return feeds
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_run_folder_and_onnx_contract(runs, task):
+    run, wall = runs[task]
+    file, target, metric = CASES[task]
+    for name in ("model.onnx", "leaderboard.csv", "model_card.md", "manifest.json", "profile.json", "parity.json",
+                 "study.journal", ".hydra/config.yaml", "run.log"):
+        assert (run / name).exists(), name
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "COMPLETE" and m["task"] == task and m["metric"] == metric
+    assert wall <= BUDGET * 1.1 + 5, wall
+    assert json.loads((run / "parity.json").read_text())["passed"]
+    lb = pd.read_csv(run / "leaderboard.csv")
+    assert {"rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout", "fit_s",
+            "predict_ms_per_row", "status", "error"} <= set(lb.columns)
+    assert lb["holdout"].notna().sum() == 1 and (lb["status"] == "COMPLETE").sum() >= 3
+    card = (run / "model_card.md").read_text()
+    for section in ("## Task and intended use", "## Data profile", "## Search", "Holdout metrics", "## ONNX export",
+                    "## Limitations"):
+        assert section in card
+
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert {"input_schema", "target", "task", "metric", "engine_version"} <= set(meta)
+    df = pd.read_csv(DATA / file).drop(columns=[target])
+    names = [o.name for o in sess.get_outputs()]
+    out = dict(zip(names, sess.run(None, _feeds(sess, df))))
+    assert out["label"].shape == (len(df),)
+    if task == "regression":
+        assert names == ["label"] and np.isfinite(out["label"]).all()
+    else:
+        classes = json.loads(meta["class_labels"])
+        assert names == ["label", "probabilities"] and out["probabilities"].shape == (len(df), len(classes))
+        np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1, atol=1e-5)
+        assert set(np.asarray(out["label"]).tolist()) <= set(classes)
+
+
+def test_holdout_score_matches_onnxruntime(tmp_path):
+    """With export.refit_full=false the card's holdout score is what onnxruntime gives on those rows."""
+    run = tmp_path / "run"
+    p = run_cli(f"data.path={DATA / 'aids_600.csv'}", "task.target=status", "budget.time_s=15",
+                "export.refit_full=false", "search.cv_folds=3", f"hydra.run.dir={run}", timeout=90)
+    assert p.returncode == 0, p.stderr[-2000:]
+    final = json.loads((run / "manifest.json").read_text())["final"]
+    assert final["holdout_score"] == pytest.approx(final["holdout_score_onnx"], abs=1e-5)
+    schema = json.loads(ort.InferenceSession(str(run / "model.onnx")).get_modelmeta().custom_metadata_map["input_schema"])
+    assert "T.categ" in [c["name"] for c in schema]  # graph inputs are named after the columns
+
+
+def test_predict_and_its_errors(runs, tmp_path):
+    run, _ = runs["multiclass"]
+    out = tmp_path / "pred.csv"
+    p = run_cli("predict", "--model", str(run), "--data", str(DATA / "penguins.csv"), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    pred = pd.read_csv(out)
+    assert len(pred) == 344 and "prediction" in pred and any(c.startswith("proba_") for c in pred)
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(DATA / "penguins.csv").drop(columns=["island"]).to_csv(bad, index=False)
+    p = run_cli("predict", "--model", str(run / "model.onnx"), "--data", str(bad), "--out", str(tmp_path / "x.csv"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert error_lines(p.stderr)[-1].startswith("error: column 'island'")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_resume_keeps_earlier_trials(runs):
+    run, _ = runs["binary"]
+    before = len(pd.read_csv(run / "leaderboard.csv"))
+    file, target, _ = CASES["binary"]
+    p = run_cli(f"data.path={DATA / file}", f"task.target={target}", "budget.time_s=15", "budget.n_trials=2",
+                "search.cv_folds=3", f"hydra.run.dir={run}", timeout=90)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "resuming study" in p.stdout + p.stderr
+    after = pd.read_csv(run / "leaderboard.csv")
+    assert len(after) >= before + 2
+    # a changed data file is refused rather than mixed into the same study
+    p = run_cli(f"data.path={DATA / 'aids_600.csv'}", "task.target=status", "budget.time_s=15",
+                f"hydra.run.dir={run}", timeout=90)
+    assert p.returncode == 2 and "different data" in p.stderr
+
+
+def test_multirun_writes_one_folder_per_job_and_a_summary(tmp_path):
+    p = run_cli("--multirun", f"data.path={DATA / 'medpar_600.csv'}", "task.target=died", "seed=0,1",
+                "budget.time_s=12", "search.cv_folds=3", f"hydra.sweep.dir={tmp_path}", timeout=200)
+    assert p.returncode == 0, p.stderr[-2000:]
+    jobs = sorted(d.name for d in tmp_path.iterdir() if d.is_dir())
+    assert jobs == ["0_medpar_600", "1_medpar_600"]
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary["seed"]) == [0, 1] and set(summary["status"]) == {"COMPLETE"}
+    assert all((tmp_path / j / "model.onnx").exists() for j in jobs)
