@@ -165,9 +165,16 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> 
     return fit + export + 0.5
 
 
-def _final_reserve(best_cost: float, budget: Budget) -> float:
-    """Time to keep for the final stage (refit, export, parity) and the reports."""
-    return best_cost + 1.0 + budget.reports_s + 0.02 * budget.time_s
+def _margin(budget: Budget) -> float:
+    return 1.0 + budget.reports_s + 0.02 * budget.time_s
+
+
+def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
+    """Time to keep for shipping the best trial that can still be shipped in time (refit, export,
+    parity) plus the reports. A better trial too costly to ship does not stop the search."""
+    room = budget.left() - _margin(budget)
+    shippable = [(v, c) for v, c in done if c <= room]
+    return (max(shippable)[1] if shippable else 0.0) + _margin(budget)
 
 
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
@@ -180,11 +187,13 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     maximize = data.metric.greater_is_better
     sign = 1 if maximize else -1
     k = len(data.folds)
-    best_val, best_cost = -math.inf, 0.0
+    best_val = -math.inf
+    done: list[tuple[float, float]] = []  # (sign * CV score, final-stage cost) of completed trials
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
-        if sign * t.value > best_val:
-            best_val, best_cost = sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)
+        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)))
+        best_val = max(best_val, sign * t.value)
+    rng = np.random.default_rng(data.seed)
     skips = 0
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     n_before = len(study.get_trials(deepcopy=False, states=finished))
@@ -194,7 +203,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
         if budget.n_trials and n_done >= budget.n_trials:
             res.stopped_because = f"trial budget reached ({budget.n_trials})"
             break
-        left = budget.left() - _final_reserve(best_cost, budget)
+        left = budget.left() - _reserve(done, budget)
         if left < 1.0:
             res.stopped_because = "time budget (remaining time reserved for refit and export)"
             break
@@ -207,9 +216,13 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
             trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
             study.tell(trial, state=TrialState.PRUNED)
             skips += 1
-            if skips >= 30:
+            # steer the sampler to a family that fits: fix it in the next trial, sample the rest
+            fits = [f for f in data.families if f != "baseline"
+                    and float(np.median(res.family_cost.get(f, [3.0]))) <= left]
+            if not fits or skips >= 30:
                 res.stopped_because = "time budget (no family fits in the remaining time)"
                 break
+            study.enqueue_trial({"family": fits[int(rng.integers(len(fits)))]}, skip_if_exists=False)
             continue
         skips = 0
         limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
@@ -247,8 +260,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                 np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
             study.tell(trial, v["mean"])
             res.completed += 1
-            if sign * v["mean"] > best_val:
-                best_val, best_cost = sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)
+            done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
+            best_val = max(best_val, sign * v["mean"])
         elif outcome.status == PRUNED:
             study.tell(trial, state=TrialState.PRUNED)
             res.pruned += 1
