@@ -100,8 +100,8 @@ def _convert_skewlog(scope, operator, container):
                        name=scope.get_unique_operator_name("Where"))
 
 
-# --- Baseline (Dummy): constant output broadcast to N rows ----------------------------------------
-def _parser_dummy_classifier(scope, model, inputs, custom_parsers=None):
+# --- Classifiers with converters of ours: outputs label [N] and probabilities [N, C] (no ZipMap) -----
+def _parser_classifier(scope, model, inputs, custom_parsers=None):
     from skl2onnx._parse import _get_sklearn_operator_name
 
     op = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
@@ -111,6 +111,7 @@ def _parser_dummy_classifier(scope, model, inputs, custom_parsers=None):
     return op.outputs
 
 
+# --- Baseline (Dummy): constant output broadcast to N rows ----------------------------------------
 def _shape_dummy_classifier(operator):
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = Int64TensorType([n])
@@ -159,16 +160,6 @@ def _convert_dummy_regressor(scope, operator, container):
 
 
 # --- CatBoost: its own exporter's TreeEnsemble node, copied into the graph (compat.md P11) ----------
-def _parser_catboost_classifier(scope, model, inputs, custom_parsers=None):
-    from skl2onnx._parse import _get_sklearn_operator_name
-
-    op = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
-    op.inputs = inputs
-    op.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
-    op.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
-    return op.outputs
-
-
 def _convert_catboost(scope, operator, container):
     from catboost.utils import convert_to_onnx_object
 
@@ -203,12 +194,12 @@ def register_converters() -> None:
     update_registered_converter(OutlierClipper, "AutomlOutlierClipper", _shape_same_width_float, _convert_clipper)
     update_registered_converter(SkewLog, "AutomlSkewLog", _shape_same_width_float, _convert_skewlog)
     update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
-                                _convert_dummy_classifier, parser=_parser_dummy_classifier,
+                                _convert_dummy_classifier, parser=_parser_classifier,
                                 options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor, _convert_dummy_regressor)
     update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
                                 calculate_linear_classifier_output_shapes, _convert_catboost,
-                                parser=_parser_catboost_classifier,
+                                parser=_parser_classifier,
                                 options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
                                 calculate_linear_regressor_output_shapes, _convert_catboost)
