@@ -240,12 +240,16 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         if ens is not None:
             plans.append(("ensemble", ens["members"]))
             manifest["ensemble_selection"] = {k: v for k, v in ens.items() if k != "members"}
-        plans += [("single", [(t_, 1.0)]) for t_ in done[:3]]
+        # then every completed trial by rank: the first that fits in the time left ships; the cheapest
+        # pipeline is the last resort, tried whatever the clock says
+        plans += [("single", [(t_, 1.0)]) for t_ in done]
         cheap = min(done, key=lambda tr: final_cost(tr.user_attrs, len(folds), budget.refit_full))
-        if all(cheap is not p[1][0][0] for p in plans if p[0] == "single"):
-            plans.append(("single", [(cheap, 1.0)]))  # last resort: the cheapest pipeline that completed
+        plans.append(("single", [(cheap, 1.0)]))
         failures: list[str] = []
+        attempts = 0
         for i_plan, (kind, members) in enumerate(plans):
+            if attempts >= 3 and i_plan < len(plans) - 1:
+                continue
             cands = [(candidate(tr), w) for tr, w in members]
             cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
             room = budget.left() - budget.reports_s
@@ -254,6 +258,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                                 f"{room:.1f}s left")
                 continue
             limit = max(room, 2.0 * cost)
+            attempts += 1
             floor = _floor(members, data, metric, paths)
             outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
                                                cfg.export.parity_rows, floor, cfg.export.refit_full),
@@ -272,7 +277,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                              members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
                                        "cv_mean": tr.value} for tr, w in members])
                 if failures:
-                    final["fallback_reason"] = "a better-ranked model could not be shipped: " + "; ".join(failures)
+                    final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
+                                                + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                 break
             why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
                    else f"{outcome.status}: {outcome.error}")
