@@ -74,10 +74,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def _default(o: Any) -> Any:
+    if getattr(o, "ndim", 0) > 0 and hasattr(o, "tolist"):
+        return o.tolist()
     if hasattr(o, "item"):
         return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
     if isinstance(o, Path):
         return str(o)
     return str(o)

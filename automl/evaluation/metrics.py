@@ -123,7 +123,9 @@ def holdout_metrics(task: str, y: np.ndarray, pred: np.ndarray, n_classes: int) 
     for m in METRICS.values():
         if task in m.tasks:
             try:
-                out[m.name] = round(m(y, pred, n_classes), 6)
+                value = m(y, pred, n_classes)
             except ValueError:
                 continue  # e.g. roc_auc with one class present
+            if np.isfinite(value):  # sklearn may return NaN instead of raising
+                out[m.name] = round(value, 6)
     return out

@@ -100,6 +100,35 @@ def _convert_skewlog(scope, operator, container):
                        name=scope.get_unique_operator_name("Where"))
 
 
+# --- XGBoost binary: onnxmltools 1.16 can write base_score (a probability) where the margin belongs --
+def _xgb_base_margin(model) -> float | None:
+    import json
+    import math
+
+    cfg = json.loads(model.get_booster().save_config())
+    if cfg["learner"]["objective"]["name"] != "binary:logistic":
+        return None
+    raw = str(cfg["learner"]["learner_model_param"]["base_score"]).strip("[]")
+    p = float(raw)
+    return math.log(p / (1 - p))
+
+
+def _convert_xgboost_fixed(scope, operator, container):
+    from onnx import helper
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+
+    before = len(container.nodes)
+    convert_xgboost(scope, operator, container)
+    margin = _xgb_base_margin(operator.raw_operator)
+    if margin is None:
+        return
+    for node in container.nodes[before:]:
+        if node.op_type == "TreeEnsembleClassifier":
+            for i, att in enumerate(node.attribute):
+                if att.name == "base_values":
+                    node.attribute[i].CopyFrom(helper.make_attribute("base_values", [margin]))
+
+
 # --- Classifiers with converters of ours: outputs label [N] and probabilities [N, C] (no ZipMap) -----
 def _parser_classifier(scope, model, inputs, custom_parsers=None):
     from skl2onnx._parse import _get_sklearn_operator_name
@@ -244,7 +273,7 @@ def register_converters() -> None:
     update_registered_converter(LGBMRegressor, "AutomlLGBMRegressor", calculate_linear_regressor_output_shapes,
                                 convert_lightgbm)
     update_registered_converter(XGBClassifier, "AutomlXGBClassifier", calculate_linear_classifier_output_shapes,
-                                convert_xgboost, options={"zipmap": [False, True], "nocl": [True, False]})
+                                _convert_xgboost_fixed, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(XGBRegressor, "AutomlXGBRegressor", calculate_linear_regressor_output_shapes,
                                 convert_xgboost)
     _done = True

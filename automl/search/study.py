@@ -165,6 +165,11 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> 
     return fit + export + 0.5
 
 
+def _unseen_cost(family: str) -> float:
+    """Seconds a family not yet run is assumed to need: a few, scaled by its relative cost tag."""
+    return max(0.5, 3.0 * min(REGISTRY.get(family).cost, 1.0))
+
+
 def _margin(budget: Budget) -> float:
     return 1.0 + budget.reports_s + 0.02 * budget.time_s
 
@@ -210,15 +215,15 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
         trial = study.ask()
         cand = obj.sample(trial, data)
         costs = res.family_cost.get(cand.family)
-        expected = float(np.median(costs)) if costs else 3.0  # a family not yet seen needs a few seconds
+        expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
         if expected > left:
             trial.set_user_attr("status", SKIPPED)
             trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
             study.tell(trial, state=TrialState.PRUNED)
             skips += 1
             # steer the sampler to a family that fits: fix it in the next trial, sample the rest
-            fits = [f for f in data.families if f != "baseline"
-                    and float(np.median(res.family_cost.get(f, [3.0]))) <= left]
+            fits = [f for f in data.families if (f != "baseline" or not res.completed)
+                    and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
             if not fits or skips >= 30:
                 res.stopped_because = "time budget (no family fits in the remaining time)"
                 break

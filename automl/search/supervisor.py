@@ -55,12 +55,14 @@ def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Non
 
 
 def _tree_rss_mb(pid: int) -> float:
+    """Memory the trial's process tree owns: USS, since a forked child's RSS also counts the pages it
+    still shares copy-on-write with the driver."""
     import psutil
 
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs) / 2**20
+        return sum(p.memory_full_info().uss for p in procs) / 2**20
     except Exception:
         return 0.0
 
@@ -96,6 +98,7 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
     out = Outcome(status=CRASHED)
     deadline = t0 + timeout_s
     next_mem = t0
+    peak = 0.0
     try:
         while True:
             now = time.monotonic()
@@ -105,7 +108,7 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
                 break
             if memory_mb > 0 and now >= next_mem:
                 rss = _tree_rss_mb(proc.pid)
-                out.peak_rss_mb = max(out.peak_rss_mb, rss)
+                peak = max(peak, rss)
                 if rss > memory_mb:
                     _kill_group(proc)
                     out = Outcome(MEMOUT, error=f"used {rss:.0f} MB, over its limit of {memory_mb:.0f} MB",
@@ -156,4 +159,5 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
             _kill_group(proc)
             proc.join(1.0)
     out.seconds = time.monotonic() - t0
+    out.peak_rss_mb = max(out.peak_rss_mb, peak)
     return out
