@@ -179,7 +179,10 @@ def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
     parity) plus the reports. A better trial too costly to ship does not stop the search."""
     room = budget.left() - _margin(budget)
     shippable = [(v, c) for v, c in done if c <= room]
-    return (max(shippable)[1] if shippable else 0.0) + _margin(budget)
+    cost = max(shippable)[1] if shippable else 0.0
+    # room to refit one or two more pipelines if greedy ensemble selection wants them
+    ensemble = min(1.5 * cost, 0.1 * budget.time_s)
+    return cost + ensemble + _margin(budget)
 
 
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
