@@ -116,6 +116,38 @@ def _check_output_dirs(args: list[str]) -> None:
                             f"Set {key} to a folder you can write to.")
 
 
+_NO_PRECHECK = ("-m", "--multirun", "-h", "--help", "--hydra-help", "--info", "-c", "--cfg", "-p", "--package",
+                "--resolve", "-sc", "--shell-completion", "-cd", "--config-dir", "-cp", "--config-path",
+                "-cn", "--config-name")
+
+
+def _precheck_compose(args: list[str]) -> None:
+    """Compose once before Hydra does, so a misspelled key or a wrong type is one line with exit 2
+    (Hydra's own report spans several lines). Sweeps and custom config dirs go straight to Hydra."""
+    if any(a.split("=")[0] in _NO_PRECHECK for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+
+    from automl.config.schema import register_configs
+    from automl.errors import UserError
+
+    overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name="config", overrides=overrides)
+    except Exception as e:
+        cause = e
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        key = getattr(cause, "full_key", "") or getattr(e, "full_key", "")
+        lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+        rule = next((ln for ln in lines if not ln.startswith(("full_key", "object_type", "reference_type"))),
+                    str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise UserError(str(key) or "config", rule.rstrip("."),
+                        "Check the key and its type (automl --help lists groups and keys).") from None
+
+
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
@@ -143,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [sys.argv[0], *args]
     try:
         _check_output_dirs(args)
+        _precheck_compose(args)
     except Exception as e:
         _fail(e)
     try:

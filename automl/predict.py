@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import tempfile
@@ -56,6 +57,8 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
                         "Use a model.onnx from an automl run folder.")
     schema = input_schema(meta)
     classes = class_labels(meta)
+    known = {c: set(v) for c, v in json.loads(meta.get("categories", "{}")).items()}
+    unseen: dict[str, tuple[int, str]] = {}
     names = [o.name for o in sess.get_outputs()]
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +72,14 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
                 extra = [c for c in chunk.columns if c not in {s["name"] for s in schema}]
                 if extra:
                     log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(extra[:10]))
-            res = dict(zip(names, sess.run(None, feeds_from_frame(chunk, schema)), strict=True))
+            feeds = feeds_from_frame(chunk, schema)
+            for col, levels in known.items():
+                vals = feeds[col].ravel()
+                new = vals[(vals != "") & ~np.isin(vals, list(levels))]
+                if len(new):
+                    n, example = unseen.get(col, (0, str(new[0])))
+                    unseen[col] = (n + len(new), example)
+            res = dict(zip(names, sess.run(None, feeds), strict=True))
             frame = pd.DataFrame({"prediction": np.asarray(res["label"]).reshape(-1)})
             if classes is not None:
                 proba = np.asarray(res["probabilities"])
@@ -89,6 +99,9 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
             writer.close()
         if total == 0:
             raise UserError("--data", f"file '{data}' has no data rows", "Send at least one row.")
+        for col, (n, example) in unseen.items():
+            log.warning("column '%s': %d row(s) hold categories not seen in training (e.g. %r); they are "
+                        "scored as an unknown level", col, n, example)
         os.replace(tmp, out_path)
     finally:
         Path(tmp).unlink(missing_ok=True)

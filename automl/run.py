@@ -109,6 +109,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         if col not in df.columns:
             raise UserError("data.id_columns" if col in cfg.data.id_columns else "data.drop_columns",
                             f"'{col}' is not a column of the data", "Remove it or fix its spelling.")
+    if len(df) < 10:
+        raise UserError("data.path", f"{len(df)} data row(s) with a target are too few for cross-validation and a holdout",
+                        "Provide at least a few dozen rows.")
     inferred = infer_task(df[target])
     n_classes_raw = int(df[target].nunique())
     task, metric_name = resolve_task(cfg, inferred, target, n_classes_raw)
@@ -117,7 +120,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     n_classes = len(classes) if classes is not None else 0
     n_folds = cfg.search.cv_folds or (5 if len(df) * (1 - cfg.search.holdout) <= 4000 else 3)
     if task != "regression":
-        check_class_counts(y_all, n_folds, cfg.search.holdout, target)
+        check_class_counts(np.asarray(classes, dtype=object)[y_all], n_folds, cfg.search.holdout, target)
     elif len(df) < 2 * n_folds + 2:
         raise UserError("data.path", f"{len(df)} rows are too few for {n_folds}-fold CV and a holdout",
                         "Provide more rows or lower search.cv_folds.")
@@ -227,7 +230,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         from automl.refit import refit_export
         from automl.search.supervisor import COMPLETE, supervise
 
-        meta = metadata(schema, task, target, metric_name, classes, __version__)
+        levels = {c: sorted(set(X_all[c]) - {""})[:1000] for c in schema.names("categorical")}
+        meta = metadata(schema, task, target, metric_name, classes, __version__,
+                        {c: v for c, v in levels.items() if len(v) < 1000})
         t = time.time()
 
         def candidate(tr: Any) -> Candidate:

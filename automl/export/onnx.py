@@ -205,11 +205,13 @@ def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema:
 
 
 def metadata(schema: Schema, task: str, target: str, metric: str, classes: list[Any] | None,
-             engine_version: str) -> dict[str, str]:
+             engine_version: str, categories: dict[str, list[str]] | None = None) -> dict[str, str]:
     meta = {
         "input_schema": json.dumps(schema.to_json()),
         "target": target, "task": task, "metric": metric, "engine_version": engine_version,
     }
+    if categories:  # training levels per categorical column, so scoring can report unseen ones
+        meta["categories"] = json.dumps(categories)
     if classes is not None:
         meta["class_labels"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
     return meta

@@ -32,10 +32,23 @@ class Outcome:
     messages: list[Any] = field(default_factory=list)
 
 
-def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this trial if the driver dies (kill -9 of the driver must not leave trials behind)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    if os.getppid() != parent_pid:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], parent_pid: int) -> None:
     import faulthandler
 
     os.setpgid(0, 0)
+    _die_with_parent(parent_pid)
     faulthandler.disable()  # a crash is reported by the parent as CRASHED, not as a dump on stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     code = 0
@@ -91,7 +104,7 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=_child_main, args=(child, fn, args), daemon=False)
+    proc = ctx.Process(target=_child_main, args=(child, fn, args, os.getpid()), daemon=False)
     t0 = time.monotonic()
     proc.start()
     child.close()
