@@ -19,7 +19,9 @@ from automl.errors import UserError
 from automl.io import RunPaths, write_bytes, write_json, write_text
 
 log = logging.getLogger("automl")
-PROCESS_START = time.time()  # the budget counts from process start (cli may set it earlier)
+PROCESS_START = time.time()
+ALLOWANCE_S = 3.0
+MIN_FINAL_S = 10.0  # the budget counts from process start (cli may set it earlier)
 _PACKAGES = ["scikit-learn", "optuna", "catboost", "skl2onnx", "onnx", "onnxruntime", "onnxmltools",
              "hydra-core", "pandas", "numpy", "protobuf"]
 
@@ -180,6 +182,15 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     if not prev_sha:
         study.set_user_attr("data_sha256", data_sha)
     orphans = recover_orphans(study)
+    # a run that died (kill -9, power loss) left run_state=running: its time counts against this budget
+    used_before = float(study.user_attrs.get("budget_used_s", 0.0)) if study.user_attrs.get("run_state") == "running" else 0.0
+    if used_before:
+        budget.time_s = max(cfg.budget.time_s - used_before, MIN_FINAL_S)
+        log.info("the earlier run stopped after %.1fs of its %.0fs budget; %.1fs remain", used_before,
+                 cfg.budget.time_s, budget.time_s)
+    study.set_user_attr("run_state", "running")
+    study.set_user_attr("budget_used_s", used_before)
+    budget.used_before = used_before
     if resumed:
         log.info("resuming study with %d earlier trials (%d orphaned trial(s) marked failed)",
                  len(study.trials), orphans)
@@ -312,6 +323,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     timings["total_s"] = time.time() - t_start
     manifest["timings"] = {k: round(v, 3) for k, v in timings.items()}
     manifest["budget"]["used_s"] = round(timings["total_s"], 2)
+    manifest["budget"]["used_by_earlier_run_s"] = round(used_before, 2)
+    # stated allowance over budget.time_s: interpreter exit after the last write, and estimate error
+    manifest["budget"]["allowance_s"] = ALLOWANCE_S
+    study.set_user_attr("run_state", "finished")
     manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     from automl.reporting.model_card import render
 

@@ -35,6 +35,7 @@ class Budget:
     trial_memory_mb: float = 0.0
     reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
+    used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
 
     @property
     def deadline(self) -> float:
@@ -276,6 +277,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
         else:
             study.tell(trial, state=TrialState.FAIL)
             res.failed += 1
+        # budget accounting survives a crash of the driver
+        study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
         if on_trial:
             on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
                       "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
