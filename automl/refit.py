@@ -44,6 +44,11 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes)
         out["holdout_pred"] = pred.astype(np.float32)
     if refit_full and len(y_hold):
+        # score the holdout through onnxruntime too, with the very model that was scored, before refitting
+        t = time.perf_counter()
+        scored = export_onnx(pipe, data.schema, data.task, classes, meta)
+        out["holdout_score_onnx"] = _onnx_score(scored, data, X_hold, y_hold)
+        timings["holdout_onnx_s"] = time.perf_counter() - t
         t = time.perf_counter()
         pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))
         timings["refit_full_s"] = time.perf_counter() - t
@@ -60,15 +65,20 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         return {**out, "parity_error": str(e), "timings": timings}
     timings["parity_s"] = time.perf_counter() - t
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
-        from automl.export.contract import feeds_from_frame
-        from automl.export.onnx import session
-
-        sess = session(model.SerializeToString())
-        res = dict(zip([o.name for o in sess.get_outputs()],
-                       sess.run(None, feeds_from_frame(X_hold, data.schema.to_json())), strict=True))
-        onnx_pred = res["label"] if data.task == "regression" else res["probabilities"]
-        out["holdout_score_onnx"] = data.metric(y_hold, np.asarray(onnx_pred, dtype=np.float64), data.n_classes)
+        out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold)
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
     members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     return out
+
+
+def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray) -> float:
+    """The metric on rows scored by onnxruntime through the ONNX contract alone."""
+    from automl.export.contract import feeds_from_frame
+    from automl.export.onnx import session
+
+    sess = session(model.SerializeToString())
+    res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds_from_frame(X, data.schema.to_json())),
+                   strict=True))
+    pred = res["label"] if data.task == "regression" else res["probabilities"]
+    return data.metric(y, np.asarray(pred, dtype=np.float64), data.n_classes)

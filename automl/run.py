@@ -338,7 +338,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         log.info("chosen: %s %s, CV %s=%.5g, holdout %.5g (onnx %s); wrote %s",
                  f"trial {final['trial']}" if final["kind"] == "single" else "ensemble of",
                  final["family"] if final["kind"] == "single" else [m["trial"] for m in final["members"]], metric_name, final["cv_mean"], final.get("holdout_score", np.nan),
-                 f"{final['holdout_score_onnx']:.5g}" if "holdout_score_onnx" in final else "refit on all rows",
+                 f"{final['holdout_score_onnx']:.5g}" if "holdout_score_onnx" in final else "-",
                  paths.model)
     log.info("run folder: %s (%.1fs of %.0fs budget)", paths.root, timings["total_s"], cfg.budget.time_s)
     return manifest

@@ -102,8 +102,8 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                          "(export.refit_full=true). The holdout score below is the estimate for it; the holdout "
                          "rows are training rows of the shipped model, so it has no held-out score of its own.")
         if final.get("holdout_metrics"):
-            onnx_score = (f"{final['holdout_score_onnx']:.6g} (onnxruntime, model.onnx)"
-                          if "holdout_score_onnx" in final else "model.onnx refit on all rows afterwards")
+            onnx_score = (f"{final['holdout_score_onnx']:.6g} (onnxruntime, the same model exported)"
+                          if "holdout_score_onnx" in final else "no ONNX score")
             lines += ["", "### Holdout metrics (scored once)", "",
                       f"- {metric}: **{final['holdout_score']:.6g}** (Python pipeline), {onnx_score}", ""]
             lines += [f"| {k} | {v:.5g} |" for k, v in final["holdout_metrics"].items()]

@@ -162,7 +162,7 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> 
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
     fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows
-    export = 1.5 * attrs.get("export_s", 0.5) * rows
+    export = 1.5 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
     return fit + export + 0.5
 
 

@@ -56,6 +56,8 @@ def test_run_folder_and_onnx_contract(runs, task):
     assert m["status"] == "COMPLETE" and m["task"] == task and m["metric"] == metric
     assert wall <= BUDGET * 1.1 + 5, wall
     assert json.loads((run / "parity.json").read_text())["passed"]
+    final = m["final"]  # the card's holdout score is also what onnxruntime gives for the scored model
+    assert final["holdout_score"] == pytest.approx(final["holdout_score_onnx"], rel=1e-4, abs=1e-5)
     lb = pd.read_csv(run / "leaderboard.csv")
     assert {"rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout", "fit_s",
             "predict_ms_per_row", "status", "error"} <= set(lb.columns)
