@@ -72,6 +72,9 @@ def main() -> None:
     for r in runs:
         lines.append(f"| {r['dataset']} | {r['seed']} | {r.get('score', 'error')} | {r['wall_s']} | {r['overrun']} | "
                      f"{r.get('peak_rss_mb', '')} | {r['rc']} |")
+    notes = HERE / "NOTES.md"  # the measured assessment, kept by hand next to the generated tables
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
