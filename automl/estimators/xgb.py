@@ -13,7 +13,6 @@ from automl.estimators.spec import EstimatorSpec
 # One thread: trials run in forked children, and XGBoost's OpenMP runtime (the system libgomp, loaded
 # in the driver by the export stack's imports) deadlocks in a forked child that asks for 2 threads
 # (measured: TIMEOUT at 10 s vs 0.04 s single-threaded on 300 rows).
-SINGLE_THREAD = True
 
 
 def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -> Any:
@@ -28,7 +27,7 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
         colsample_bytree=float(params.get("colsample_bytree", 0.8)),
         reg_lambda=float(params.get("reg_lambda", 1.0)),
         reg_alpha=float(params.get("reg_alpha", 0.001)),
-        tree_method="hist", random_state=seed, n_jobs=1,  # see SINGLE_THREAD
+        tree_method="hist", random_state=seed, n_jobs=1,  # see the note above build()
         verbosity=0,
     )
     if task == "regression":

@@ -189,7 +189,6 @@ def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
                on_trial: Callable[[dict[str, Any]], None] | None = None,
                oof_dir: Path | None = None) -> SearchResult:
-    import optuna
     from optuna.trial import TrialState
 
     res = SearchResult(study=study)
