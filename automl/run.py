@@ -1,7 +1,6 @@
 """Orchestration: load -> profile -> search -> refit/export -> reports. Typed in, files out."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -408,7 +407,3 @@ def _trial_memory_mb(cfg: RunConfig) -> float:
     import psutil
 
     return 0.8 * psutil.virtual_memory().available / 2**20
-
-
-def manifest_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

@@ -12,7 +12,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 COMPLETE, FAIL, TIMEOUT, MEMOUT, CRASHED, PRUNED = "COMPLETE", "FAIL", "TIMEOUT", "MEMOUT", "CRASHED", "PRUNED"
@@ -29,7 +29,6 @@ class Outcome:
     error: str = ""
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
-    messages: list[Any] = field(default_factory=list)
 
 
 def _die_with_parent(parent_pid: int) -> None:
