@@ -14,7 +14,11 @@ from typing import Any
 
 _START = time.time()
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-SUBCOMMANDS = ("predict",)
+# Subcommands that are not a search run: name -> "module:function", called with the remaining argv
+# and returning an exit code. Each lives in its own module, imported only when called.
+SUBCOMMANDS: dict[str, str] = {
+    "predict": "automl.predict:main",
+}
 _state = {"started": False, "debug": False}
 
 # OMP_WAIT_POLICY stays at the library default: PASSIVE made HistGradientBoosting ~10x slower here
@@ -164,11 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in SUBCOMMANDS:
         from automl.errors import UserError
 
-        try:
-            if args[0] == "predict":
-                from automl.predict import main as predict_main
+        import importlib
 
-                sys.exit(predict_main(args[1:]))
+        module, _, func = SUBCOMMANDS[args[0]].partition(":")
+        try:
+            sys.exit(getattr(importlib.import_module(module), func)(args[1:]))
         except UserError as e:
             _fail(e)
         return
