@@ -56,7 +56,7 @@ class SearchConfig:
     pruner: str = "median"  # median | none: prune a trial on its running mean over CV folds
     space_dir: str = ""  # "" = the search_spaces/ shipped with the engine
     study_name: str = "automl"
-    n_workers: int = 1  # local worker processes on one study (each trial then uses cores / n_workers threads)
+    n_workers: int = 0  # local worker processes on one study (each trial uses cores / n_workers threads); 0 = auto
 
 
 @dataclass

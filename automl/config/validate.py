@@ -25,8 +25,9 @@ def validate_config(cfg: RunConfig) -> None:
         raise UserError("search.cv_folds", f"must be 0 (auto) or >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
     if not 0.0 <= s.holdout < 0.9:
         raise UserError("search.holdout", f"must be in [0, 0.9), got {s.holdout}", "Set search.holdout=0.2.")
-    if s.n_workers < 1:
-        raise UserError("search.n_workers", f"must be >= 1, got {s.n_workers}", "Set search.n_workers=1.")
+    if s.n_workers < 0:
+        raise UserError("search.n_workers", f"must be >= 0 (0 = auto), got {s.n_workers}",
+                        "Set search.n_workers=0 (auto) or a count of workers.")
     if s.sampler not in ("tpe", "random"):
         raise UserError("search.sampler", f"unknown sampler '{s.sampler}'", "Use search=tpe or search=random.")
     if s.pruner not in ("median", "none"):

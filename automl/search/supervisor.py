@@ -16,6 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 COMPLETE, FAIL, TIMEOUT, MEMOUT, CRASHED, PRUNED = "COMPLETE", "FAIL", "TIMEOUT", "MEMOUT", "CRASHED", "PRUNED"
+INTERRUPTED = "INTERRUPTED"
+
+# A stop requested by a signal handler. Workers stop this way instead of by an exception raised at an
+# arbitrary bytecode, which could land inside a storage write and leave the journal lock behind.
+_stop = {"requested": False}
+
+
+def request_stop(*_: Any) -> None:
+    """Signal-handler safe: the running supervised child is killed at the next poll (<= 50 ms)."""
+    _stop["requested"] = True
+
+
+def stop_requested() -> bool:
+    return _stop["requested"]
 
 
 class Pruned(Exception):
@@ -114,6 +128,10 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
     try:
         while True:
             now = time.monotonic()
+            if _stop["requested"]:
+                _kill_group(proc)
+                out = Outcome(INTERRUPTED, error="interrupted: the run was stopped while this trial ran")
+                break
             if now >= deadline:
                 _kill_group(proc)
                 out = Outcome(TIMEOUT, error=f"exceeded its time limit of {timeout_s:.1f}s")

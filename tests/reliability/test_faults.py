@@ -43,7 +43,7 @@ def fault_args(fault: str, run_dir: Path, time_s: float = 20, *extra: str) -> li
     return [f"data.path={MEDPAR}", "task.target=died", f"budget.time_s={time_s}",
             f"estimators.include=[baseline,linear,fault_{fault}]",
             f"budget.trial_time_s={TRIAL_TIME_S}", f"budget.trial_memory_mb={TRIAL_MEMORY_MB}",
-            *extra, f"hydra.run.dir={run_dir}"]
+            "search.n_workers=1", *extra, f"hydra.run.dir={run_dir}"]
 
 
 def rows_of(lb: Any, family: str) -> Any:
@@ -249,6 +249,36 @@ def test_sigterm_mid_search_exits_130_with_a_partial_leaderboard_and_the_run_res
     finally:
         for pid in marker_pids(markers, "hang"):
             kill_if_ours(pid, run_dir)
+
+
+def test_sigterm_with_two_workers_interrupts_both_and_leaves_nothing_running(tmp_path):
+    """SIGTERM reaches the driver only; it passes it on, so the forked worker's trial ends too."""
+    from optuna.trial import TrialState
+
+    run_dir, markers = tmp_path / "run", tmp_path / "markers"
+    args = [a for a in fault_args("hang", run_dir, 25) if a != "search.n_workers=1"] + ["search.n_workers=2"]
+    with (tmp_path / "stderr.txt").open("w") as err:
+        proc = subprocess.Popen(cli_argv(*args), cwd=tmp_path, env=cli_env(markers), stdout=subprocess.DEVNULL,
+                                stderr=err)
+        try:
+            wait_for_marker(markers, "hang", proc)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            t0 = time.time()
+            code = proc.wait(timeout=30)
+            stop_s = time.time() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pid in marker_pids(markers, "hang"):
+                assert wait_gone(pid, 3.0), "a hanging trial outlived the interrupted driver"
+                kill_if_ours(pid, run_dir)
+    assert code == 130, (tmp_path / "stderr.txt").read_text()[-3000:]
+    assert stop_s < 8, f"the driver took {stop_s:.1f}s to stop: the worker ran on to the end of its budget"
+    study = load_study(run_dir)
+    assert not [t.number for t in study.trials if t.state == TrialState.RUNNING]
+    assert (run_dir / "leaderboard.csv").exists()
 
 
 @pytest.fixture(scope="module")
