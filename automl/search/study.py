@@ -218,10 +218,13 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     rng = np.random.default_rng(data.seed)
     skips = 0
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-    n_before = len(study.get_trials(deepcopy=False, states=finished))
+    def n_ran() -> int:  # trials that ran (a trial skipped for lack of time did not)
+        return sum(t.user_attrs.get("status") != SKIPPED for t in study.get_trials(deepcopy=False, states=finished))
+
+    n_before = n_ran()
     while True:
         # the trial cap counts every worker's trials of this invocation (shared study)
-        n_done = len(study.get_trials(deepcopy=False, states=finished)) - n_before
+        n_done = n_ran() - n_before
         if budget.n_trials and n_done >= budget.n_trials:
             res.stopped_because = f"trial budget reached ({budget.n_trials})"
             break
