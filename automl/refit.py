@@ -19,7 +19,8 @@ from automl.search import objective as obj
 
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
-                 parity_rows: int, floor: float = 0.0, refit_full: bool = False) -> dict[str, Any]:
+                 parity_rows: int, floor: float = 0.0, refit_full: bool = False,
+                 explain_s: float = 0.0) -> dict[str, Any]:
     from automl.evaluation.metrics import holdout_metrics
     from automl.export.onnx import check_parity, export_onnx
 
@@ -43,6 +44,14 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_score"] = data.metric(y_hold, pred, data.n_classes)
         out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes)
         out["holdout_pred"] = pred.astype(np.float32)
+        if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
+            from automl.reporting.explain import permutation_importance
+
+            scored = pipe
+            out["permutation_importance"] = permutation_importance(
+                lambda X: obj.predict(scored, X, data.task, data.n_classes), X_hold, y_hold,
+                lambda y, p: data.metric(y, p, data.n_classes), data.metric.greater_is_better, data.seed,
+                time_limit_s=explain_s)
     if refit_full and len(y_hold):
         # score the holdout through onnxruntime too, with the very model that was scored, before refitting
         t = time.perf_counter()

@@ -167,7 +167,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     budget = Budget(start=t_start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg, n_workers),
-                    refit_full=cfg.export.refit_full)
+                    refit_full=cfg.export.refit_full, reports_s=2.0 + report_allowance_s(cfg.budget.time_s))
     def make(seed_offset: int = 0) -> Any:
         return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,
                           cfg.seed + seed_offset, cfg.search.n_startup_trials, cfg.search.multivariate,
@@ -277,7 +277,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             attempts += 1
             floor = _floor(members, data, metric, paths)
             outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
-                                               cfg.export.parity_rows, floor, cfg.export.refit_full),
+                                               cfg.export.parity_rows, floor, cfg.export.refit_full,
+                                               min(1.5, 0.02 * cfg.budget.time_s)),
                                 timeout_s=limit, memory_mb=0)
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
@@ -315,6 +316,14 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         hp = final.pop("holdout_pred", None)
         if hp is not None:
             np.save(paths.root / "holdout_predictions.npy", hp)
+            np.save(paths.root / "holdout_labels.npy", y_hold)
+        from automl.reporting.explain import onnx_latency
+
+        try:
+            final["latency"] = onnx_latency(model_bytes, X_hold if len(X_hold) else X, schema.to_json(),
+                                            time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
+        except Exception as e:  # a measurement, never a reason to fail the run
+            log.warning("latency not measured: %s", e)
     leaderboard = _leaderboard(study, metric, final)
     write_text(paths.leaderboard, leaderboard.to_csv(index=False))
     write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
@@ -331,6 +340,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     from automl.reporting.model_card import render
 
     write_text(paths.model_card, render(manifest, profile, leaderboard))
+    from automl.reporting.report import write_report
+
+    # what is left of the budget after the report, less the manifest write and interpreter exit
+    timings["report_s"] = write_report(paths.root, manifest, study, budget.left() - 1.0)
+    timings["total_s"] = time.time() - t_start
+    manifest["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    manifest["budget"]["used_s"] = round(timings["total_s"], 2)
     write_json(paths.manifest, manifest)
     if status != "COMPLETE":
         log.error("run failed: %s", error)
@@ -414,6 +430,11 @@ def _trial_memory_mb(cfg: RunConfig, n_workers: int) -> float:
 # single-threaded work: one worker per core gave 2.2x the trials of one 2-thread worker
 # (medpar, 1196 rows, 40 s on 2 cores: 63 vs 28 completed).
 AUTO_WORKERS_MAX_CELLS = 2_000_000
+
+
+def report_allowance_s(time_s: float) -> float:
+    """Time kept back for report.html (plots, hyperparameter importance) and its measurements."""
+    return min(4.0, 0.06 * time_s)
 
 
 def resolve_workers(cfg: RunConfig, cells: int) -> int:

@@ -192,6 +192,8 @@ def _margin(budget: Budget) -> float:
 def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
     """Time to keep for shipping the best trial that can still be shipped in time (refit, export,
     parity) plus the reports. A better trial too costly to ship does not stop the search."""
+    if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
+        return 1.0 + 0.02 * budget.time_s
     room = budget.left() - _margin(budget)
     shippable = [(v, c) for v, c in done if c <= room]
     cost = max(shippable)[1] if shippable else 0.0

@@ -12,25 +12,7 @@ import pytest
 
 from tests.cli_runner import DATA, error_lines, run_cli
 
-CASES = {
-    "binary": ("medpar_600.csv", "died", "roc_auc"),
-    "multiclass": ("penguins.csv", "species", "log_loss"),
-    "regression": ("slid_wages_600.csv", "wages", "rmse"),
-}
-BUDGET = 20
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, tuple[Path, float]]:
-    out = {}
-    for task, (file, target, metric) in CASES.items():
-        run = tmp_path_factory.mktemp(task) / "run"
-        t = time.monotonic()
-        p = run_cli(f"data.path={DATA / file}", f"task.target={target}", f"task.metric={metric}",
-                    f"budget.time_s={BUDGET}", "search.cv_folds=3", f"hydra.run.dir={run}", timeout=BUDGET * 4)
-        assert p.returncode == 0, p.stderr[-3000:]
-        out[task] = (run, time.monotonic() - t)
-    return out
+from tests.e2e.conftest import BUDGET, CASES
 
 
 def _feeds(sess: ort.InferenceSession, df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -121,7 +103,7 @@ def test_resume_keeps_earlier_trials(runs):
     earlier = _trial_rows(run / "leaderboard.csv")
     before = len(earlier)
     file, target, _ = CASES["binary"]
-    p = run_cli(f"data.path={DATA / file}", f"task.target={target}", "budget.time_s=15", "budget.n_trials=2",
+    p = run_cli(f"data.path={DATA / file}", f"task.target={target}", "budget.time_s=25", "budget.n_trials=2",
                 "search.cv_folds=3", f"hydra.run.dir={run}", timeout=90)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "resuming study" in p.stdout + p.stderr

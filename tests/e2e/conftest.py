@@ -1,0 +1,30 @@
+"""The e2e runs, shared by the modules that inspect them (one real run per task per session)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli_runner import DATA, run_cli
+
+CASES = {
+    "binary": ("medpar_600.csv", "died", "roc_auc"),
+    "multiclass": ("penguins.csv", "species", "log_loss"),
+    "regression": ("slid_wages_600.csv", "wages", "rmse"),
+}
+BUDGET = 20
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> dict[str, tuple[Path, float]]:
+    out = {}
+    for task, (file, target, metric) in CASES.items():
+        run = tmp_path_factory.mktemp(task) / "run"
+        t = time.monotonic()
+        p = run_cli(f"data.path={DATA / file}", f"task.target={target}", f"task.metric={metric}",
+                    f"budget.time_s={BUDGET}", "search.cv_folds=3", f"hydra.run.dir={run}",
+                    timeout=BUDGET * 4)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out[task] = (run, time.monotonic() - t)
+    return out

@@ -1,0 +1,111 @@
+"""report.html of real runs: what it shows, that it fits the budget, and that it renders in a real
+browser (headless Chromium) with no console errors and every image loaded."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli_runner import error_lines, run_cli
+from tests.e2e.conftest import CASES
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("AUTOML_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def pages(runs) -> dict[str, tuple[str, float]]:
+    """Each run's report as built with time to spare (in the run itself, a run that used its whole
+    budget gets the tables without plots), and how long it took."""
+    from automl.reporting.report import build_report
+
+    out = {}
+    for task, (run, _) in runs.items():
+        t = time.perf_counter()
+        out[task] = (build_report(run), time.perf_counter() - t)
+    return out
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_the_run_writes_its_report_within_the_budget(runs, task):
+    run, _ = runs[task]
+    m = json.loads((run / "manifest.json").read_text())
+    assert (run / "report.html").read_text().startswith("<!doctype html>")
+    assert m["timings"]["report_s"] < 5.0
+    assert m["budget"]["used_s"] <= m["budget"]["time_s"] + m["budget"]["allowance_s"]
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_report_shows_the_run(runs, pages, task):
+    run, _ = runs[task]
+    page, seconds = pages[task]
+    assert seconds < 10.0  # a few seconds; the in-run report is bounded by the budget (test above)
+    m = json.loads((run / "manifest.json").read_text())
+    for section in ("Data", "Search", "Leaderboard", "Holdout", "Permutation feature importance", "ONNX model"):
+        assert f"{section}</h" in page or f"<h3>{section}" in page, section
+    expected = ["optimisation history", "best score per family", "permutation importance"] + (
+        ["predicted vs actual", "residuals"] if task == "regression"
+        else ["confusion matrix", "ROC curve", "precision-recall curve"])
+    for alt in expected:
+        assert f'alt="{alt}"' in page, alt
+    assert "http://" not in page and "https://" not in page  # self-contained: nothing fetched
+    assert m["final"]["parity"]["max_diff"] is not None and "passed: max diff" in page
+    assert m["final"]["latency"]["single_row_ms_median"] > 0
+    pi = m["final"]["permutation_importance"]
+    assert pi["columns_covered"] >= 1 and pi["importances"][0]["column"] in page
+
+
+def test_without_time_left_the_report_keeps_the_tables_and_says_the_plots_were_left_out(runs):
+    from automl.reporting.report import build_report
+
+    run, _ = runs["binary"]
+    t = time.perf_counter()
+    page = build_report(run, time_left_s=0.5)
+    assert time.perf_counter() - t < 2.0
+    assert "<img" not in page and "Plots were left out" in page and "Leaderboard" in page
+
+
+def test_automl_report_rebuilds_it_and_a_folder_without_a_run_is_one_line_exit_2(runs, tmp_path):
+    run, _ = runs["regression"]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "report.html").unlink()
+    p = run_cli("report", str(copy))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert 'alt="residuals"' in (copy / "report.html").read_text()
+    p = run_cli("report", str(tmp_path / "nothing"))
+    assert p.returncode == 2 and len(error_lines(p.stderr)) == 1 and "RUN_DIR" in p.stderr
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (.ci/run installs Debian's "
+                    "chromium package); the browser check of report.html cannot run here")
+@pytest.mark.parametrize("task", list(CASES))
+def test_report_renders_in_headless_chromium_with_no_errors_and_every_image_loaded(pages, tmp_path, task):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    report = tmp_path / "report.html"
+    report.write_text(pages[task][0])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"report_{task}.png"
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url}"))
+            page.goto(report.as_uri(), wait_until="load")
+            images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert len(images) >= 4, images
+    assert all(ok for _, ok in images), [alt for alt, ok in images if not ok]
+    assert shot.stat().st_size > 10_000
