@@ -18,6 +18,9 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # and returning an exit code. Each lives in its own module, imported only when called.
 SUBCOMMANDS: dict[str, str] = {
     "predict": "automl.predict:main",
+    "serve": "automl.serving.cli:main",
+    "drift": "automl.monitoring.cli:main",
+    "registry": "automl.serving.registry:main",
 }
 _state = {"started": False, "debug": False}
 
