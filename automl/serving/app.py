@@ -289,6 +289,7 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
                     r = resolve(v.ref, v.registry_root)
                     if r.label == v.model.label and r.sha256 == v.model.sha256:
                         continue
+                    await run_in_threadpool(r.verify_files, v.ref)
                     new = await run_in_threadpool(load_model, r.root, r.label, v.ref, r.sha256, opts.threads)
                 except Exception as e:  # keep serving the loaded version
                     tel.reloads.inc(v.ref, "failed")

@@ -50,6 +50,7 @@ def load_variants(refs: list[str], weights: list[float], registry_root: Path, th
     for ref, w in zip(refs, weights, strict=True):
         if is_reference(ref):
             r = resolve(ref, registry_root)
+            r.verify_files()
             model = load_model(r.root, r.label, "--model", r.sha256, threads)
             v = Variant(ref, w, model, registry_root=registry_root)
             v.index_mtime = (registry_root / r.name / INDEX).stat().st_mtime

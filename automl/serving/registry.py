@@ -43,6 +43,17 @@ class Resolved:
     version: int
     root: Path
     sha256: str
+    files: tuple[tuple[str, str], ...] = ()
+
+    def verify_files(self, field: str = "--model") -> None:
+        """Every copied file must still hash to what push recorded (the manifest vouches for the model)."""
+        from automl.serving.artefact import sha256_bytes
+
+        for fname, want in self.files:
+            p = self.root / fname
+            if not p.is_file() or sha256_bytes(p.read_bytes()) != want:
+                raise UserError(field, f"{self.label}: {fname} is missing or differs from the registry record",
+                                "The registry copy was modified; push the run again.")
 
     @property
     def label(self) -> str:
@@ -212,7 +223,7 @@ def resolve(ref: str, root: Path, field: str = "--model") -> Resolved:
                             f"Promote one (automl registry promote {name} VERSION --stage {which}); stages: {stages}.")
         version = stack[-1]
     entry = _entry(index, version, field)
-    return Resolved(name, version, root / name / f"v{version}", entry["sha256"])
+    return Resolved(name, version, root / name / f"v{version}", entry["sha256"], tuple(sorted(entry["files"].items())))
 
 
 def _list(root: Path, name: str | None, as_json: bool) -> int:
