@@ -6,7 +6,6 @@ or another user error. Thresholds are documented in automl/monitoring/drift.py a
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -36,9 +35,9 @@ def _profile_path(model: str, registry: str | None) -> Path:
 def main(argv: list[str]) -> int:
     from automl.data.load import read_table
     from automl.export.contract import feeds_from_frame
+    from automl.io import write_json
     from automl.monitoring.drift import ALPHA, JS_THRESHOLD, PSI_THRESHOLD, Thresholds, compare, report
     from automl.monitoring.reference import load_reference_profile
-    from automl.io import write_json
 
     ap = argparse.ArgumentParser(prog="automl drift", description="Feature drift of new data against the training profile.")
     ap.add_argument("--model", required=True, help="run folder (or NAME@stage / NAME@vN from the registry)")

@@ -10,6 +10,7 @@ Text features are not profiled (free text has no stable bins); the profile says 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +47,7 @@ def bin_labels(feature: Mapping[str, Any]) -> list[str]:
         e = feature["edges"]
         if not e:
             return ["all", MISSING]
-        return [f"< {e[0]:.6g}"] + [f"[{a:.6g}, {b:.6g})" for a, b in zip(e[:-1], e[1:], strict=True)] \
+        return [f"< {e[0]:.6g}"] + [f"[{a:.6g}, {b:.6g})" for a, b in itertools.pairwise(e)] \
             + [f">= {e[-1]:.6g}", MISSING]
     return [*feature["levels"], OTHER, UNSEEN, MISSING]
 

@@ -26,7 +26,13 @@ import numpy as np
 
 from automl.monitoring.drift import Thresholds
 from automl.serving.artefact import LoadedModel
-from automl.serving.inputs import RequestError, check_categories, feeds_from_csv, feeds_from_records, records_from_json
+from automl.serving.inputs import (
+    RequestError,
+    check_categories,
+    feeds_from_csv,
+    feeds_from_records,
+    records_from_json,
+)
 from automl.serving.metrics import Counter, Gauge, Histogram, render
 
 log = logging.getLogger("automl.serve")
@@ -272,8 +278,8 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
         return PlainTextResponse(render([*tel.all(), *extra]), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def reload_loop() -> None:
-        from automl.serving.registry import INDEX, resolve
         from automl.serving.artefact import load_model
+        from automl.serving.registry import INDEX, resolve
 
         while True:
             await asyncio.sleep(opts.reload_s)

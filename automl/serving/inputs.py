@@ -41,7 +41,7 @@ def records_from_json(body: bytes) -> list[dict[str, Any]]:
         raise RequestError(400, None, f"the body is not valid JSON ({e})",
                            'Send a list of records, e.g. [{"col": 1.5, ...}].') from None
     if isinstance(doc, dict):
-        doc = doc["records"] if "records" in doc else [doc]
+        doc = doc.get("records", [doc])
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
         raise RequestError(400, None, "the JSON body must be a list of records (objects), {\"records\": [...]} or one record",
                            'Send e.g. [{"col": 1.5, ...}].')

@@ -54,7 +54,7 @@ class Counter:
             yield f"{self.name}{_labels(self.labels, lv)} {_num(v)}"
 
 
-def Gauge(name: str, help_: str, labels: tuple[str, ...] = ()) -> Counter:  # noqa: N802 - reads like a class
+def Gauge(name: str, help_: str, labels: tuple[str, ...] = ()) -> Counter:
     return Counter(name, help_, labels, kind="gauge")
 
 

@@ -51,7 +51,7 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                token: str | None | bool = True) -> tuple[int, dict[str, str], bytes]:
+                token: str | bool | None = True) -> tuple[int, dict[str, str], bytes]:
         h = dict(headers or {})
         tok = self.token if token is True else token
         if tok:

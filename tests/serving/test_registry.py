@@ -34,7 +34,7 @@ def test_push_promote_rollback_and_serving_follows(serving_runs, tmp_path):
 
     records = penguin_records(30, seed=5)
     v1_labels, v1_proba = onnx_predictions(linear, records)
-    v2_labels, v2_proba = onnx_predictions(baseline, records)
+    _, v2_proba = onnx_predictions(baseline, records)
     assert not np.allclose(v1_proba, v2_proba)  # the two versions really differ
 
     with serve("--model", "penguins@production", "--registry", str(root), "--reload-s", "0.2") as port:
