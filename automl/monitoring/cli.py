@@ -17,7 +17,9 @@ def _profile_path(model: str, registry: str | None) -> Path:
     from automl.serving.registry import default_root, is_reference, resolve
 
     if is_reference(model):
-        root = resolve(model, Path(registry).expanduser() if registry else default_root()).root
+        r = resolve(model, Path(registry).expanduser() if registry else default_root())
+        r.verify_files()
+        root = r.root
     else:
         root = Path(model)
         if root.is_file():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,20 @@ def prepare(feature: dict[str, Any]) -> dict[str, Any]:
     return feature
 
 
-def write_reference_profile(root: Path, X: Any, schema: Any) -> str:
-    """Called by the run right after model.onnx: profile the model frame, write it, return its SHA-256."""
+def write_reference_profile(root: Path, X: Any, schema: Any) -> str | None:
+    """Called by the run right after model.onnx: profile the model frame, write it, return its SHA-256.
+
+    The profile is a monitoring aid: if it cannot be built, the run keeps its model and says why."""
     from automl.export.contract import feeds_from_frame
     from automl.io import write_bytes
 
     cols = schema.to_json()
-    profile = build_reference_profile(feeds_from_frame(X, cols, where="the model frame"), cols)
+    try:
+        profile = build_reference_profile(feeds_from_frame(X, cols, where="the model frame"), cols)
+    except Exception as e:
+        logging.getLogger("automl").error("reference_profile.json not written (drift checks unavailable): %s: %s",
+                                          type(e).__name__, e)
+        return None
     data = (json.dumps(profile, indent=1) + "\n").encode("utf-8")
     write_bytes(Path(root) / FILE_NAME, data)
     return hashlib.sha256(data).hexdigest()

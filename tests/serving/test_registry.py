@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from tests.cli_runner import run_cli
-from tests.serving.conftest import Client, onnx_predictions, penguin_records, serve
+from tests.serving.conftest import PENGUINS, Client, onnx_predictions, penguin_records, serve
 
 
 def _reg(root, *args):
@@ -86,6 +86,8 @@ def test_ab_split_with_metrics_per_version(serving_runs, tmp_path):
 def test_registry_refuses_modified_copy(serving_runs, tmp_path):
     root = tmp_path / "registry"
     assert _reg(root, "push", str(serving_runs["linear"]), "--name", "m", "--stage", "production")[0] == 0
+    p = run_cli("drift", "--model", "m@production", "--registry", str(root), "--data", str(PENGUINS), timeout=60)
+    assert p.returncode == 0 and "drift in 0 of 7 feature(s)" in p.stdout, p.stdout + p.stderr
     card = root / "m" / "v1" / "reference_profile.json"
     os.chmod(card, 0o644)
     card.write_text(card.read_text().replace('"rows": 344', '"rows": 345'))
@@ -93,5 +95,7 @@ def test_registry_refuses_modified_copy(serving_runs, tmp_path):
     assert p.returncode == 2 and "differs from the registry record" in p.stderr
     p = run_cli("serve", "--model", "m@staging", "--registry", str(root), "--no-auth", timeout=60)
     assert p.returncode == 2 and "no version in stage 'staging'" in p.stderr
+    p = run_cli("drift", "--model", "m@production", "--registry", str(root), "--data", str(PENGUINS), timeout=60)
+    assert p.returncode == 2 and "differs from the registry record" in p.stderr
     rc, _, err = _reg(root, "push", str(serving_runs["linear"]), "--name", "bad name!")
     assert rc == 2 and "not a valid model name" in err
