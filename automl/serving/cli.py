@@ -120,6 +120,7 @@ def main(argv: list[str]) -> int:
     if not 0 < a.port < 65536:
         raise UserError("--port", f"{a.port} is not a TCP port", "Pass a port between 1 and 65535.")
     token = read_token(a.token_file, a.token_env, a.no_auth)
+    _check_listen(a.host, a.port)
     weights = _traffic(a.traffic, len(a.model))
     root = Path(a.registry).expanduser() if a.registry else default_root()
     variants = load_variants(a.model, weights, root, a.threads)
@@ -144,6 +145,24 @@ def main(argv: list[str]) -> int:
                                            access_log=a.access_log, server_header=False, timeout_keep_alive=30))
     server.run()
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Say in one line that the address is taken, before models load (uvicorn would exit 1 with a log record)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise UserError("--host", f"'{host}' does not resolve ({e.strerror})", "Pass an address such as 127.0.0.1.") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise UserError("--port", f"cannot listen on {host}:{port} ({e.strerror})",
+                            "Choose another --port or stop the process that holds it.") from None
 
 
 def _has(module: str) -> bool:

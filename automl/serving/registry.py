@@ -133,7 +133,10 @@ def push(run_dir: Path, name: str, root: Path, stage: str | None = None) -> tupl
                 if stage:
                     _promote(index, v["version"], stage)
                 return v["version"], False
-        version = max((v["version"] for v in index["versions"]), default=0) + 1
+        # a folder left by a push that died before its index write is never reused
+        taken = [v["version"] for v in index["versions"]] + [
+            int(d.name[1:]) for d in (root / name).iterdir() if re.fullmatch(r"v\d+", d.name)]
+        version = max(taken, default=0) + 1
         tmp = root / name / f".v{version}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         files = {}
