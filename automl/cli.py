@@ -19,6 +19,9 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SUBCOMMANDS: dict[str, str] = {
     "predict": "automl.predict:main",
     "report": "automl.reporting.report:main",
+    "serve": "automl.serving.cli:main",
+    "drift": "automl.monitoring.cli:main",
+    "registry": "automl.serving.registry:main",
 }
 _state = {"started": False, "debug": False}
 

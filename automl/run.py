@@ -312,6 +312,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         import hashlib
 
         final["model_sha256"] = hashlib.sha256(model_bytes).hexdigest()
+        from automl.monitoring.reference import write_reference_profile  # drift baseline: binned, no raw rows
+
+        final["reference_profile_sha256"] = write_reference_profile(paths.root, X_all, schema)
         write_json(paths.parity, final["parity"])
         hp = final.pop("holdout_pred", None)
         if hp is not None:

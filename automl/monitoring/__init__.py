@@ -1,0 +1,1 @@
+"""Watching a deployed model: the training reference profile and drift against it."""

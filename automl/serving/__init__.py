@@ -1,0 +1,1 @@
+"""Deployment: verified artefacts, the model registry, the HTTP server and its metrics."""
