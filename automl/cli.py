@@ -18,6 +18,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # and returning an exit code. Each lives in its own module, imported only when called.
 SUBCOMMANDS: dict[str, str] = {
     "predict": "automl.predict:main",
+    "worker": "automl.search.worker:main",
+    "compare": "automl.reporting.compare:main",
 }
 _state = {"started": False, "debug": False}
 
