@@ -100,7 +100,8 @@ def _hydra_main() -> None:
         except UserError as e:
             _fail(e)
             return
-        if manifest["status"] != "COMPLETE":
+        # in a sweep a failed job is a row in the comparison (its manifest says why), not the end of the sweep
+        if manifest["status"] != "COMPLETE" and HydraConfig.get().mode.name != "MULTIRUN":
             sys.exit(1)
 
     task()

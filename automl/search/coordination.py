@@ -146,12 +146,12 @@ def _fail_dead_local(study: Any) -> list[int]:
         w_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
         if w_host != host or not pid.isdigit() or psutil.pid_exists(int(pid)):
             continue
-        try:
+        try:  # the reason first (a finished trial takes no attrs), then the transition only one worker wins
+            study._storage.set_trial_user_attr(t._trial_id, "error", f"worker {t.user_attrs['worker']} died")
             if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 continue
         except UpdateFinishedTrialError:  # another worker failed it first
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "error", f"worker {t.user_attrs['worker']} died")
         _retry_callback()(study, study._storage.get_trial(t._trial_id))
         dead.append(t.number)
     return dead
