@@ -87,8 +87,10 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def task(cfg: Any) -> None:
-        # the first job's budget counts from process start; later multirun jobs from their own start
-        start = time.time() if _state["started"] else _START
+        # a run's budget counts from process start; a multirun job's from its own start (with the joblib
+        # launcher this function runs pickled in a worker process, with a copy of the parent's _START)
+        multirun = HydraConfig.get().mode.name == "MULTIRUN"
+        start = time.time() if _state["started"] or multirun else _START
         _state["started"] = True
         from automl.errors import UserError
 
