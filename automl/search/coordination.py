@@ -136,7 +136,6 @@ def fail_dead(study: Any) -> list[int]:
 
 
 def _fail_dead_local(study: Any) -> list[int]:
-    import psutil
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
@@ -144,7 +143,7 @@ def _fail_dead_local(study: Any) -> list[int]:
     dead = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
-        if w_host != host or not pid.isdigit() or psutil.pid_exists(int(pid)):
+        if w_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
         try:  # the reason first (a finished trial takes no attrs), then the transition only one worker wins
             study._storage.set_trial_user_attr(t._trial_id, "error", f"worker {t.user_attrs['worker']} died")
@@ -155,6 +154,16 @@ def _fail_dead_local(study: Any) -> list[int]:
         _retry_callback()(study, study._storage.get_trial(t._trial_id))
         dead.append(t.number)
     return dead
+
+
+def _alive(pid: int) -> bool:
+    """A killed worker stays a zombie until its parent reaps it (forked local workers): that is dead too."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def running(study: Any) -> int:
