@@ -98,6 +98,7 @@ def test_postgres_driver_and_two_workers_reach_the_exact_trial_count(tmp_path):
     _join_and_count(PG_URL, tmp_path, [f"search.storage={PG_URL}", "search.heartbeat_s=1"])
 
 
+@pytest.mark.slow  # the default suite covers this on PostgreSQL (CI); this is the no-server variant
 def test_journal_driver_and_two_workers_reach_the_exact_trial_count(tmp_path):
     _join_and_count("", tmp_path, ["search.n_workers=2"])  # forked local workers plus two that join
 
