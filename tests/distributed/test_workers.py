@@ -144,8 +144,8 @@ def _kill_and_recover(storage: str, tmp_path: Path, driver_extra: list[str], n: 
     assert trials[killed].state.name == "FAIL"
     retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state.is_finished(), [t.number for t in retries]
-    if trials[killed].params:
-        assert retries[0].params == trials[killed].params  # the same configuration, run again
+    # the same configuration, run again (killed while sampling, the retry samples the rest)
+    assert trials[killed].params.items() <= retries[0].params.items()
     assert all(trials[c].state.name == "COMPLETE" for c in complete_then)  # nothing completed is lost
     _check_exact(study, n, run_dir)
     import pandas as pd
