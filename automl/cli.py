@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "automl.serving.cli:main",
     "drift": "automl.monitoring.cli:main",
     "registry": "automl.serving.registry:main",
+    "worker": "automl.search.worker:main",
+    "compare": "automl.reporting.compare:main",
 }
 _state = {"started": False, "debug": False}
 
@@ -89,8 +91,10 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def task(cfg: Any) -> None:
-        # the first job's budget counts from process start; later multirun jobs from their own start
-        start = time.time() if _state["started"] else _START
+        # a run's budget counts from process start; a multirun job's from its own start (with the joblib
+        # launcher this function runs pickled in a worker process, with a copy of the parent's _START)
+        multirun = HydraConfig.get().mode.name == "MULTIRUN"
+        start = time.time() if _state["started"] or multirun else _START
         _state["started"] = True
         from automl.errors import UserError
 
@@ -102,7 +106,8 @@ def _hydra_main() -> None:
         except UserError as e:
             _fail(e)
             return
-        if manifest["status"] != "COMPLETE":
+        # in a sweep a failed job is a row in the comparison (its manifest says why), not the end of the sweep
+        if manifest["status"] != "COMPLETE" and HydraConfig.get().mode.name != "MULTIRUN":
             sys.exit(1)
 
     task()

@@ -16,6 +16,7 @@ from automl import __version__
 from automl.config.schema import RunConfig
 from automl.errors import UserError
 from automl.io import RunPaths, write_bytes, write_json, write_text
+from automl.search.storage import redact
 
 log = logging.getLogger("automl")
 PROCESS_START = time.time()
@@ -171,9 +172,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     def make(seed_offset: int = 0) -> Any:
         return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,
                           cfg.seed + seed_offset, cfg.search.n_startup_trials, cfg.search.multivariate,
-                          cfg.search.pruner, constant_liar=n_workers > 1)
+                          cfg.search.pruner, constant_liar=n_workers > 1,
+                          storage_url=cfg.search.storage, heartbeat_s=cfg.search.heartbeat_s)
+
+    from automl.search import coordination as coord
 
     study = make()
+    coord.check_owner(study, cfg.search.storage, str(paths.root))
     prev_sha = study.user_attrs.get("data_sha256")
     if prev_sha and prev_sha != data_sha:
         raise UserError("hydra.run.dir", "this run folder's study was made from different data",
@@ -194,14 +199,19 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     if resumed:
         log.info("resuming study with %d earlier trials (%d orphaned trial(s) marked failed)",
                  len(study.trials), orphans)
-    warm_start(study, data)
+    warm_start(study, data, limit=cfg.budget.n_trials)
+    tickets = cfg.budget.n_trials > 0  # an exact trial count across all workers (coordination.py)
+    n_tickets = coord.enqueue_tickets(study, cfg.budget.n_trials) if tickets else 0
+    coord.publish(study, cfg, data, data_sha, budget, n_tickets, str(paths.root))
+    log.info("other workers join with: %s", coord.join_command(cfg.search.storage, cfg.search.study_name, str(paths.study)))
 
     from automl.reporting.progress import Progress
 
     t = time.time()
     try:
         with Progress(metric_name, budget) as progress:
-            result = run_workers(n_workers, make, data, budget, paths.oof, progress.update)
+            result = run_workers(n_workers, make, data, budget, paths.oof, progress.update, tickets)
+            coord.finish_search(study, budget)
     except KeyboardInterrupt:
         write_text(paths.leaderboard, _leaderboard(study, metric, {}).to_csv(index=False))
         log.error("interrupted: partial leaderboard written to %s; rerun the same command to resume", paths.leaderboard)
@@ -221,10 +231,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                                        "trial_time_s": budget.trial_time_s, "trial_memory_mb": budget.trial_memory_mb},
         "rows_dropped_missing_target": n_missing_target, "resumed": resumed, "orphans_recovered": orphans,
         "search": {"sampler": cfg.search.sampler, "cv_folds": len(folds), "families": families,
-                   "n_workers": n_workers,
+                   "n_workers": n_workers, "storage": redact(cfg.search.storage) or "journal",
                    "search_rows": len(y), "holdout_rows": len(y_hold), "completed": result.completed,
                    "failed": result.failed, "pruned": result.pruned, "stopped_because": result.stopped_because,
-                   "trials_total": len(study.trials)},
+                   "trials_total": sum(t.state.name != "WAITING" for t in study.trials)},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
     }
 

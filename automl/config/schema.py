@@ -57,6 +57,8 @@ class SearchConfig:
     space_dir: str = ""  # "" = the search_spaces/ shipped with the engine
     study_name: str = "automl"
     n_workers: int = 0  # local worker processes on one study (each trial uses cores / n_workers threads); 0 = auto
+    storage: str = ""  # "" = journal file in the run folder; or a database URL (postgresql://..., sqlite:///...)
+    heartbeat_s: int = 10  # database storage: a trial whose worker stops beating for 3x this is failed and retried once
 
 
 @dataclass

@@ -56,13 +56,15 @@ class SearchResult:
 
 
 def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed: int,
-               n_startup_trials: int, multivariate: bool, pruner: str, constant_liar: bool = False) -> Any:
+               n_startup_trials: int, multivariate: bool, pruner: str, constant_liar: bool = False,
+               storage_url: str = "", heartbeat_s: int = 10) -> Any:
+    """`storage_url` "" keeps the study in the journal file at storage_path (search.storage)."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+
+    from automl.search.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    storage = open_storage(storage_url, storage_path, heartbeat_s)
     if sampler == "random":
         smp = optuna.samplers.RandomSampler(seed=seed)
     else:
@@ -80,7 +82,7 @@ def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed
 
 
 def run_workers(n_workers: int, make: Any, data: obj.SearchData, budget: Budget,
-                oof_dir: Path | None, on_trial: Any) -> SearchResult:
+                oof_dir: Path | None, on_trial: Any, tickets: bool = False) -> SearchResult:
     """N identical workers on one study (Optuna's shared-storage model): N-1 forked processes plus this
     one. Each samples with its own seed and runs its trials supervised; the journal file keeps trial
     numbers unique across processes."""
@@ -100,14 +102,14 @@ def run_workers(n_workers: int, make: Any, data: obj.SearchData, budget: Budget,
                 from automl.reporting.progress import log_trial
 
                 run_search(make(seed_offset=w), data, budget, on_trial=partial(log_trial, data.metric.name),
-                           oof_dir=oof_dir)
+                           oof_dir=oof_dir, tickets=tickets)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         pids.append(pid)
     try:
-        res = run_search(make(seed_offset=0), data, budget, on_trial=on_trial, oof_dir=oof_dir)
+        res = run_search(make(seed_offset=0), data, budget, on_trial=on_trial, oof_dir=oof_dir, tickets=tickets)
     except BaseException:
         # SIGTERM reaches the driver only: pass it on, so each worker ends its running trial as
         # INTERRUPTED and the study is left with nothing RUNNING
@@ -157,16 +159,16 @@ def recover_orphans(study: Any) -> int:
     return n
 
 
-def warm_start(study: Any, data: obj.SearchData) -> None:
-    """Each family's default configuration (cheap families first), then the portfolio entries."""
+def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
+    """Each family's default configuration (cheap families first), then the portfolio entries
+    (at most `limit` of them when limit > 0: with a trial count, each queued trial is one of the count)."""
     if study.trials:
         return
     families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
-    for fam in families:
-        study.enqueue_trial(obj.default_params(data, fam), user_attrs={"origin": "default"})
-    for fam in families:
-        for entry in obj.portfolio(data, fam):
-            study.enqueue_trial(obj.default_params(data, fam, entry), user_attrs={"origin": "portfolio"})
+    queue = [(obj.default_params(data, fam), "default") for fam in families]
+    queue += [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    for params, origin in queue[:limit] if limit else queue:
+        study.enqueue_trial(params, user_attrs={"origin": origin})
 
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> float:
@@ -204,8 +206,12 @@ def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
 
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
                on_trial: Callable[[dict[str, Any]], None] | None = None,
-               oof_dir: Path | None = None) -> SearchResult:
+               oof_dir: Path | None = None, tickets: bool = False) -> SearchResult:
+    """One worker's loop. tickets=True: run only trials claimed from the queue the driver filled with
+    budget.n_trials tickets (exact count across workers, automl/search/coordination.py)."""
     from optuna.trial import TrialState
+
+    from automl.search import coordination as co
 
     res = SearchResult(study=study)
     maximize = data.metric.greater_is_better
@@ -220,97 +226,123 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     rng = np.random.default_rng(data.seed)
     skips = 0
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
     def n_ran() -> int:  # trials that ran (a trial skipped for lack of time did not)
         return sum(t.user_attrs.get("status") != SKIPPED for t in study.get_trials(deepcopy=False, states=finished))
 
     n_before = n_ran()
-    while True:
-        # the trial cap counts every worker's trials of this invocation (shared study)
-        n_done = n_ran() - n_before
-        if budget.n_trials and n_done >= budget.n_trials:
-            res.stopped_because = f"trial budget reached ({budget.n_trials})"
-            break
-        if stop_requested():
-            res.stopped_because = "interrupted"
-            break
-        left = budget.left() - _reserve(done, budget)
-        if left < 1.0:
-            res.stopped_because = "time budget (remaining time reserved for refit and export)"
-            break
-        trial = study.ask()
-        try:
-            cand = obj.sample(trial, data)
-            costs = res.family_cost.get(cand.family)
-            expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
-            if expected > left:
-                trial.set_user_attr("status", SKIPPED)
-                trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
-                study.tell(trial, state=TrialState.PRUNED)
-                skips += 1
-                # steer the sampler to a family that fits: fix it in the next trial, sample the rest
-                fits = [f for f in data.families if (f != "baseline" or not res.completed)
-                        and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
-                if not fits or skips >= 30:
-                    res.stopped_because = "time budget (no family fits in the remaining time)"
-                    break
-                study.enqueue_trial({"family": fits[int(rng.integers(len(fits)))]}, skip_if_exists=False)
-                continue
-            skips = 0
-            limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
-
-            def on_message(msg: Any, trial: Any = trial) -> str:
-                _, step, score = msg
-                trial.report(float(score), step=int(step))
-                return "prune" if trial.should_prune() else "go"
-
-            outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
-                                memory_mb=budget.trial_memory_mb, on_message=on_message)
-            res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
-            trial.set_user_attr("status", outcome.status)
-            trial.set_user_attr("seconds", round(outcome.seconds, 3))
-            trial.set_user_attr("preprocessing", cand.summary())
-            if outcome.error:
-                trial.set_user_attr("error", outcome.error)
-            if outcome.status == COMPLETE:
-                v = outcome.value
-                trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
-                trial.set_user_attr("cv_std", v["std"])
-                trial.set_user_attr("fit_s", round(v["fit_s"], 3))
-                trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
-                trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
-                trial.set_user_attr("export_s", round(v["export_s"], 3))
-                trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
-                if oof_dir is not None:
-                    oof_dir.mkdir(exist_ok=True)
-                    np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
-                study.tell(trial, v["mean"])
-                res.completed += 1
-                done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
-                best_val = max(best_val, sign * v["mean"])
-            elif outcome.status == PRUNED:
-                study.tell(trial, state=TrialState.PRUNED)
-                res.pruned += 1
-            elif outcome.status == INTERRUPTED:
-                study.tell(trial, state=TrialState.FAIL)
+    beat = co.Heartbeat(study, None)
+    try:
+        while True:
+            # the trial cap counts every worker's trials of this invocation (shared study)
+            n_done = n_ran() - n_before
+            if not tickets and budget.n_trials and n_done >= budget.n_trials:
+                res.stopped_because = f"trial budget reached ({budget.n_trials})"
+                break
+            if stop_requested():
                 res.stopped_because = "interrupted"
                 break
+            left = budget.left() - _reserve(done, budget)
+            if left < 1.0:
+                res.stopped_because = "time budget (remaining time reserved for refit and export)"
+                break
+            if not co.searching(study):
+                res.stopped_because = "the driver ended the search"
+                break
+            dead = co.fail_dead(study)  # what optimize() does before each ask: fail stale trials, retry once
+            if dead:
+                log.warning("trial(s) %s of a dead worker failed and queued for one retry", dead)
+            if tickets:
+                trial = co.claim(study)
+                if trial is None:
+                    if co.running(study):  # another worker's trial may still die and come back as a retry
+                        time.sleep(0.5)
+                        continue
+                    res.stopped_because = f"trial budget reached ({budget.n_trials})"
+                    break
             else:
-                study.tell(trial, state=TrialState.FAIL)
-                res.failed += 1
-            # budget accounting survives a crash of the driver
-            study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
-            if on_trial:
-                on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
-                          "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
-                          "best": sign * best_val if best_val > -math.inf else None, "seconds": outcome.seconds,
-                          "left": budget.left(), "completed": res.completed, "failed": res.failed,
-                          "pruned": res.pruned, "error": outcome.error})
-        except BaseException:
-            # Ctrl-C / SIGTERM at any point of the trial (sampling included): it ends as interrupted,
-            # so the storage holds nothing RUNNING
-            if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                trial.set_user_attr("status", "INTERRUPTED")
-                trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
-                study.tell(trial, state=TrialState.FAIL)
-            raise
+                trial = co.ask(study)
+            try:
+                co.mark_claimed(trial)
+                beat.stop()
+                beat = co.Heartbeat(study, trial).start()  # beats from the claim on: a death while sampling is caught too
+                cand = obj.sample(trial, data)
+                costs = res.family_cost.get(cand.family)
+                expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
+                if expected > left:
+                    trial.set_user_attr("status", SKIPPED)
+                    trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
+                    if tickets:  # a skipped trial did not run: the steering trial below replaces its ticket
+                        trial.set_user_attr("refunded", True)
+                    study.tell(trial, state=TrialState.PRUNED)
+                    skips += 1
+                    # steer the sampler to a family that fits: fix it in the next trial, sample the rest
+                    fits = [f for f in data.families if (f != "baseline" or not res.completed)
+                            and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
+                    if not fits or skips >= 30:
+                        res.stopped_because = "time budget (no family fits in the remaining time)"
+                        break
+                    study.enqueue_trial({"family": fits[int(rng.integers(len(fits)))]}, skip_if_exists=False)
+                    continue
+                skips = 0
+                limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
+
+                def on_message(msg: Any, trial: Any = trial) -> str:
+                    _, step, score = msg
+                    trial.report(float(score), step=int(step))
+                    return "prune" if trial.should_prune() else "go"
+
+                outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
+                                    memory_mb=budget.trial_memory_mb, on_message=on_message)
+                res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
+                trial.set_user_attr("status", outcome.status)
+                trial.set_user_attr("seconds", round(outcome.seconds, 3))
+                trial.set_user_attr("preprocessing", cand.summary())
+                if outcome.error:
+                    trial.set_user_attr("error", outcome.error)
+                if outcome.status == COMPLETE:
+                    v = outcome.value
+                    trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
+                    trial.set_user_attr("cv_std", v["std"])
+                    trial.set_user_attr("fit_s", round(v["fit_s"], 3))
+                    trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
+                    trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
+                    trial.set_user_attr("export_s", round(v["export_s"], 3))
+                    trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+                    if oof_dir is not None:
+                        oof_dir.mkdir(exist_ok=True)
+                        np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
+                    study.tell(trial, v["mean"])
+                    res.completed += 1
+                    done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
+                    best_val = max(best_val, sign * v["mean"])
+                elif outcome.status == PRUNED:
+                    study.tell(trial, state=TrialState.PRUNED)
+                    res.pruned += 1
+                elif outcome.status == INTERRUPTED:
+                    study.tell(trial, state=TrialState.FAIL)
+                    res.stopped_because = "interrupted"
+                    break
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                    res.failed += 1
+                # budget accounting survives a crash of the driver
+                study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
+                if on_trial:
+                    on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
+                              "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
+                              "best": sign * best_val if best_val > -math.inf else None, "seconds": outcome.seconds,
+                              "left": budget.left(), "completed": res.completed, "failed": res.failed,
+                              "pruned": res.pruned, "error": outcome.error})
+            except BaseException:
+                # Ctrl-C / SIGTERM at any point of the trial (sampling included): it ends as interrupted,
+                # so the storage holds nothing RUNNING
+                if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                    trial.set_user_attr("status", "INTERRUPTED")
+                    trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
+                    study.tell(trial, state=TrialState.FAIL)
+                raise
+    finally:
+        beat.stop()
     return res
+
