@@ -36,6 +36,11 @@ class TaskConfig:
     target: str = MISSING
     type: TaskType = TaskType.auto
     metric: str = "auto"  # auto: roc_auc (binary), log_loss (multiclass), rmse (regression)
+    min_recall: float = 0.0  # metric=precision_at_recall: the recall the model must reach (0 < r <= 1)
+    min_precision: float = 0.0  # metric=recall_at_precision: the precision the model must reach (0 < p <= 1)
+    # binary label metrics (f1, balanced_accuracy, accuracy, *_at_*): choose the decision threshold on
+    # out-of-fold predictions and put it in the graph's `label` output; false: label = most probable class
+    tune_threshold: bool = True
 
 
 @dataclass
@@ -57,6 +62,7 @@ class SearchConfig:
     space_dir: str = ""  # "" = the search_spaces/ shipped with the engine
     study_name: str = "automl"
     n_workers: int = 1  # local worker processes on one study (each trial then uses cores / n_workers threads)
+    imbalance: bool = True  # classification: search resampling and class weights (search_spaces/imbalance.yaml)
 
 
 @dataclass
