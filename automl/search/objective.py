@@ -32,15 +32,15 @@ class Candidate:
         keys = ("outliers", "skew_log", "native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding",
                 "rare_min_frequency")
         parts = []
-        for k in keys:
-            if k in self.pre:
-                v = self.pre[k]
-                parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
-        for k, v in self.imb.items():
+        for k, v in self.imb.items():  # first: the leaderboard's column is cut at 120 characters
             if v != "none" and (k not in ("ratio", "k_neighbors") or self.imb.get("sampler", self.imb.get(
                     "sampler_native_nan", "none")) != "none"):
                 parts.append(f"{k.replace('_native_nan', '')}={v:.3g}" if isinstance(v, float) else
                              f"{k.replace('_native_nan', '')}={v}")
+        for k in keys:
+            if k in self.pre:
+                v = self.pre[k]
+                parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
         return " ".join(parts)
 
 
