@@ -24,8 +24,8 @@ def _noise(seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({f"x{i}": rng.normal(size=N) for i in range(5)})
     df["colour"] = rng.choice(["red", "green", "blue", "black"], N).astype(object)
-    # a random ID with ~30 rows per level: high cardinality, repeated, so a leaked target mean would stick
-    df["customer"] = np.asarray([f"C{v:03d}" for v in rng.integers(0, 80, N)], dtype=object)
+    # a random ID with ~7 rows per level: high cardinality, repeated, so a leaked target mean would stick
+    df["customer"] = np.asarray([f"C{v:03d}" for v in rng.integers(0, 600, N)], dtype=object)
     df["y"] = (rng.random(N) < 0.2).astype(int)  # independent of every column
     return df
 
