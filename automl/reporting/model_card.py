@@ -65,6 +65,9 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
     t = profile["target"]
     if "classes" in t:
         lines.append(f"- Target classes: {t['classes']} (imbalance ratio {t['imbalance_ratio']})")
+        if t.get("imbalanced"):
+            lines.append(f"- Imbalanced target: class '{t['minority_class']}' is {100 * t['minority_share']:.1f}% of "
+                         "rows; see the per-class holdout performance below.")
     else:
         lines.append(f"- Target: mean {t.get('mean', float('nan')):.4g}, std {t.get('std', float('nan')):.4g}, "
                      f"skew {t.get('skew', 0):.3g}")
