@@ -239,3 +239,27 @@ def test_model_card_reports_threshold_and_per_class_lines():
     assert "Decision threshold **0.25**" in lines and "probabilities[:, 1] >= 0.25" in lines
     assert "| 1 | 0.3 | 0.6 | 0.4 | 10 | 20 |" in lines
     assert "most probable class" in "\n".join(_class_lines({}, "multiclass"))
+
+
+def test_multiclass_resampling_exports_with_parity():
+    """Three classes, SMOTE-NC on one-hot categoricals, weights: the graph is the inner model, argmax labels."""
+    from automl.export.onnx import check_parity, export_onnx
+
+    rng = np.random.default_rng(2)
+    n = 300
+    df = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(list("pqr"), n).astype(object)})
+    df["y"] = np.select([df.a < -1.0, df.a > 1.2], ["rare1", "rare2"], "common")
+    schema = infer_schema(df, "y", [], [])
+    y = pd.factorize(df["y"], sort=True)[0]
+    data = obj.SearchData(X=to_model_frame(df, schema), y=y, folds=cv_folds(y, "multiclass", 3, 0), schema=schema,
+                          missing_numeric=[], task="multiclass", metric=get_metric("balanced_accuracy"), n_classes=3,
+                          seed=0, families=["xgboost"], n_jobs=1)
+    cand = obj.Candidate("xgboost", {"n_estimators": 20}, {"native_nan": False, "cat_encoding": "onehot"},
+                         {"sampler": "smote", "ratio": 1.0, "k_neighbors": 5, "class_weight": "balanced"})
+    res = obj.cross_validate(None, data, cand)
+    assert res["threshold"] is None  # thresholds are for binary tasks
+    pipe = obj.build(data, cand).fit(data.X, data.y)
+    assert pipe.named_steps["est"].n_resampled_ > len(y)
+    model = export_onnx(pipe, schema, "multiclass", ["common", "rare1", "rare2"], {})
+    rep = check_parity(model, pipe, data.X, schema, "multiclass", 1e-5, 0)
+    assert rep["passed"] and rep["label_mismatches"] == 0
