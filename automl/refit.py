@@ -20,7 +20,7 @@ from automl.search import objective as obj
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
                  parity_rows: int, floor: float = 0.0, refit_full: bool = False,
-                 explain_s: float = 0.0) -> dict[str, Any]:
+                 explain_s: float = 0.0, threshold: float | None = None) -> dict[str, Any]:
     from automl.evaluation.metrics import holdout_metrics
     from automl.export.onnx import check_parity, export_onnx
 
@@ -41,8 +41,12 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         t = time.perf_counter()
         pred = obj.predict(pipe, X_hold, data.task, data.n_classes)
         timings["holdout_predict_s"] = time.perf_counter() - t
-        out["holdout_score"] = data.metric(y_hold, pred, data.n_classes)
-        out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes)
+        out["holdout_score"] = data.metric(y_hold, pred, data.n_classes, threshold)
+        out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes, threshold, data.metric)
+        if data.task != "regression":
+            from automl.evaluation.metrics import per_class_report
+
+            out["holdout_per_class"] = per_class_report(y_hold, pred, classes, threshold)
         out["holdout_pred"] = pred.astype(np.float32)
         if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
             from automl.reporting.explain import permutation_importance
@@ -55,33 +59,35 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     if refit_full and len(y_hold):
         # score the holdout through onnxruntime too, with the very model that was scored, before refitting
         t = time.perf_counter()
-        scored = export_onnx(pipe, data.schema, data.task, classes, meta)
-        out["holdout_score_onnx"] = _onnx_score(scored, data, X_hold, y_hold)
+        scored = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
+        out["holdout_score_onnx"] = _onnx_score(scored, data, X_hold, y_hold, threshold)
         timings["holdout_onnx_s"] = time.perf_counter() - t
         t = time.perf_counter()
         pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))
         timings["refit_full_s"] = time.perf_counter() - t
         out["refit_full_rows"] = len(data.y) + len(y_hold)
     t = time.perf_counter()
-    model = export_onnx(pipe, data.schema, data.task, classes, meta)
+    model = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
     timings["export_s"] = time.perf_counter() - t
     check_rows = X_hold if len(X_hold) else data.X
     check_rows = check_rows.iloc[:parity_rows]
     t = time.perf_counter()
     try:
-        parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed)
+        parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold)
     except ParityError as e:
         return {**out, "parity_error": str(e), "timings": timings}
     timings["parity_s"] = time.perf_counter() - t
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
-        out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold)
+        out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold)
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
     members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
+    out["decision_threshold"] = threshold
     return out
 
 
-def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray) -> float:
+def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray,
+                threshold: float | None = None) -> float:
     """The metric on rows scored by onnxruntime through the ONNX contract alone."""
     from automl.export.contract import feeds_from_frame
     from automl.export.onnx import session
@@ -90,4 +96,4 @@ def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray
     res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds_from_frame(X, data.schema.to_json())),
                    strict=True))
     pred = res["label"] if data.task == "regression" else res["probabilities"]
-    return data.metric(y, np.asarray(pred, dtype=np.float64), data.n_classes)
+    return data.metric(y, np.asarray(pred, dtype=np.float64), data.n_classes, threshold)

@@ -117,7 +117,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     inferred = infer_task(df[target])
     n_classes_raw = int(df[target].nunique())
     task, metric_name = resolve_task(cfg, inferred, target, n_classes_raw)
-    metric = get_metric(metric_name)
+    metric = get_metric(metric_name, _metric_minimum(cfg, metric_name))
     y_all, classes = prepare_target(df, target, task)
     n_classes = len(classes) if classes is not None else 0
     n_folds = cfg.search.cv_folds or (5 if len(df) * (1 - cfg.search.holdout) <= 4000 else 3)
@@ -151,7 +151,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                       missing_numeric=[c for c in schema.names("numeric") if X[c].isna().any()],
                       task=task, metric=metric, n_classes=n_classes, seed=cfg.seed, families=families,
                       space_dir=cfg.search.space_dir,
-                      n_jobs=max(1, (os.cpu_count() or 1) // n_workers))
+                      n_jobs=max(1, (os.cpu_count() or 1) // n_workers),
+                      imbalance=cfg.search.imbalance, tune_threshold=cfg.task.tune_threshold)
 
     from automl.export.converters import register_converters
     from automl.search.study import (
@@ -259,7 +260,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         def candidate(tr: Any) -> Candidate:
             fam = tr.params["family"]
             return Candidate(fam, {k.split(".", 1)[1]: v for k, v in tr.params.items() if k.startswith(fam + ".")},
-                             {k.split(".", 1)[1]: v for k, v in tr.params.items() if k.startswith("pre.")})
+                             {k.split(".", 1)[1]: v for k, v in tr.params.items() if k.startswith("pre.")},
+                             {k.split(".", 1)[1]: v for k, v in tr.params.items() if k.startswith("imb.")})
 
         plans: list[tuple[str, list[tuple[Any, float]]]] = []
         ens = _select_ensemble(done, data, metric, paths, budget)
@@ -286,9 +288,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             limit = max(room, 2.0 * cost)
             attempts += 1
             floor = _floor(members, data, metric, paths)
+            threshold = _threshold(members, data, metric, paths)
             outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
                                                cfg.export.parity_rows, floor, cfg.export.refit_full,
-                                               min(1.5, 0.02 * cfg.budget.time_s)),
+                                               min(1.5, 0.02 * cfg.budget.time_s), threshold),
                                 timeout_s=limit, memory_mb=0)
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
@@ -300,7 +303,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                              params=cands[0][0].params if kind == "single" else {},
                              preprocessing=cands[0][0].summary() if kind == "single" else "",
                              cv_mean=best.value if kind == "single" else ens["oof_score"],
-                             probability_floor=floor,
+                             probability_floor=floor, decision_threshold=threshold,
                              members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
                                        "cv_mean": tr.value} for tr, w in members])
                 if failures:
@@ -399,6 +402,23 @@ def _floor(members: list[tuple[Any, float]], data: Any, metric: Any, paths: RunP
     return choose_floor(oof, data.y, lambda y, p: metric(y, p, data.n_classes))
 
 
+def _metric_minimum(cfg: RunConfig, metric_name: str) -> float | None:
+    from automl.evaluation.metrics import CONSTRAINED
+
+    return getattr(cfg.task, CONSTRAINED[metric_name]) if metric_name in CONSTRAINED else None
+
+
+def _threshold(members: list[tuple[Any, float]], data: Any, metric: Any, paths: RunPaths) -> float | None:
+    """The binary decision threshold, on the OOF predictions of the final combination (threshold metrics)."""
+    from automl.evaluation.threshold import for_members
+
+    files = [paths.oof / f"trial_{tr.number}.npy" for tr, _ in members]
+    if not all(f.exists() for f in files):
+        return None
+    return for_members(metric, data.task, data.tune_threshold, data.y, [np.load(f) for f in files],
+                       [w for _, w in members])
+
+
 def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, budget: Any) -> dict[str, Any] | None:
     """Caruana selection over the OOF predictions of the best completed trials, within the refit time left."""
     from automl.ensemble import greedy_select
@@ -413,9 +433,11 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
     costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full) for t in pool]
     room = budget.left() - budget.reports_s - 1.5
-    sel = greedy_select(oofs, data.y, lambda y, p: metric(y, p, data.n_classes), metric.greater_is_better,
-                        costs=costs, max_cost=room)
-    best_single = metric(data.y, oofs[0], data.n_classes)
+    from automl.evaluation.threshold import scorer
+
+    score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
+    sel = greedy_select(oofs, data.y, score, metric.greater_is_better, costs=costs, max_cost=room)
+    best_single = score(data.y, oofs[0])
     better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
     log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
              metric.name, sel.score, best_single)

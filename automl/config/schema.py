@@ -36,6 +36,11 @@ class TaskConfig:
     target: str = MISSING
     type: TaskType = TaskType.auto
     metric: str = "auto"  # auto: roc_auc (binary), log_loss (multiclass), rmse (regression)
+    min_recall: float = 0.0  # metric=precision_at_recall: the recall the model must reach (0 < r <= 1)
+    min_precision: float = 0.0  # metric=recall_at_precision: the precision the model must reach (0 < p <= 1)
+    # binary label metrics (f1, balanced_accuracy, accuracy, *_at_*): choose the decision threshold on
+    # out-of-fold predictions and put it in the graph's `label` output; false: label = most probable class
+    tune_threshold: bool = True
 
 
 @dataclass
@@ -59,6 +64,7 @@ class SearchConfig:
     n_workers: int = 0  # local worker processes on one study (each trial uses cores / n_workers threads); 0 = auto
     storage: str = ""  # "" = journal file in the run folder; or a database URL (postgresql://..., sqlite:///...)
     heartbeat_s: int = 10  # database storage: a trial whose worker stops beating for 3x this is failed and retried once
+    imbalance: bool = True  # classification: search resampling and class weights (search_spaces/imbalance.yaml)
 
 
 @dataclass

@@ -35,6 +35,16 @@ def validate_config(cfg: RunConfig) -> None:
     if cfg.task.metric != "auto" and cfg.task.metric not in METRICS:
         raise UserError("task.metric", f"unknown metric '{cfg.task.metric}'",
                         f"Use one of: auto, {', '.join(METRICS)}.")
+    from automl.evaluation.metrics import CONSTRAINED
+
+    for name, fld in CONSTRAINED.items():
+        value = getattr(cfg.task, fld)
+        if cfg.task.metric == name and not 0.0 < value <= 1.0:
+            raise UserError(f"task.{fld}", f"metric {name} needs a minimum in (0, 1], got {value:g}",
+                            f"Set task.{fld}=0.8 (for example).")
+        if cfg.task.metric != name and value:
+            raise UserError(f"task.{fld}", f"is set ({value:g}) but only metric {name} uses it",
+                            f"Set task.metric={name}, or remove task.{fld}.")
     if not cfg.task.target:
         raise UserError("task.target", "is empty", "Set task.target=<the column to predict>.")
     if cfg.export.format != "onnx":

@@ -11,6 +11,7 @@ from automl.data.roles import Schema
 HIGH_CARDINALITY = 50
 HEAVY_MISSING = 0.5
 LEAK_SCORE = 0.99
+IMBALANCE_RATIO = 10.0  # majority / minority at or above which the target is flagged as imbalanced
 
 
 def _numeric_stats(s: pd.Series) -> dict[str, Any]:
@@ -108,8 +109,14 @@ def build_profile(df: pd.DataFrame, target: str, task: str, schema: Schema, seed
         target_info["classes"] = {str(k): int(v) for k, v in counts.items()}
         ratio = float(counts.max() / counts.min())
         target_info["imbalance_ratio"] = round(ratio, 2)
-        if ratio >= 10:
-            warnings.append(f"target '{target}' is imbalanced (majority/minority = {ratio:.1f})")
+        target_info["minority_class"] = str(counts.idxmin())
+        target_info["minority_share"] = round(float(counts.min() / counts.sum()), 4)
+        target_info["imbalanced"] = bool(ratio >= IMBALANCE_RATIO)
+        if ratio >= IMBALANCE_RATIO:
+            warnings.append(f"target '{target}' is imbalanced (majority/minority = {ratio:.1f}; class "
+                            f"'{counts.idxmin()}' is {100 * counts.min() / counts.sum():.1f}% of rows): accuracy and "
+                            "roc_auc say little about the minority class; consider task.metric=average_precision, "
+                            "f1, balanced_accuracy or precision_at_recall")
     dup = int(df.duplicated().sum())
     if dup:
         warnings.append(f"{dup} duplicate rows ({100 * dup / n:.1f}%)")

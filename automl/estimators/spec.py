@@ -25,6 +25,7 @@ class EstimatorSpec:
     toy_params: Mapping[str, Any] = field(default_factory=dict)  # caps for the conformance suite
     interpretable: bool = False
     space_dir: str = ""  # where <key>.yaml lives if not in search_spaces/ (plugin families)
+    imbalance: bool = True  # samplers / class weights searched for it (search_spaces/imbalance.yaml)
 
     @property
     def tags(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pandas as pd
 from onnx import TensorProto, helper
 
@@ -46,6 +47,7 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     from automl.export.converters import register_converters
 
     register_converters()
+    pipeline = _inference_pipeline(pipeline)
     inputs = [(c.name, FloatTensorType([None, 1]) if c.role == "numeric" else StringTensorType([None, 1]))
               for c in schema.features]
     est = pipeline.steps[-1][1]
@@ -71,9 +73,39 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     return model
 
 
+def _inference_pipeline(pipeline: Any) -> Any:
+    """The pipeline as the graph holds it: fit-time-only wrappers (resampling, class weights:
+    automl/preprocessing/imbalance.py) replaced by the fitted estimator they wrap."""
+    from sklearn.pipeline import Pipeline
+
+    from automl.preprocessing.imbalance import inference_estimator
+
+    last = inference_estimator(pipeline.steps[-1][1])
+    if last is pipeline.steps[-1][1]:
+        return pipeline
+    return Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], last)])
+
+
+def _label_index(g: onnx.GraphProto, threshold: float | None) -> None:
+    """`label_index` [N] from `probabilities`: first max, or for a binary model with a decision
+    threshold t, probabilities[:, 1] >= t (the probabilities themselves stay as they are)."""
+    if threshold is None:
+        g.node.append(helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0,
+                                       select_last_index=0, name="automl_argmax"))
+        return
+    g.initializer.append(helper.make_tensor("thr_col", TensorProto.INT64, [1], [1]))
+    g.initializer.append(helper.make_tensor("decision_threshold", TensorProto.FLOAT, [], [float(threshold)]))
+    g.node.append(helper.make_node("Gather", ["probabilities", "thr_col"], ["thr_p1"], axis=1, name="automl_p1"))
+    g.node.append(helper.make_node("GreaterOrEqual", ["thr_p1", "decision_threshold"], ["thr_ge"], name="automl_ge"))
+    g.node.append(helper.make_node("Cast", ["thr_ge"], ["thr_idx"], to=TensorProto.INT64, name="automl_ge_cast"))
+    g.initializer.append(helper.make_tensor("thr_flat", TensorProto.INT64, [1], [-1]))
+    g.node.append(helper.make_node("Reshape", ["thr_idx", "thr_flat"], ["label_index"], name="automl_ge_flat"))
+
+
 def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
-            metadata: Mapping[str, str]) -> onnx.ModelProto:
-    """Add the contract's outputs: `label` [N] (from probabilities, first max) and `probabilities`."""
+            metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
+    """Add the contract's outputs: `label` [N] (from probabilities: first max, or the decision
+    threshold of a binary model) and `probabilities`."""
     g = model.graph
     if task == "regression":
         _rename_output(g, "prediction", "raw_prediction")
@@ -83,8 +115,7 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
         g.output.append(helper.make_tensor_value_info("label", TensorProto.FLOAT, [None]))
     else:
         assert classes is not None
-        g.node.append(helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0,
-                                       select_last_index=0, name="automl_argmax"))
+        _label_index(g, threshold if len(classes) == 2 else None)
         if all(isinstance(c, (int, np.integer)) for c in classes):
             g.initializer.append(helper.make_tensor("class_labels", TensorProto.INT64, [len(classes)],
                                                     [int(c) for c in classes]))
@@ -98,19 +129,23 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
         del g.output[:]
         g.output.append(helper.make_tensor_value_info("label", ltype, [None]))
         g.output.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)]))
-    helper.set_model_props(model, dict(metadata))
+    props = dict(metadata)
+    if threshold is not None and task == "binary":
+        props["decision_threshold"] = json.dumps(float(np.float32(threshold)))
+    helper.set_model_props(model, props)
     model.producer_name = "automl"
     onnx.checker.check_model(model)
     return model
 
 
 def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | None,
-                metadata: Mapping[str, str]) -> onnx.ModelProto:
-    """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average)."""
+                metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
+    """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average).
+    `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
     from automl.ensemble import WeightedEnsemble
 
     if not isinstance(pipeline, WeightedEnsemble):
-        return _finish(_convert(pipeline, schema, task), task, classes, metadata)
+        return _finish(_convert(pipeline, schema, task), task, classes, metadata, threshold)
     out = "probabilities" if task != "regression" else "prediction"
     parts = [onnx.compose.add_prefix(_convert(m, schema, task), f"m{i}_", rename_inputs=False)
              for i, m in enumerate(pipeline.members)]
@@ -139,7 +174,7 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, None])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
     model.ir_version = max(p.ir_version for p in parts)
-    return _finish(model, task, classes, metadata)
+    return _finish(model, task, classes, metadata, threshold)
 
 
 def session(model_bytes: bytes) -> Any:
@@ -169,8 +204,9 @@ def stress_rows(X: pd.DataFrame, schema: Schema, seed: int) -> pd.DataFrame:
 
 
 def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
-                 tol: float, seed: int) -> dict[str, Any]:
-    """Compare onnxruntime with the Python pipeline; raise ParityError where it does not hold."""
+                 tol: float, seed: int, threshold: float | None = None) -> dict[str, Any]:
+    """Compare onnxruntime with the Python pipeline, probabilities and the `label` output (with the
+    model's decision threshold, if any); raise ParityError where it does not hold."""
     sess = session(model.SerializeToString())
     rows = pd.concat([X, stress_rows(X, schema, seed)], ignore_index=True)
     feeds = feeds_from_frame(rows, schema.to_json(), where="parity rows")
@@ -192,9 +228,22 @@ def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema:
         diff = np.abs(ox - py)
         top2 = np.sort(py, axis=1)[:, -2:] if py.shape[1] > 1 else np.zeros((len(py), 2))
         clear = (top2[:, 1] - top2[:, 0]) > 2 * tol  # rows where the label is not a near-tie
-        label_mismatch = int(((np.argmax(py, axis=1) != np.argmax(ox, axis=1)) & clear).sum())
+        if threshold is not None and py.shape[1] == 2:
+            clear = np.abs(py[:, 1] - threshold) > 2 * tol  # rows not within float noise of the threshold
+        from automl.evaluation.metrics import labels_from_proba
+
+        # the graph's own label output against the Python rule, through the class labels it carries
+        labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
+        py_label = labels[labels_from_proba(py, threshold)]
+        ox_label = np.asarray(outs["label"]).reshape(-1)
+        if labels.dtype.kind in "SO":
+            py_label = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in py_label], dtype=object)
+            ox_label = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in ox_label], dtype=object)
+        label_mismatch = int(((py_label != ox_label) & clear).sum())
         report.update(kind="absolute on probabilities", max_diff=float(diff.max()),
-                      label_mismatches=label_mismatch)
+                      label_mismatches=label_mismatch, labels_checked=int(clear.sum()))
+        if threshold is not None:
+            report["decision_threshold"] = float(np.float32(threshold))
         if label_mismatch:
             report["passed"] = False
     report["passed"] = bool(report.get("passed", True) and report["max_diff"] <= tol)

@@ -23,6 +23,24 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _class_lines(final: dict[str, Any], task: str) -> list[str]:
+    """The decision rule and per-class precision / recall on the holdout (classification)."""
+    out: list[str] = []
+    t = final.get("decision_threshold")
+    if task != "regression":
+        out += ["", "### Decision rule and per-class holdout performance", ""]
+        if t is not None:
+            out.append(f"- Decision threshold **{t:.6g}**: `label` is the positive class where "
+                       f"probabilities[:, 1] >= {t:.6g} (chosen on out-of-fold predictions for the run's metric; "
+                       "`probabilities` are the model's own).")
+        else:
+            out.append("- `label` is the most probable class (first on ties); no decision threshold was tuned.")
+    rows = final.get("holdout_per_class")
+    if rows:
+        out += ["", _table(pd.DataFrame(rows)[["class", "precision", "recall", "f1", "support", "predicted"]])]
+    return out
+
+
 def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:
     task, metric = m["task"], m["metric"]
     final = m.get("final", {})
@@ -47,6 +65,9 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
     t = profile["target"]
     if "classes" in t:
         lines.append(f"- Target classes: {t['classes']} (imbalance ratio {t['imbalance_ratio']})")
+        if t.get("imbalanced"):
+            lines.append(f"- Imbalanced target: class '{t['minority_class']}' is {100 * t['minority_share']:.1f}% of "
+                         "rows; see the per-class holdout performance below.")
     else:
         lines.append(f"- Target: mean {t.get('mean', float('nan')):.4g}, std {t.get('std', float('nan')):.4g}, "
                      f"skew {t.get('skew', 0):.3g}")
@@ -108,6 +129,7 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                       f"- {metric}: **{final['holdout_score']:.6g}** (Python pipeline), {onnx_score}", ""]
             lines += [f"| {k} | {v:.5g} |" for k, v in final["holdout_metrics"].items()]
             lines.insert(len(lines) - len(final["holdout_metrics"]), "| metric | value |\n|---|---|")
+        lines += _class_lines(final, task)
         p = final.get("parity", {})
         if p:
             lines += [
@@ -118,6 +140,10 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 f"missing values and unseen categories injected): max diff {p['max_diff']:.3g} "
                 f"({p['kind']}), tolerance {p['tolerance']:g}: **{'passed' if p['passed'] else 'FAILED'}**.",
             ]
+            if "labels_checked" in p:
+                lines.append(f"- `label` output checked against the Python decision rule on {p['labels_checked']} rows "
+                             f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
+                             "mismatches.")
     rep = m.get("reproducible", {})
     if rep:
         lines += ["", "## Reproducibility",

@@ -26,11 +26,17 @@ class Candidate:
     family: str
     params: dict[str, Any]
     pre: dict[str, Any]
+    imb: dict[str, Any] = field(default_factory=dict)  # search_spaces/imbalance.yaml choices
 
     def summary(self) -> str:
         keys = ("outliers", "skew_log", "native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding",
                 "rare_min_frequency")
         parts = []
+        for k, v in self.imb.items():  # first: the leaderboard's column is cut at 120 characters
+            if v != "none" and (k not in ("ratio", "k_neighbors") or self.imb.get("sampler", self.imb.get(
+                    "sampler_native_nan", "none")) != "none"):
+                parts.append(f"{k.replace('_native_nan', '')}={v:.3g}" if isinstance(v, float) else
+                             f"{k.replace('_native_nan', '')}={v}")
         for k in keys:
             if k in self.pre:
                 v = self.pre[k]
@@ -55,16 +61,25 @@ class SearchData:
     space_dir: str = ""
     spaces: dict[str, list[sp.ParamSpec]] = field(default_factory=dict)
     n_jobs: int = 2
+    imbalance: bool = True  # search samplers and class weights (classification; search.imbalance)
+    tune_threshold: bool = True  # binary label metrics: decision threshold on OOF (task.tune_threshold)
 
     def __post_init__(self) -> None:
         for key in self.families:
             self.spaces[key] = sp.load_space(key, REGISTRY.get(key).space_dir or self.space_dir)
         self.spaces["preprocessing"] = sp.load_space("preprocessing", self.space_dir)
+        if self.imbalance and self.task != "regression":
+            from pathlib import Path
+
+            own = self.space_dir and (Path(self.space_dir) / "imbalance.yaml").exists()
+            self.spaces["imbalance"] = sp.load_space("imbalance", self.space_dir if own else "")
 
 
 def context_for(data: SearchData, family: str) -> dict[str, Any]:
+    from automl.preprocessing.imbalance import context as imbalance_context
+
     spec = REGISTRY.get(family)
-    return {"task": data.task, **spec.tags, "native_nan": False}
+    return {"task": data.task, **spec.tags, "native_nan": False, **imbalance_context(spec, data.task)}
 
 
 def sample(trial: Any, data: SearchData) -> Candidate:
@@ -72,7 +87,8 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
     pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
-    return Candidate(family, params, pre)
+    imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
+    return Candidate(family, params, pre, imb)
 
 
 def default_params(data: SearchData, family: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -81,6 +97,8 @@ def default_params(data: SearchData, family: str, overrides: dict[str, Any] | No
     out = {"family": family}
     out.update(sp.defaults(data.spaces[family], family, dict(ctx), overrides))
     out.update(sp.defaults(data.spaces["preprocessing"], "pre", ctx))
+    if "imbalance" in data.spaces:
+        out.update(sp.defaults(data.spaces["imbalance"], "imb", ctx))
     return out
 
 
@@ -93,7 +111,12 @@ def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None
 
     spec = REGISTRY.get(cand.family)
     est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
-    return build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task)
+    pipe = build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task)
+    if cand.imb:  # fit-time resampling / class weights around the estimator (the graph holds the inner one)
+        from automl.preprocessing.imbalance import wrap
+
+        pipe.steps[-1] = ("est", wrap(est, cand.imb, data.seed, pipe.named_steps["pre"]))
+    return pipe
 
 
 def predict(pipe: Any, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
@@ -118,6 +141,9 @@ def cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, An
 
 
 def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, Any]:
+    from automl.evaluation import threshold
+
+    tuned = threshold.applies(data.metric, data.task, data.tune_threshold)
     n = len(data.y)
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
     scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0
@@ -131,7 +157,10 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
         pred_s += time.perf_counter() - t
         pred_rows += len(va)
         oof[va] = pred
-        score = data.metric(data.y[va], pred, data.n_classes)
+        seen = np.concatenate([v for _, v in data.folds[: i + 1]])
+        # threshold metrics: scored at the threshold chosen on the out-of-fold rows so far
+        t_i = threshold.tune(data.metric, data.y[seen], oof[seen, 1])[0] if tuned else None
+        score = data.metric(data.y[va], pred, data.n_classes, t_i)
         if not np.isfinite(score):
             raise ValueError(f"fold {i} scored {score}")
         scores.append(score)
@@ -139,9 +168,13 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
             conn.send(("fold", i, float(score)))
             if conn.recv() == "prune":
                 raise Pruned()
-    export = export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]])
+    t_final, mean = None, float(np.mean(scores))
+    if tuned:  # one threshold on all out-of-fold rows; the trial's score is the metric there
+        t_final, mean = threshold.tune(data.metric, data.y, oof[:, 1])
+        scores = [data.metric(data.y[va], oof[va], data.n_classes, t_final) for _, va in data.folds]
+    export = export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]], t_final)
     return {
-        "fold_scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores)),
+        "fold_scores": scores, "mean": mean, "std": float(np.std(scores)), "threshold": t_final,
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
         "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32), **export,
     }
@@ -150,14 +183,14 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
 PARITY_ROWS = 200
 
 
-def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame) -> dict[str, Any]:
+def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: float | None = None) -> dict[str, Any]:
     """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
     now, and the export time it reports lets the scheduler keep enough time for the final export."""
     from automl.export.onnx import check_parity, export_onnx
 
     t = time.perf_counter()
     classes = list(range(data.n_classes)) if data.task != "regression" else None
-    model = export_onnx(pipe, data.schema, data.task, classes, {})
+    model = export_onnx(pipe, data.schema, data.task, classes, {}, threshold=threshold)
     export_s = time.perf_counter() - t
-    check_parity(model, pipe, rows, data.schema, data.task, 1e-5, data.seed)
+    check_parity(model, pipe, rows, data.schema, data.task, 1e-5, data.seed, threshold=threshold)
     return {"export_s": export_s, "onnx_bytes": model.ByteSize()}

@@ -309,6 +309,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                     trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
                     trial.set_user_attr("export_s", round(v["export_s"], 3))
                     trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+                    if v.get("threshold") is not None:
+                        trial.set_user_attr("threshold", round(v["threshold"], 6))
                     if oof_dir is not None:
                         oof_dir.mkdir(exist_ok=True)
                         np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])

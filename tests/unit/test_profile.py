@@ -91,3 +91,13 @@ def test_numeric_statistics_are_those_of_the_column():
     share = ((v < q1 - 1.5 * (q3 - q1)) | (v > q3 + 1.5 * (q3 - q1))).mean()
     assert col["outlier_share"] == pytest.approx(share, abs=1e-4) and col["outlier_share"] >= 0.05
     assert col["skew"] > 2  # the outliers make it right-skewed
+
+
+def test_imbalanced_target_is_flagged_with_its_minority_share():
+    df = _base(n=220)
+    df["y"] = np.r_[np.zeros(200, dtype=int), np.ones(20, dtype=int)]
+    t = _profile(df, "binary")["target"]
+    assert t["imbalanced"] is True and t["minority_class"] == "1"
+    assert t["minority_share"] == pytest.approx(20 / 220, abs=1e-4)
+    balanced = _profile(_base(), "binary")["target"]
+    assert balanced["imbalanced"] is False
