@@ -164,6 +164,9 @@ def main(argv: list[str]) -> int:
     md = render(sweep, df)
     write_text(sweep / "compare.csv", df.to_csv(index=False))
     write_text(sweep / "compare.md", md)
+    from automl.reporting.sweep_report import write_sweep_report
+
+    page = write_sweep_report(sweep)
     print(md)
-    print(f"wrote {sweep / 'compare.csv'} and {sweep / 'compare.md'}")
+    print(f"wrote {sweep / 'compare.csv'}, {sweep / 'compare.md'}" + (f" and {page}" if page else ""))
     return 0

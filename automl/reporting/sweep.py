@@ -37,3 +37,8 @@ class SweepSummary(Callback):
         if rows:
             write_text(sweep_dir / "summary.csv", pd.DataFrame(rows).to_csv(index=False))
             log.info("sweep summary: %s", sweep_dir / "summary.csv")
+            from automl.reporting.sweep_report import write_sweep_report
+
+            if write_sweep_report(sweep_dir):
+                log.info("sweep report: %s (automl compare %s prints the same tables)", sweep_dir / "report.html",
+                         sweep_dir)

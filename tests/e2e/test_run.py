@@ -128,3 +128,5 @@ def test_multirun_writes_one_folder_per_job_and_a_summary(tmp_path):
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert list(summary["seed"]) == [0, 1] and set(summary["status"]) == {"COMPLETE"}
     assert all((tmp_path / j / "model.onnx").exists() for j in jobs)
+    page = (tmp_path / "report.html").read_text()  # the sweep's comparison page
+    assert 'alt="holdout on medpar_600"' in page and "0_medpar_600" in page and "1_medpar_600" in page

@@ -1,0 +1,69 @@
+"""report.html at the root of a --multirun sweep: the job x metric table, the holdout per dataset and
+configuration, and when several configurations were swept, their average ranks across datasets.
+
+Same data as `automl compare` (automl/reporting/compare.py), drawn as one self-contained page."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from automl.reporting.report import CSS, _esc, _Figures, _table
+
+log = logging.getLogger("automl")
+
+
+def build_sweep_report(sweep_dir: Path) -> str:
+    from automl.reporting.compare import average_ranks, collect, per_dataset
+
+    df = collect(sweep_dir)
+    figs = _Figures()
+    parts = [f"<h1>automl sweep: {_esc(sweep_dir.name)}</h1>",
+             f"<p>{len(df)} jobs, {df['data'].nunique()} dataset(s), {df['seed'].nunique()} seed(s), "
+             f"{df['config'].nunique()} configuration(s). holdout = score of the shipped model on rows the search "
+             "never saw.</p>"]
+    ranks = average_ranks(df)
+    parts.append("<h2>Average rank across datasets (lower is better)</h2>")
+    if ranks is None:
+        parts.append("<p class=muted>One configuration in this sweep: nothing to rank. Sweep a setting "
+                     "(e.g. <code>search.sampler=tpe,random</code>) to compare configurations.</p>")
+    else:
+        fig, ax = figs.new(6, 0.8 + 0.4 * len(ranks))
+        ax.barh(ranks["config"][::-1], ranks["avg_rank"][::-1])
+        ax.set(xlabel="average rank over (dataset, seed)", title="Configurations")
+        parts.append(figs.img(fig, "average rank per configuration"))
+        parts.append(_table(ranks))
+    parts.append("<h2>Holdout per dataset</h2>")
+    per = per_dataset(df)
+    grid = []
+    for (data, metric), g in per.groupby(["data", "metric"]):
+        g = g[g["mean"].notna()]  # every job of that configuration failed: in the table, not the chart
+        if not len(g):
+            continue
+        fig, ax = figs.new(4.2, 0.9 + 0.35 * len(g))
+        ax.barh(g["config"], g["mean"], xerr=g["std"].fillna(0.0))
+        lo, hi = float((g["mean"] - g["std"].fillna(0)).min()), float((g["mean"] + g["std"].fillna(0)).max())
+        pad = (hi - lo) * 0.3 or abs(hi) * 0.05 or 0.1
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set(xlabel=f"holdout {metric} (mean over seeds)", title=str(data))
+        grid.append(figs.img(fig, f"holdout on {data}"))
+    parts.append("<div class=grid>" + "".join(grid) + "</div>")
+    parts.append(_table(per))
+    parts.append("<h2>Jobs</h2>")
+    jobs = df[["job", "data", "seed", "config", "status", "metric", "holdout", "cv", "shipped", "best_family",
+               "trials", "trials_per_min", "time_s", "budget_s"]]
+    parts.append(_table(jobs))
+    parts.append("<p class=muted>Each job's own report.html is in its folder.</p>")
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>automl sweep</title><style>{CSS}</style>"
+            f"</head><body>{''.join(parts)}</body></html>\n")
+
+
+def write_sweep_report(sweep_dir: Path) -> Path | None:
+    """Never fails the sweep: a report that cannot be built is a warning."""
+    from automl.io import write_text
+
+    try:
+        write_text(sweep_dir / "report.html", build_sweep_report(sweep_dir))
+        return sweep_dir / "report.html"
+    except Exception as e:
+        log.warning("sweep report.html was not written: %s: %s", type(e).__name__, e)
+        return None
