@@ -152,7 +152,8 @@ def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
         return
     families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
     queue = [(obj.default_params(data, fam), "default") for fam in families]
-    queue += [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    queue += [(obj.default_params(data, fam, entry), "portfolio")
+              for fam in families for entry in obj.portfolio(data, fam)]
     for params, origin in queue[:limit] if limit else queue:
         study.enqueue_trial(params, user_attrs={"origin": origin})
 
@@ -212,107 +213,104 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     n_before = len(study.get_trials(deepcopy=False, states=finished))
     beat = co.Heartbeat(study, None)
-    try:
-        while True:
-            # the trial cap counts every worker's trials of this invocation (shared study)
-            n_done = len(study.get_trials(deepcopy=False, states=finished)) - n_before
-            if not tickets and budget.n_trials and n_done >= budget.n_trials:
+    while True:
+        # the trial cap counts every worker's trials of this invocation (shared study)
+        n_done = len(study.get_trials(deepcopy=False, states=finished)) - n_before
+        if not tickets and budget.n_trials and n_done >= budget.n_trials:
+            res.stopped_because = f"trial budget reached ({budget.n_trials})"
+            break
+        left = budget.left() - _reserve(done, budget)
+        if left < 1.0:
+            res.stopped_because = "time budget (remaining time reserved for refit and export)"
+            break
+        if not co.searching(study):
+            res.stopped_because = "the driver ended the search"
+            break
+        dead = co.fail_dead(study)  # what optimize() does before each ask: fail stale trials, retry once
+        if dead:
+            log.warning("trial(s) %s of a dead worker failed and queued for one retry", dead)
+        if tickets:
+            trial = co.claim(study)
+            if trial is None:
+                if co.running(study):  # another worker's trial may still die and come back as a retry
+                    time.sleep(0.5)
+                    continue
                 res.stopped_because = f"trial budget reached ({budget.n_trials})"
                 break
-            left = budget.left() - _reserve(done, budget)
-            if left < 1.0:
-                res.stopped_because = "time budget (remaining time reserved for refit and export)"
-                break
-            if not co.searching(study):
-                res.stopped_because = "the driver ended the search"
-                break
-            dead = co.fail_dead(study)  # what optimize() does before each ask: fail stale trials, retry once
-            if dead:
-                log.warning("trial(s) %s of a dead worker failed and queued for one retry", dead)
-            if tickets:
-                trial = co.claim(study)
-                if trial is None:
-                    if co.running(study):  # another worker's trial may still die and come back as a retry
-                        time.sleep(0.5)
-                        continue
-                    res.stopped_because = f"trial budget reached ({budget.n_trials})"
-                    break
-            else:
-                trial = co.ask(study)
-            co.mark_claimed(trial)
-            beat.stop()
-            beat = co.Heartbeat(study, trial).start()  # beats from the claim on: a death while sampling is caught too
-            cand = obj.sample(trial, data)
-            costs = res.family_cost.get(cand.family)
-            expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
-            if expected > left:
-                trial.set_user_attr("status", SKIPPED)
-                trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
-                if tickets:  # a skipped trial did not run: the steering trial below replaces its ticket
-                    trial.set_user_attr("refunded", True)
-                study.tell(trial, state=TrialState.PRUNED)
-                skips += 1
-                # steer the sampler to a family that fits: fix it in the next trial, sample the rest
-                fits = [f for f in data.families if (f != "baseline" or not res.completed)
-                        and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
-                if not fits or skips >= 30:
-                    res.stopped_because = "time budget (no family fits in the remaining time)"
-                    break
-                study.enqueue_trial({"family": fits[int(rng.integers(len(fits)))]}, skip_if_exists=False)
-                continue
-            skips = 0
-            limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
-
-            def on_message(msg: Any, trial: Any = trial) -> str:
-                _, step, score = msg
-                trial.report(float(score), step=int(step))
-                return "prune" if trial.should_prune() else "go"
-
-            try:
-                outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
-                                    memory_mb=budget.trial_memory_mb, on_message=on_message)
-            except BaseException:  # Ctrl-C / SIGTERM: the running trial ends as interrupted, storage stays consistent
-                trial.set_user_attr("status", "INTERRUPTED")
-                trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
-                study.tell(trial, state=TrialState.FAIL)
-                raise
-            res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
-            trial.set_user_attr("status", outcome.status)
-            trial.set_user_attr("seconds", round(outcome.seconds, 3))
-            trial.set_user_attr("preprocessing", cand.summary())
-            if outcome.error:
-                trial.set_user_attr("error", outcome.error)
-            if outcome.status == COMPLETE:
-                v = outcome.value
-                trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
-                trial.set_user_attr("cv_std", v["std"])
-                trial.set_user_attr("fit_s", round(v["fit_s"], 3))
-                trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
-                trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
-                trial.set_user_attr("export_s", round(v["export_s"], 3))
-                trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
-                if oof_dir is not None:
-                    oof_dir.mkdir(exist_ok=True)
-                    np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
-                study.tell(trial, v["mean"])
-                res.completed += 1
-                done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
-                best_val = max(best_val, sign * v["mean"])
-            elif outcome.status == PRUNED:
-                study.tell(trial, state=TrialState.PRUNED)
-                res.pruned += 1
-            else:
-                study.tell(trial, state=TrialState.FAIL)
-                res.failed += 1
-            # budget accounting survives a crash of the driver
-            study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
-            if on_trial:
-                on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
-                          "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
-                          "best": sign * best_val if best_val > -math.inf else None, "seconds": outcome.seconds,
-                          "left": budget.left(), "completed": res.completed, "failed": res.failed,
-                          "pruned": res.pruned, "error": outcome.error})
-    finally:
+        else:
+            trial = co.ask(study)
+        co.mark_claimed(trial)
         beat.stop()
-    return res
+        beat = co.Heartbeat(study, trial).start()  # beats from the claim on: a death while sampling is caught too
+        cand = obj.sample(trial, data)
+        costs = res.family_cost.get(cand.family)
+        expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
+        if expected > left:
+            trial.set_user_attr("status", SKIPPED)
+            trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
+            if tickets:  # a skipped trial did not run: the steering trial below replaces its ticket
+                trial.set_user_attr("refunded", True)
+            study.tell(trial, state=TrialState.PRUNED)
+            skips += 1
+            # steer the sampler to a family that fits: fix it in the next trial, sample the rest
+            fits = [f for f in data.families if (f != "baseline" or not res.completed)
+                    and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
+            if not fits or skips >= 30:
+                res.stopped_because = "time budget (no family fits in the remaining time)"
+                break
+            study.enqueue_trial({"family": fits[int(rng.integers(len(fits)))]}, skip_if_exists=False)
+            continue
+        skips = 0
+        limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
 
+        def on_message(msg: Any, trial: Any = trial) -> str:
+            _, step, score = msg
+            trial.report(float(score), step=int(step))
+            return "prune" if trial.should_prune() else "go"
+
+        try:
+            outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
+                                memory_mb=budget.trial_memory_mb, on_message=on_message)
+        except BaseException:  # Ctrl-C / SIGTERM: the running trial ends as interrupted, storage stays consistent
+            trial.set_user_attr("status", "INTERRUPTED")
+            trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
+        trial.set_user_attr("status", outcome.status)
+        trial.set_user_attr("seconds", round(outcome.seconds, 3))
+        trial.set_user_attr("preprocessing", cand.summary())
+        if outcome.error:
+            trial.set_user_attr("error", outcome.error)
+        if outcome.status == COMPLETE:
+            v = outcome.value
+            trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
+            trial.set_user_attr("cv_std", v["std"])
+            trial.set_user_attr("fit_s", round(v["fit_s"], 3))
+            trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
+            trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
+            trial.set_user_attr("export_s", round(v["export_s"], 3))
+            trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+            if oof_dir is not None:
+                oof_dir.mkdir(exist_ok=True)
+                np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
+            study.tell(trial, v["mean"])
+            res.completed += 1
+            done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
+            best_val = max(best_val, sign * v["mean"])
+        elif outcome.status == PRUNED:
+            study.tell(trial, state=TrialState.PRUNED)
+            res.pruned += 1
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+            res.failed += 1
+        # budget accounting survives a crash of the driver
+        study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
+        if on_trial:
+            on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
+                      "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
+                      "best": sign * best_val if best_val > -math.inf else None, "seconds": outcome.seconds,
+                      "left": budget.left(), "completed": res.completed, "failed": res.failed,
+                      "pruned": res.pruned, "error": outcome.error})
+    beat.stop()  # (an exception ends the process; the beat thread is a daemon)
+    return res
