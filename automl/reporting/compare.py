@@ -52,7 +52,7 @@ def _job_row(job: Path) -> dict[str, Any]:
         "holdout": final.get("holdout_score"), "cv": final.get("cv_mean"),
         "shipped": final.get("family", ""), "best_family": best_family, "best_family_cv": best_cv,
         "trials": trials, "completed": m["search"].get("completed"), "failed": m["search"].get("failed"),
-        "trials_per_min": round(60 * trials / search_s, 1) if search_s else None,
+        "trials_per_min": round(60 * trials / search_s, 1) if search_s >= 1 else None,  # resumed runs: tiny
         "time_s": m["budget"].get("used_s"), "budget_s": m["budget"]["time_s"],
         "n_workers": m["search"].get("n_workers", 1), "overrides": _overrides(job),
     }
@@ -79,7 +79,7 @@ def collect(sweep_dir: Path) -> Any:
         return not (vals.groupby(df["data"]).nunique().max() == 1 and df.groupby(vals)["data"].nunique().max() == 1)
 
     cfg_keys = [k for k in keys if varies_apart_from_data(k)]
-    df["config"] = df["overrides"].map(lambda o: " ".join(f"{k}={o.get(k, '')}" for k in cfg_keys) or "default")
+    df["config"] = df["overrides"].map(lambda o: " ".join(f"{k}={o[k]}" for k in cfg_keys if k in o) or "default")
     return df.drop(columns=["overrides"])
 
 
