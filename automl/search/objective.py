@@ -29,7 +29,8 @@ class Candidate:
 
     def summary(self) -> str:
         keys = ("outliers", "skew_log", "native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding",
-                "rare_min_frequency")
+                "rare_min_frequency", "datetime_parts", "dfs", "dfs_primitives", "dfs_max_features", "poly",
+                "poly_top_k", "pca_components", "text_vectorizer", "text_svd", "text_stats", "select")
         parts = []
         for k in keys:
             if k in self.pre:
@@ -64,7 +65,13 @@ class SearchData:
 
 def context_for(data: SearchData, family: str) -> dict[str, Any]:
     spec = REGISTRY.get(family)
-    return {"task": data.task, **spec.tags, "native_nan": False}
+    return {"task": data.task, **spec.tags, "native_nan": False, **data_context(data.schema)}
+
+
+def data_context(schema: Schema) -> dict[str, Any]:
+    """What the data offers, for `when:` clauses of synthesis choices (no text -> no text choices)."""
+    return {"has_text": bool(schema.names("text")), "has_datetime": bool(schema.names("datetime")),
+            "has_numeric_pairs": len(schema.names("numeric")) >= 2}
 
 
 def sample(trial: Any, data: SearchData) -> Candidate:
