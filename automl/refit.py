@@ -69,6 +69,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
     members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
+    from automl.features.build import describe
+
+    out["synthesised_features"] = [describe(p) for p in members_fitted]
     return out
 
 

@@ -142,6 +142,19 @@ def _float_tensor():
     return helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])
 
 
+def _shape_svd(operator):
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = FloatTensorType([n, operator.raw_operator.components_.shape[0]])
+
+
+def _convert_svd(scope, operator, container):
+    """X @ components_.T, as skl2onnx does for TruncatedSVD (whose converter keys on the class name)."""
+    comp = operator.raw_operator.components_.T.astype("float32")
+    g = _G(scope, container)
+    w = g.const(comp.ravel().tolist(), TensorProto.FLOAT, list(comp.shape), "svd_w")
+    g.op("MatMul", [operator.inputs[0].full_name, w], out=operator.outputs[0].full_name)
+
+
 def _shape_selector(operator):
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = operator.inputs[0].type.__class__([n, len(operator.raw_operator.indices_)])
@@ -165,4 +178,8 @@ def _parser_dfs(scope, model, inputs, custom_parsers=None):
 
 def register() -> None:
     update_registered_converter(syn.DFSFeatures, "AutomlDFSFeatures", _shape_dfs, _convert_dfs, parser=_parser_dfs)
+    from skl2onnx.operator_converters.decomposition import convert_truncated_svd
+    from automl.features.text import TextSVD
+
+    update_registered_converter(TextSVD, "AutomlTextSVD", _shape_svd, _convert_svd)
     update_registered_converter(syn.RelevanceSelector, "AutomlRelevanceSelector", _shape_selector, _convert_selector)

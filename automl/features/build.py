@@ -73,3 +73,71 @@ def synthesis_parts(pre: Mapping[str, Any], schema: Schema) -> list[tuple[str, A
         parts.append(("pca", Pipeline([*_impute_scale(pre, always_impute=True)[:1], ("std", StandardScaler()),
                                        ("pca", PCA(n_components=n_pca, random_state=0))]), num))
     return parts
+
+
+def warm_imports(pre: Mapping[str, Any], schema: Schema) -> None:
+    """Import featuretools in the search driver once a trial will need it: trials are forked from the
+    driver, so they inherit the import (seconds) instead of each paying for it."""
+    import sys
+
+    needs = bool(schema.names("datetime")) or pre.get("dfs", False) or pre.get("text_stats", False)
+    if needs and "featuretools" not in sys.modules:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import featuretools  # noqa: F401
+
+
+def describe(pipe: Any) -> list[dict[str, str]]:
+    """The synthesised features a fitted pipeline's model uses (after feature selection), with their
+    definitions: what the model card lists."""
+    from automl.features.synthesis import DFSFeatures
+
+    if not hasattr(pipe, "named_steps") or "pre" not in pipe.named_steps:
+        return []
+    ct = pipe.named_steps["pre"]
+    select = pipe.named_steps.get("select")
+    kept = set(select.indices_.tolist()) if select is not None else None
+    rows: list[dict[str, str]] = []
+
+    def add(part: str, offset: int, name: str, definition: str) -> None:
+        if kept is None or offset in kept:
+            rows.append({"part": part, "feature": name, "definition": definition})
+
+    for name, trans, cols in ct.transformers_:
+        sl = ct.output_indices_.get(name)
+        if sl is None or trans == "drop" or sl.stop == sl.start:
+            continue
+        steps = dict(trans.steps) if hasattr(trans, "steps") else {name: trans}
+        dfs = next((s for s in steps.values() if isinstance(s, DFSFeatures)), None)
+        if dfs is not None:
+            for i, f in enumerate(dfs.features_):
+                add(name, sl.start + i, dfs.feature_name(f), dfs.definition(f))
+        elif name == "poly":
+            top = steps["top"]
+            inputs = [str(c) for c in (cols if isinstance(cols, list) else [cols])]
+            chosen = [inputs[i] for i in top.indices_]
+            for i, n in enumerate(steps["poly"].get_feature_names_out(chosen)):
+                if " " in n:  # the interactions (the degree-1 terms repeat raw columns)
+                    a, b = n.split(" ")
+                    add(name, sl.start + i, f"{a} x {b}", f"interaction({a}, {b}) = {a} * {b} "
+                        f"(after median imputation; {a} and {b} are among the {len(chosen)} most relevant numeric columns)")
+        elif name == "pca":
+            pca = steps["pca"]
+            for i, r in enumerate(pca.explained_variance_ratio_):
+                add(name, sl.start + i, f"pca{i}", f"principal component {i + 1} of the {pca.n_features_in_} "
+                    f"standardised numeric columns ({100 * r:.1f}% of their variance)")
+        elif name.startswith("text") and "svd" in steps:
+            vec = steps["vec"]
+            kind = "TF-IDF" if type(vec).__name__ == "TfidfVectorizer" else "word counts"
+            for i in range(sl.stop - sl.start):
+                add(name, sl.start + i, f"{cols}_svd{i}", f"truncated-SVD component {i + 1} of the {kind} of "
+                    f"'{cols}' ({len(vec.vocabulary_)} terms)")
+        elif name.startswith("text"):
+            n_used = sum(1 for i in range(sl.start, sl.stop) if kept is None or i in kept)
+            kind = "TF-IDF weight" if type(trans).__name__ == "TfidfVectorizer" else "count"
+            rows.append({"part": name, "feature": f"{cols}: {n_used} terms",
+                         "definition": f"{kind} of each of {n_used} terms of '{cols}' (of {sl.stop - sl.start} "
+                                       "in the vocabulary), tokenised and lowercased inside the graph"})
+    return rows

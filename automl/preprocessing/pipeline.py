@@ -75,16 +75,17 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
 
 def text_vectorizer(pre: Mapping[str, Any]) -> Any:
     """TF-IDF (default) or bag of words, optionally reduced by truncated SVD (searched choices)."""
-    from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.pipeline import Pipeline
+
+    from automl.features.text import TextSVD
 
     kind = TfidfVectorizer if pre.get("text_vectorizer", "tfidf") == "tfidf" else CountVectorizer
     vec = kind(max_features=2000, lowercase=True, min_df=2, token_pattern=r"(?u)\b\w\w+\b")
     n_svd = int(pre.get("text_svd", 0))
     if not n_svd:
         return vec
-    return Pipeline([("vec", vec), ("svd", TruncatedSVD(n_components=n_svd, random_state=0))])
+    return Pipeline([("vec", vec), ("svd", TextSVD(n_components=n_svd, random_state=0))])
 
 
 def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str],

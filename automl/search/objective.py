@@ -79,6 +79,9 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
     pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
+    from automl.features.build import warm_imports
+
+    warm_imports(pre, data.schema)
     return Candidate(family, params, pre)
 
 

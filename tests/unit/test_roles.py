@@ -34,9 +34,9 @@ def test_each_role_is_inferred():
         "note": "text", "signup": "datetime", "stamp": "datetime", "const": "constant", "empty": "constant",
     }
     assert "y" not in role  # the target is never a feature
-    # only numeric, categorical and text columns become features (graph inputs), in file order
-    assert [c.name for c in schema.features] == ["age", "visits", "colour", "note"]
-    assert {c.name for c in schema.excluded} == {"customer_id", "ticket", "signup", "stamp", "const", "empty"}
+    # numeric, categorical, text and datetime columns become features (graph inputs), in file order
+    assert [c.name for c in schema.features] == ["age", "visits", "colour", "note", "signup", "stamp"]
+    assert {c.name for c in schema.excluded} == {"customer_id", "ticket", "const", "empty"}
     reasons = {c.name: c.reason for c in schema.columns}
     assert reasons["empty"] == "all values missing" and reasons["const"] == "a single value"
 
@@ -54,6 +54,8 @@ def test_onnx_kind_and_json_schema():
         {"name": "visits", "kind": "numeric", "dtype": "float32"},
         {"name": "colour", "kind": "categorical", "dtype": "string"},
         {"name": "note", "kind": "text", "dtype": "string"},
+        {"name": "signup", "kind": "datetime", "dtype": "float64"},  # epoch seconds, UTC
+        {"name": "stamp", "kind": "datetime", "dtype": "float64"},
     ]
 
 
