@@ -155,10 +155,10 @@ def _ft_enumerate(frame: pd.DataFrame, kind: str, primitives: Sequence[str]) -> 
         import featuretools as ft
 
         df = frame.copy()
-        df.insert(0, "__row__", np.arange(len(df)))
+        df.insert(0, "__automl_row__", np.arange(len(df)))
         types = {"numeric": "Double", "datetime": "Datetime", "text": "NaturalLanguage"}[kind]
         es = ft.EntitySet("automl")
-        es.add_dataframe(dataframe=df, dataframe_name="rows", index="__row__",
+        es.add_dataframe(dataframe=df, dataframe_name="rows", index="__automl_row__",
                          logical_types={c: types for c in frame.columns})
         defs = ft.dfs(entityset=es, target_dataframe_name="rows", trans_primitives=list(primitives),
                       agg_primitives=[], max_depth=1, features_only=True)
@@ -219,8 +219,8 @@ class DFSFeatures(TransformerMixin, BaseEstimator):
         if self.kind == "numeric" and len(inputs) > self.max_inputs and y is not None:
             score = relevance(F.to_numpy(dtype=np.float64), y, task)
             inputs = sorted(np.argsort(-score, kind="stable")[: self.max_inputs].tolist())
-        sub = F.iloc[:, inputs].copy()
-        sub.columns = [f"c{j}" for j in inputs]  # featuretools-safe names, mapped back below
+        sub = F.iloc[:, inputs].copy()  # the real names: featuretools orders commutative inputs by name
+        position = {str(F.columns[j]): j for j in inputs}
         if self.kind == "numeric":
             sub = sub.astype("float64")
         elif self.kind == "datetime":
@@ -228,7 +228,7 @@ class DFSFeatures(TransformerMixin, BaseEstimator):
         else:
             sub = sub.astype(str)
         enumerated = _ft_enumerate(sub.head(50), self.kind, prims)
-        feats = [(p, tuple(int(b[1:]) for b in bases)) for p, bases, _ in enumerated]
+        feats = [(p, tuple(position[b] for b in bases)) for p, bases, _ in enumerated]
         if self.max_features is not None and len(feats) > self.max_features and y is not None:
             values = np.column_stack([self._compute(F, f) for f in feats])
             score = relevance(values, y, task)

@@ -64,7 +64,7 @@ def test_declared_id_and_drop_columns_are_excluded():
     by_name = {c.name: c for c in schema.columns}
     assert by_name["age"].role == "id" and "data.id_columns" in by_name["age"].reason
     assert not by_name["colour"].is_feature and "data.drop_columns" in by_name["colour"].reason
-    assert [c.name for c in schema.features] == ["visits", "note"]
+    assert [c.name for c in schema.features] == ["visits", "note", "signup", "stamp"]
 
 
 def test_no_usable_feature_is_a_user_error_naming_the_excluded_columns():
