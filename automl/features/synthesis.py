@@ -229,8 +229,14 @@ class DFSFeatures(TransformerMixin, BaseEstimator):
             sub = sub.astype(str)
         enumerated = _ft_enumerate(sub.head(50), self.kind, prims)
         feats = [(p, tuple(position[b] for b in bases)) for p, bases, _ in enumerated]
+        values = np.column_stack([self._compute(F, f) for f in feats]) if feats else np.zeros((len(F), 0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # all-NaN columns
+            varies = np.nan_to_num(np.nanstd(values, axis=0)) > 0
+        if feats and not varies.all():  # e.g. HOUR of a date-only column: constant in training, dropped
+            keep = np.flatnonzero(varies) if varies.any() else np.arange(1)
+            feats, values = [feats[i] for i in keep], values[:, keep]
         if self.max_features is not None and len(feats) > self.max_features and y is not None:
-            values = np.column_stack([self._compute(F, f) for f in feats])
             score = relevance(values, y, task)
             keep = sorted(np.argsort(-score, kind="stable")[: self.max_features].tolist())
             feats = [feats[i] for i in keep]

@@ -184,3 +184,9 @@ def test_datetime_contract_feeds_epoch_seconds_and_names_bad_values():
     assert np.isnan(feeds[2:]).all()
     numeric = feeds_from_frame(pd.DataFrame({"when": [1714571100.5]}), schema)["when"]
     assert numeric[0, 0] == 1714571100.5  # epoch seconds pass through
+
+
+def test_parts_constant_in_training_are_dropped():
+    dates = pd.Series(["2020-01-01", "2020-03-04", None, "2021-07-09"])  # dates only: hour and minute are 0
+    dfs = DFSFeatures("datetime", max_features=None).fit(pd.DataFrame({"d": to_epoch_seconds(dates)}), Y[:4])
+    assert list(dfs.get_feature_names_out()) == ["DAY(d)", "DAY_OF_YEAR(d)", "MONTH(d)", "WEEKDAY(d)", "YEAR(d)"]
