@@ -246,6 +246,8 @@ class DFSFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "features_")
         F = self._frame(X)
+        if F.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {F.shape[1]} columns, but DFSFeatures was fitted on {self.n_features_in_}")
         if not self.features_:
             return np.zeros((len(F), 0), dtype=np.float32)
         return np.column_stack([self._compute(F, f) for f in self.features_]).astype(np.float32)
@@ -284,9 +286,15 @@ class RelevanceSelector(TransformerMixin, BaseEstimator):
         self.min_keep = min_keep
         self.task = task
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     def fit(self, X: Any, y: Any) -> RelevanceSelector:
-        X = np.asarray(X, dtype=np.float64)
-        self.n_features_in_ = X.shape[1]
+        from sklearn.utils.validation import validate_data
+
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
         task = self.task if self.task != "auto" else _task_of(y)
         task = "regression" if task == "regression" else "classification"
         self.scores_ = relevance(X, y, task)
@@ -297,8 +305,11 @@ class RelevanceSelector(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import validate_data
+
         check_is_fitted(self, "indices_")
-        return np.asarray(X)[:, self.indices_]
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=None)
+        return X[:, self.indices_]
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         names = input_features if input_features is not None else [f"x{i}" for i in range(self.n_features_in_)]

@@ -190,3 +190,11 @@ def test_parts_constant_in_training_are_dropped():
     dates = pd.Series(["2020-01-01", "2020-03-04", None, "2021-07-09"])  # dates only: hour and minute are 0
     dfs = DFSFeatures("datetime", max_features=None).fit(pd.DataFrame({"d": to_epoch_seconds(dates)}), Y[:4])
     assert list(dfs.get_feature_names_out()) == ["DAY(d)", "DAY_OF_YEAR(d)", "MONTH(d)", "WEEKDAY(d)", "YEAR(d)"]
+
+
+def test_selector_obeys_the_sklearn_estimator_contract():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in check_estimator(RelevanceSelector(), on_fail=None)
+              if r["status"] == "failed"]
+    assert failed == []
