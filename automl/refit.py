@@ -83,6 +83,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     out["decision_threshold"] = threshold
+    from automl.features.build import describe
+
+    out["synthesised_features"] = [describe(p) for p in members_fitted]
     return out
 
 

@@ -86,8 +86,6 @@ def build_profile(df: pd.DataFrame, target: str, task: str, schema: Schema, seed
             warnings.append(f"column '{c.name}' looks like an ID ({c.reason}); excluded from features")
         elif c.role == "constant":
             warnings.append(f"column '{c.name}' is constant ({c.reason}); excluded from features")
-        elif c.role == "datetime":
-            warnings.append(f"column '{c.name}' holds dates; excluded from features in this version")
         if c.role == "categorical" and info["cardinality"] > HIGH_CARDINALITY:
             warnings.append(f"column '{c.name}' has high cardinality ({info['cardinality']} levels); "
                             "rare levels are grouped")

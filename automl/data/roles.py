@@ -1,9 +1,10 @@
 """Column roles and task type, inferred from the data; the model frame every stage shares.
 
-Roles: numeric, categorical, text, datetime, id, constant. Only numeric, categorical and text
-columns become features (graph inputs); id, constant and datetime columns are excluded and reported.
+Roles: numeric, categorical, text, datetime, id, constant. Numeric, categorical, text and datetime
+columns become features (graph inputs); id and constant columns are excluded and reported.
 The model frame is what both the Python pipeline and the ONNX graph see: numeric columns as
-float32 with NaN for missing, categorical/text columns as str with "" for missing (ONNX I/O contract).
+float32 with NaN for missing, categorical/text columns as str with "" for missing, datetime columns
+as float64 seconds since 1970-01-01 UTC with NaN for missing (ONNX I/O contract).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from automl.errors import UserError
 
-FEATURE_ROLES = ("numeric", "categorical", "text")
+FEATURE_ROLES = ("numeric", "categorical", "text", "datetime")
 _ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key|index|idx)$|^(id|row)(_|$)", re.IGNORECASE)
 
 
@@ -32,7 +33,7 @@ class ColumnInfo:
 
     @property
     def onnx_kind(self) -> str:
-        return "float" if self.role == "numeric" else "string"
+        return {"numeric": "float", "datetime": "double"}.get(self.role, "string")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Schema:
         return [c for c in self.columns if not c.is_feature]
 
     def to_json(self) -> list[dict[str, str]]:
-        return [{"name": c.name, "kind": c.role, "dtype": "float32" if c.role == "numeric" else "string"}
-                for c in self.features]
+        dtypes = {"numeric": "float32", "datetime": "float64"}  # datetime: epoch seconds UTC
+        return [{"name": c.name, "kind": c.role, "dtype": dtypes.get(c.role, "string")} for c in self.features]
 
     def to_dict(self) -> list[dict[str, str]]:
         return [asdict(c) for c in self.columns]
@@ -89,10 +90,10 @@ def infer_column(name: str, s: pd.Series, n_rows: int, declared_id: bool) -> Col
             return ColumnInfo(name, "id", dtype, "integer, unique per row" + (", named like an id" if _ID_NAME.search(name) else ", increasing"))
         return ColumnInfo(name, "numeric", dtype)
     if pd.api.types.is_datetime64_any_dtype(s):
-        return ColumnInfo(name, "datetime", dtype, "datetime values (datetime features come with feature synthesis)")
+        return ColumnInfo(name, "datetime", dtype, "datetime values (used as date parts)")
     # object / string / category columns
     if _looks_datetime(s):
-        return ColumnInfo(name, "datetime", dtype, "parses as dates (datetime features come with feature synthesis)")
+        return ColumnInfo(name, "datetime", dtype, "parses as dates (used as date parts)")
     if _is_text(s):
         return ColumnInfo(name, "text", dtype, "free text (3+ words on average)")
     if nunique == s.notna().sum() and n_rows >= 20 and nunique > 0.95 * n_rows:
@@ -144,6 +145,8 @@ def to_model_frame(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             v = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
             v = np.where(np.isfinite(v), v, np.nan)  # +/-inf travel as missing
             out[c.name] = v.astype(np.float32)
+        elif c.role == "datetime":
+            out[c.name] = to_epoch_seconds(s)
         else:
             out[c.name] = categorical_strings(s)
     return pd.DataFrame(out, index=df.index)
@@ -157,3 +160,23 @@ def categorical_strings(s: pd.Series) -> np.ndarray:
     else:
         vals = s.map(lambda v: "" if pd.isna(v) else str(v))
     return vals.to_numpy(dtype=object)
+
+
+def to_epoch_seconds(s: pd.Series) -> np.ndarray:
+    """The datetime contract: seconds since 1970-01-01 UTC as float64 (exact to the microsecond);
+    naive times count as UTC, aware ones are converted; numbers are taken as epoch seconds already;
+    missing or unparseable values are NaN."""
+    import warnings
+
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        v = s.astype("float64").to_numpy()
+        return np.where(np.isfinite(v), v, np.nan)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        ts = s.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
+    else:
+        txt = s.astype(object).where(s.notna() & (s.astype(str).str.strip() != ""), None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts = pd.to_datetime(txt, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
+    ns = ts.astype("datetime64[ns]").to_numpy().astype("int64").astype(np.float64)
+    return np.where(ts.isna().to_numpy(), np.nan, ns / 1e9)

@@ -1,7 +1,8 @@
 """The ONNX I/O contract, in one place: how raw columns become graph inputs, and back.
 
 One input per raw feature column, named after it: numeric -> float32 [N,1] (missing = NaN),
-categorical/text -> string [N,1] (missing = ""). Outputs: `label` [N] and, for classifiers,
+categorical/text -> string [N,1] (missing = ""), datetime -> float64 [N,1] seconds since 1970-01-01
+UTC (missing = NaN; naive times count as UTC). Outputs: `label` [N] and, for classifiers,
 `probabilities` float32 [N,C] in the order of the `class_labels` metadata.
 """
 from __future__ import annotations
@@ -32,6 +33,17 @@ def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str 
     feeds: dict[str, np.ndarray] = {}
     for c in schema:
         s = df[c["name"]]
+        if c["dtype"] == "float64":  # datetime: epoch seconds UTC (ISO-8601 strings and datetimes convert)
+            from automl.data.roles import to_epoch_seconds
+
+            v = to_epoch_seconds(s)
+            bad = s[np.isnan(v) & s.notna().to_numpy() & (s.astype(str).str.strip() != "").to_numpy()]
+            if len(bad):
+                raise UserError(f"column '{c['name']}'", f"must be a date/time, but holds {str(bad.iloc[0])!r}",
+                                "Send ISO-8601 (2024-05-01T13:45:00, optionally with an offset) or epoch seconds; "
+                                "leave the value empty for missing.")
+            feeds[c["name"]] = v.astype(np.float64).reshape(-1, 1)
+            continue
         if c["dtype"] == "float32":
             if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
                 v = pd.to_numeric(s, errors="coerce")

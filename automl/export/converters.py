@@ -222,6 +222,9 @@ def register_converters() -> None:
     update_registered_converter(RareGrouper, "AutomlRareGrouper", _shape_rare, _convert_rare)
     update_registered_converter(OutlierClipper, "AutomlOutlierClipper", _shape_same_width_float, _convert_clipper)
     update_registered_converter(SkewLog, "AutomlSkewLog", _shape_same_width_float, _convert_skewlog)
+    from automl.export.feature_converters import register as register_feature_converters
+
+    register_feature_converters()
     update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
                                 _convert_dummy_classifier, parser=_parser_classifier,
                                 options={"zipmap": [False, True], "nocl": [True, False]})

@@ -42,17 +42,18 @@ def _rename_output(graph: onnx.GraphProto, old: str, new: str) -> None:
 def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     """skl2onnx conversion; outputs renamed to `probabilities` [N,C] or `prediction` [N,1]."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     from automl.export.converters import register_converters
 
     register_converters()
     pipeline = _inference_pipeline(pipeline)
-    inputs = [(c.name, FloatTensorType([None, 1]) if c.role == "numeric" else StringTensorType([None, 1]))
-              for c in schema.features]
+    kinds = {"numeric": FloatTensorType, "datetime": DoubleTensorType}
+    inputs = [(c.name, kinds.get(c.role, StringTensorType)([None, 1])) for c in schema.features]
     est = pipeline.steps[-1][1]
     options = {id(est): {"zipmap": False}} if task != "regression" else None
-    model = convert_sklearn(pipeline, initial_types=inputs, target_opset=TARGET_OPSET, options=options)
+    options = {**(options or {}), **text_options(pipeline)}
+    model = convert_sklearn(pipeline, initial_types=inputs, target_opset=TARGET_OPSET, options=options or None)
     g = model.graph
     # skl2onnx sanitises input names (T.categ -> T_categ); the contract names inputs after the columns
     for inp, (name, _) in zip(g.input, inputs, strict=True):
@@ -100,6 +101,24 @@ def _label_index(g: onnx.GraphProto, threshold: float | None) -> None:
     g.node.append(helper.make_node("Cast", ["thr_ge"], ["thr_idx"], to=TensorProto.INT64, name="automl_ge_cast"))
     g.initializer.append(helper.make_tensor("thr_flat", TensorProto.INT64, [1], [-1]))
     g.node.append(helper.make_node("Reshape", ["thr_idx", "thr_flat"], ["label_index"], name="automl_ge_flat"))
+
+
+def text_options(pipeline: Any) -> dict[int, dict[str, str]]:
+    """Vectorisers tokenise in the C.UTF-8 locale: hosts without en_US.UTF-8 fail otherwise (compat.md P5)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    found: dict[int, dict[str, str]] = {}
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, CountVectorizer):  # TfidfVectorizer is a CountVectorizer
+            found[id(obj)] = {"locale": "C.UTF-8"}
+        for child in getattr(obj, "steps", []) or []:
+            walk(child[1])
+        for child in getattr(obj, "transformers_", []) or []:
+            walk(child[1])
+
+    walk(pipeline)
+    return found
 
 
 def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
@@ -192,7 +211,7 @@ def stress_rows(X: pd.DataFrame, schema: Schema, seed: int) -> pd.DataFrame:
     n = len(S)
     for c in schema.features:
         mask = rng.random(n) < 0.15
-        if c.role == "numeric":
+        if c.role in ("numeric", "datetime"):
             S.loc[mask, c.name] = np.nan
         else:
             col = S[c.name].to_numpy(dtype=object).copy()

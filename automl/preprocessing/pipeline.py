@@ -27,7 +27,6 @@ def _scaler(name: str) -> Any:
 def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str],
                        target_type: str = "auto") -> Any:
     from sklearn.compose import ColumnTransformer
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
@@ -67,9 +66,26 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
                                        ("rare", RareGrouper(float(pre.get("rare_min_frequency", 0.0)))),
                                        ("encode", enc)]), cat))
     for i, col in enumerate(schema.names("text")):
-        parts.append((f"text{i}", TfidfVectorizer(max_features=2000, lowercase=True, min_df=2,
-                                                 token_pattern=r"(?u)\b\w\w+\b"), col))
+        parts.append((f"text{i}", text_vectorizer(pre), col))
+    from automl.features.build import synthesis_parts
+
+    parts += synthesis_parts(pre, schema)
     return ColumnTransformer(parts, sparse_threshold=0.0, remainder="drop", verbose_feature_names_out=False)
+
+
+def text_vectorizer(pre: Mapping[str, Any]) -> Any:
+    """TF-IDF (default) or bag of words, optionally reduced by truncated SVD (searched choices)."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.pipeline import Pipeline
+
+    from automl.features.text import TextSVD
+
+    kind = TfidfVectorizer if pre.get("text_vectorizer", "tfidf") == "tfidf" else CountVectorizer
+    vec = kind(max_features=2000, lowercase=True, min_df=2, token_pattern=r"(?u)\b\w\w+\b")
+    n_svd = int(pre.get("text_svd", 0))
+    if not n_svd:
+        return vec
+    return Pipeline([("vec", vec), ("svd", TextSVD(n_components=n_svd, random_state=0))])
 
 
 def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str],
@@ -79,8 +95,9 @@ def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missi
     from automl.preprocessing.steps import Float32Cast
 
     target_type = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}.get(task, "auto")
-    return Pipeline([
-        ("pre", build_preprocessor(pre, schema, missing_numeric, target_type)),
-        ("cast", Float32Cast()),
-        ("est", estimator),
-    ])
+    steps = [("pre", build_preprocessor(pre, schema, missing_numeric, target_type))]
+    if float(pre.get("select", 1.0)) < 1.0:  # feature selection after synthesis, fitted on the training fold
+        from automl.features.synthesis import RelevanceSelector
+
+        steps.append(("select", RelevanceSelector(keep=float(pre["select"]), task=task or "auto")))
+    return Pipeline([*steps, ("cast", Float32Cast()), ("est", estimator)])

@@ -109,6 +109,9 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",
                 f"- Parameters: `{final['params']}`",
             ]
+        from automl.reporting.features_section import synthesised_features
+
+        lines += synthesised_features(final)
         if final.get("probability_floor"):
             lines.append(f"- Probabilities are floored for log loss: p' = (1 - {final['probability_floor']:g}) p + "
                          f"{final['probability_floor']:g} / C, chosen on out-of-fold predictions; it bounds the "
@@ -154,7 +157,7 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
         "", "## Limitations",
         "- Scores are estimates from one holdout split and cross-validation on the rest; they carry sampling error "
         "(see the CV std in the leaderboard).",
-        "- Columns the engine excluded (IDs, constants, dates) are not used by the model.",
+        "- Columns the engine excluded (IDs, constants) are not used by the model.",
         "- The model reflects the training data, including any bias in how it was collected.",
     ]
     if profile["warnings"]:

@@ -30,7 +30,8 @@ class Candidate:
 
     def summary(self) -> str:
         keys = ("outliers", "skew_log", "native_nan", "num_impute", "missing_indicator", "scaler", "cat_encoding",
-                "rare_min_frequency")
+                "rare_min_frequency", "datetime_parts", "dfs", "dfs_primitives", "dfs_max_features", "poly",
+                "poly_top_k", "pca_components", "text_vectorizer", "text_svd", "text_stats", "select")
         parts = []
         for k, v in self.imb.items():  # first: the leaderboard's column is cut at 120 characters
             if v != "none" and (k not in ("ratio", "k_neighbors") or self.imb.get("sampler", self.imb.get(
@@ -79,7 +80,14 @@ def context_for(data: SearchData, family: str) -> dict[str, Any]:
     from automl.preprocessing.imbalance import context as imbalance_context
 
     spec = REGISTRY.get(family)
-    return {"task": data.task, **spec.tags, "native_nan": False, **imbalance_context(spec, data.task)}
+    return {"task": data.task, **spec.tags, "native_nan": False, **imbalance_context(spec, data.task),
+            **data_context(data.schema)}
+
+
+def data_context(schema: Schema) -> dict[str, Any]:
+    """What the data offers, for `when:` clauses of synthesis choices (no text -> no text choices)."""
+    return {"has_text": bool(schema.names("text")), "has_datetime": bool(schema.names("datetime")),
+            "has_numeric_pairs": len(schema.names("numeric")) >= 2}
 
 
 def sample(trial: Any, data: SearchData) -> Candidate:
@@ -87,6 +95,9 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
     pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
+    from automl.features.build import warm_imports
+
+    warm_imports(pre, data.schema)
     imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
     return Candidate(family, params, pre, imb)
 

@@ -8,7 +8,8 @@ the Python pipeline (on held-out rows, and on the same rows with missing values 
 categories injected).
 
 The frames have continuous features (make_classification / make_regression), so k-NN distance
-ties cannot make parity depend on tie-breaking.
+ties cannot make parity depend on tie-breaking, plus a datetime and a free-text column, so the
+sampled feature-synthesis choices (search_spaces/preprocessing.yaml) are exported and checked too.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ CASES = [(spec.key, task) for spec in REGISTRY for task in TASKS if task in spec
 N_SAMPLED = 10
 N_ROWS, N_TRAIN = 120, 90
 CAT = "colour.name"  # a dot in the name: the graph input must still be called exactly this
+WORDS = ("battery screen price delivery quality support refund broken great awful fast slow cheap solid "
+         "cable charger works stopped returned recommend love hate box manual colour size fits light heavy").split()
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +58,10 @@ def _frame(task: str) -> tuple[pd.DataFrame, np.ndarray, int]:
     df[CAT] = rng.choice(["red", "green", "blue", "grey"], N_ROWS).astype(object)
     df.loc[rng.random(N_ROWS) < 0.1, "x1"] = np.nan
     df.loc[rng.random(N_ROWS) < 0.1, CAT] = None
+    stamps = pd.Timestamp("2019-06-01") + pd.to_timedelta(rng.uniform(0, 3e7, N_ROWS).round(), unit="s")
+    df["when"] = pd.Series(stamps.strftime("%Y-%m-%d %H:%M:%S")).where(rng.random(N_ROWS) > 0.1, None)
+    df["note"] = [" ".join(rng.choice(WORDS, rng.integers(3, 9))) if rng.random() > 0.1 else None
+                  for _ in range(N_ROWS)]
     df["y"] = y
     return df, y, 0 if task == "regression" else len(np.unique(y))
 
@@ -62,7 +69,7 @@ def _frame(task: str) -> tuple[pd.DataFrame, np.ndarray, int]:
 def _data(task: str, key: str) -> obj.SearchData:
     df, y, n_classes = _frame(task)
     schema = infer_schema(df, "y", [], [])
-    assert [c.name for c in schema.features] == ["x0", "x1", "x2", "x3", CAT]
+    assert [c.name for c in schema.features] == ["x0", "x1", "x2", "x3", CAT, "when", "note"]
     X = to_model_frame(df, schema)
     folds = [(np.arange(N_TRAIN), np.arange(N_TRAIN, N_ROWS))]
     return obj.SearchData(X=X, y=y, folds=folds, schema=schema, missing_numeric=["x1"], task=task,
@@ -131,7 +138,8 @@ def test_family_conformance(key: str, task: str):
         meta = metadata(data.schema, task, "y", data.metric.name, classes, "test")
         model = export_onnx(pipe, data.schema, task, classes, meta)
         inputs = [(i.name, i.type.tensor_type.elem_type) for i in model.graph.input]
-        assert inputs == [("x0", 1), ("x1", 1), ("x2", 1), ("x3", 1), (CAT, 8)], inputs  # float x4, string
+        # float x4, string, double (datetime: epoch seconds), string (text)
+        assert inputs == [("x0", 1), ("x1", 1), ("x2", 1), ("x3", 1), (CAT, 8), ("when", 11), ("note", 8)], inputs
         outputs = [o.name for o in model.graph.output]
         assert outputs == (["label"] if task == "regression" else ["label", "probabilities"]), outputs
         assert {p.key for p in model.metadata_props} >= {"input_schema", "target", "task", "metric",

@@ -34,9 +34,9 @@ def test_each_role_is_inferred():
         "note": "text", "signup": "datetime", "stamp": "datetime", "const": "constant", "empty": "constant",
     }
     assert "y" not in role  # the target is never a feature
-    # only numeric, categorical and text columns become features (graph inputs), in file order
-    assert [c.name for c in schema.features] == ["age", "visits", "colour", "note"]
-    assert {c.name for c in schema.excluded} == {"customer_id", "ticket", "signup", "stamp", "const", "empty"}
+    # numeric, categorical, text and datetime columns become features (graph inputs), in file order
+    assert [c.name for c in schema.features] == ["age", "visits", "colour", "note", "signup", "stamp"]
+    assert {c.name for c in schema.excluded} == {"customer_id", "ticket", "const", "empty"}
     reasons = {c.name: c.reason for c in schema.columns}
     assert reasons["empty"] == "all values missing" and reasons["const"] == "a single value"
 
@@ -54,6 +54,8 @@ def test_onnx_kind_and_json_schema():
         {"name": "visits", "kind": "numeric", "dtype": "float32"},
         {"name": "colour", "kind": "categorical", "dtype": "string"},
         {"name": "note", "kind": "text", "dtype": "string"},
+        {"name": "signup", "kind": "datetime", "dtype": "float64"},  # epoch seconds, UTC
+        {"name": "stamp", "kind": "datetime", "dtype": "float64"},
     ]
 
 
@@ -62,7 +64,7 @@ def test_declared_id_and_drop_columns_are_excluded():
     by_name = {c.name: c for c in schema.columns}
     assert by_name["age"].role == "id" and "data.id_columns" in by_name["age"].reason
     assert not by_name["colour"].is_feature and "data.drop_columns" in by_name["colour"].reason
-    assert [c.name for c in schema.features] == ["visits", "note"]
+    assert [c.name for c in schema.features] == ["visits", "note", "signup", "stamp"]
 
 
 def test_no_usable_feature_is_a_user_error_naming_the_excluded_columns():
