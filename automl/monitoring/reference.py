@@ -71,7 +71,8 @@ def build_reference_profile(feeds: Mapping[str, np.ndarray], schema: list[dict[s
     for col in schema:
         v = np.asarray(feeds[col["name"]]).reshape(-1)
         n_rows = len(v)
-        if col["kind"] == "numeric":
+        if col["kind"] in ("numeric", "datetime"):  # a datetime feeds epoch seconds: binned like a number
+            # (float32 bins: ~2-minute resolution on current dates, plenty for deciles)
             finite = v[~np.isnan(v)].astype(np.float64)
             edges = sorted(set(np.quantile(finite, np.linspace(0, 1, N_QUANTILE_BINS + 1)[1:-1]).astype(np.float32)
                                .tolist())) if len(finite) else []

@@ -74,6 +74,29 @@ def _text(col: str, v: Any, row: int, known: frozenset[str] | None) -> str:
                        "Send categories as JSON strings (or null for missing).")
 
 
+def _datetimes(col: str, vals: list[Any]) -> np.ndarray:
+    import pandas as pd
+
+    from automl.data.roles import to_epoch_seconds
+
+    for i, v in enumerate(vals):
+        if v is not None and not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise RequestError(422, col, f"column '{col}' expects a date/time, but row {i} holds a {type(v).__name__}",
+                               "Send ISO-8601 strings (2024-05-01T13:45:00) or epoch seconds, or null for missing.")
+    out = np.full(len(vals), np.nan)
+    strings = [i for i, v in enumerate(vals) if isinstance(v, str)]
+    for i, v in enumerate(vals):
+        if isinstance(v, int | float) and math.isfinite(v):
+            out[i] = float(v)  # epoch seconds already
+    if strings:
+        out[strings] = to_epoch_seconds(pd.Series([vals[i] for i in strings], dtype=object))
+    for i, v in enumerate(vals):
+        if np.isnan(out[i]) and v is not None and str(v).strip() != "" and not (isinstance(v, float) and math.isnan(v)):
+            raise RequestError(422, col, f"column '{col}' expects a date/time, but row {i} holds {v!r}",
+                               "Send ISO-8601 strings (2024-05-01T13:45:00) or epoch seconds, or null for missing.")
+    return out.astype(np.float64)
+
+
 def feeds_from_records(records: list[dict[str, Any]], model: LoadedModel) -> dict[str, np.ndarray]:
     feeds: dict[str, np.ndarray] = {}
     n = len(records)
@@ -87,6 +110,8 @@ def feeds_from_records(records: list[dict[str, Any]], model: LoadedModel) -> dic
                                "Send every input column of GET /schema (null for a missing value).") from None
         if c["dtype"] == "float32":
             feeds[name] = np.array([_number(name, v, i) for i, v in enumerate(vals)], dtype=np.float32).reshape(n, 1)
+        elif c["dtype"] == "float64":  # datetime: ISO-8601 strings or epoch seconds (the ONNX contract)
+            feeds[name] = _datetimes(name, vals).reshape(n, 1)
         else:
             known = model.categories.get(name)
             feeds[name] = np.array([_text(name, v, i, known) for i, v in enumerate(vals)], dtype=object).reshape(n, 1)
