@@ -95,7 +95,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     target = cfg.task.target
 
     t = time.time()
-    df = read_table(cfg.data.path)
+    if cfg.data.tables:  # several tables: point-in-time aggregates joined onto the target table's rows
+        from automl.data.relational import build_flat_frame
+
+        df = build_flat_frame(cfg.data, target, paths.root)
+    else:
+        df = read_table(cfg.data.path)
     if target not in df.columns:
         cols = list(df.columns)
         raise UserError("task.target", f"'{target}' is not a column of {Path(cfg.data.path).name}",
@@ -315,6 +320,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         hp = final.pop("holdout_pred", None)
         if hp is not None:
             np.save(paths.root / "holdout_predictions.npy", hp)
+    if final and cfg.data.tables:
+        from automl.data.relational import PARITY_FILE, end_to_end_parity
+
+        manifest["relational"] = end_to_end_parity(paths.root, df, paths.model, cfg.export.parity_tol)
+        write_json(paths.root / PARITY_FILE, manifest["relational"])
+        if not manifest["relational"]["passed"]:
+            status, error = "FAILED", f"raw-table parity failed: {manifest['relational']}"
     leaderboard = _leaderboard(study, metric, final)
     write_text(paths.leaderboard, leaderboard.to_csv(index=False))
     write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
@@ -330,7 +342,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     from automl.reporting.model_card import render
 
-    write_text(paths.model_card, render(manifest, profile, leaderboard))
+    card = render(manifest, profile, leaderboard)
+    if final and cfg.data.tables:
+        from automl.data.relational import card_section
+
+        card += card_section(paths.root, list(X_all.columns), manifest.get("relational"))
+    write_text(paths.model_card, card)
     write_json(paths.manifest, manifest)
     if status != "COMPLETE":
         log.error("run failed: %s", error)
