@@ -346,7 +346,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     if final and cfg.data.tables:
         from automl.data.relational import card_section
 
-        card += card_section(paths.root, list(X_all.columns), manifest.get("relational"))
+        card += card_section(paths.root, manifest.get("relational", {}))
     write_text(paths.model_card, card)
     write_json(paths.manifest, manifest)
     if status != "COMPLETE":

@@ -342,12 +342,14 @@ def end_to_end_parity(run_dir: Path, flat: pd.DataFrame, model_path: Path, tol: 
     b = np.asarray(dict(zip(names, sess.run(None, feeds_from_frame(again, schema)), strict=True))[key], np.float64)
     diff = float(np.max(np.abs(a - b))) if a.size else 0.0
     scale = 1.0 if key == "probabilities" else max(1.0, float(np.max(np.abs(a))) if a.size else 1.0)
-    out.update(onnx_output=key, onnx_max_abs_diff=diff, tol=tol)
+    out.update(onnx_output=key, onnx_max_abs_diff=diff, tol=tol,
+               used=[c["name"] for c in schema if c["name"] in {d["name"] for d in
+                     json.loads((Path(run_dir) / FOLDER / LAYOUT_FILE).read_text())["features"]}])
     out["passed"] = bool(out["passed"] and diff <= tol * scale)
     return out
 
 
-def card_section(run_dir: Path, input_names: list[str], parity: dict[str, Any] | None) -> str:
+def card_section(run_dir: Path, parity: dict[str, Any]) -> str:
     """Model-card section: the layout and every synthesised feature the final model takes, with its definition."""
     layout = json.loads((Path(run_dir) / FOLDER / LAYOUT_FILE).read_text())
     tt = layout["target_table"]
@@ -362,12 +364,12 @@ def card_section(run_dir: Path, input_names: list[str], parity: dict[str, Any] |
               "**Not point in time**: the target table has no time_index, so aggregates use every related row."),
              "`automl predict --model RUN --tables name=path ...` recomputes them from raw tables with the saved "
              f"definitions (`{FOLDER}/{FEATURES_FILE}`, featuretools JSON) before the ONNX graph runs."]
-    if parity is not None:
+    if parity:
         lines.append(f"Recomputed from the raw tables: {parity['aggregate_features']} aggregate features, "
                      f"max abs difference {parity['max_abs_diff']:.3g}, "
                      f"ONNX predictions max abs difference {parity.get('onnx_max_abs_diff', float('nan')):.3g} "
                      f"({'passed' if parity['passed'] else 'FAILED'}).")
-    used = [d for d in layout["features"] if d["name"] in input_names]
+    used = [d for d in layout["features"] if d["name"] in set(parity.get("used", []))]
     lines += ["", f"{len(used)} synthesised feature(s) are inputs of the final model:", "",
               "| feature | definition |", "|---|---|"]
     lines += [f"| `{d['name']}` | {d['definition'].replace('|', '/')} |" for d in used]

@@ -18,12 +18,12 @@ import pandas as pd
 SIZES = {"n_customers": 40, "n_products": 5, "n_sessions": 400, "n_transactions": 4000}
 
 
-def make(out_dir: Path, seed: int = 0) -> dict[str, Path]:
+def make(out_dir: Path, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, Path]:
     import featuretools as ft
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        d = ft.demo.load_mock_customer(random_seed=seed, **SIZES)
+        d = ft.demo.load_mock_customer(random_seed=seed, **(sizes or SIZES))
     sessions = d["sessions"].copy()
     total = d["transactions"].groupby("session_id")["amount"].sum()
     sessions["big_session"] = (sessions["session_id"].map(total).fillna(0) > total.median()).astype(int)
