@@ -141,6 +141,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         log.warning("data: %s", w)
 
     data_sha = file_sha256(cfg.data.path)
+    if cfg.data.tables:  # a resumed study must see the same tables, not only the same target table
+        from automl.data.relational import tables_sha256
+
+        data_sha = tables_sha256(cfg.data)
     X_all = to_model_frame(df, schema)
     tr, ho = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]

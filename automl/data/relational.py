@@ -397,3 +397,17 @@ def predict_tables(model: str, pairs: list[str], out: str, chunk_rows: int) -> i
         f = Path(tmp) / "model_frame.parquet"
         flat.to_parquet(f, index=False)
         return predict_file(str(run_dir / "model.onnx"), str(f), out, chunk_rows)
+
+
+def tables_sha256(data: DataConfig) -> str:
+    """One hash over every table file and the layout: what a resumed study must match."""
+    import hashlib
+
+    from automl.data.load import file_sha256
+
+    layout = layout_from_config(data)
+    h = hashlib.sha256(json.dumps({k: v for k, v in layout.items() if k != "tables"}, sort_keys=True).encode())
+    for name in sorted(layout["tables"]):
+        t = layout["tables"][name]
+        h.update(json.dumps([name, t["index"], t["time_index"], file_sha256(t["path"])]).encode())
+    return h.hexdigest()
