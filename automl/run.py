@@ -96,7 +96,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     target = cfg.task.target
 
     t = time.time()
-    df = read_table(cfg.data.path)
+    if cfg.data.tables:  # several tables: point-in-time aggregates joined onto the target table's rows
+        from automl.data.relational import build_flat_frame
+
+        df = build_flat_frame(cfg.data, target, paths.root)
+    else:
+        df = read_table(cfg.data.path)
     if target not in df.columns:
         cols = list(df.columns)
         raise UserError("task.target", f"'{target}' is not a column of {Path(cfg.data.path).name}",
@@ -137,6 +142,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         log.warning("data: %s", w)
 
     data_sha = file_sha256(cfg.data.path)
+    if cfg.data.tables:  # a resumed study must see the same tables, not only the same target table
+        from automl.data.relational import tables_sha256
+
+        data_sha = tables_sha256(cfg.data)
     X_all = to_model_frame(df, schema)
     tr, ho = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
@@ -340,6 +349,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                                             time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
         except Exception as e:  # a measurement, never a reason to fail the run
             log.warning("latency not measured: %s", e)
+    if final and cfg.data.tables:
+        from automl.data.relational import PARITY_FILE, end_to_end_parity
+
+        manifest["relational"] = end_to_end_parity(paths.root, df, paths.model, cfg.export.parity_tol)
+        write_json(paths.root / PARITY_FILE, manifest["relational"])
+        if not manifest["relational"]["passed"]:
+            status, error = "FAILED", f"raw-table parity failed: {manifest['relational']}"
     leaderboard = _leaderboard(study, metric, final)
     write_text(paths.leaderboard, leaderboard.to_csv(index=False))
     write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
@@ -355,7 +371,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     from automl.reporting.model_card import render
 
-    write_text(paths.model_card, render(manifest, profile, leaderboard))
+    card = render(manifest, profile, leaderboard)
+    if final and cfg.data.tables:
+        from automl.data.relational import card_section
+
+        card += card_section(paths.root, manifest.get("relational", {}))
+    write_text(paths.model_card, card)
     from automl.reporting.report import write_report
 
     # what is left of the budget after the report, less the manifest write and interpreter exit

@@ -24,11 +24,34 @@ class TaskType(str, Enum):
 
 
 @dataclass
+class TableConfig:
+    path: str = MISSING  # CSV or Parquet file of one table of a relational dataset
+    index: str = MISSING  # column with a unique id per row
+    time_index: str = ""  # column with the time a row became known; "" = the table has no time
+
+
+@dataclass
+class RelationshipConfig:
+    parent: str = MISSING  # "table.column": the parent table's index
+    child: str = MISSING  # "table.column": the child table's column that refers to it
+
+
+@dataclass
 class DataConfig:
     path: str = MISSING  # CSV or Parquet file
     name: str = "${stem:${data.path}}"  # used in run-folder names
     id_columns: list[str] = field(default_factory=list)  # excluded from features, reported
     drop_columns: list[str] = field(default_factory=list)  # excluded from features (e.g. known leaks)
+    # several tables (automl/data/relational.py): empty = the single table at data.path
+    tables: dict[str, TableConfig] = field(default_factory=dict)
+    relationships: list[RelationshipConfig] = field(default_factory=list)
+    target_table: str = ""  # the table whose rows are predicted; its path is data.path
+    aggregates: list[str] = field(default_factory=lambda: [
+        "count", "sum", "mean", "max", "min", "std", "num_unique", "last"])  # featuretools primitives
+    max_depth: int = 2  # featuretools DFS depth (2 = aggregates of aggregates, parent's aggregates)
+    # floor each cutoff time to this pandas frequency ("1h", "1D"; "" = exact): featuretools computes once
+    # per distinct cutoff, so rounding down is much faster and still never looks past a row's own time
+    cutoff_round: str = ""
 
 
 @dataclass
