@@ -111,7 +111,8 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="automl predict", description="Score rows with an automl model.onnx.")
     ap.add_argument("--model", required=True, help="model.onnx, or the run folder that holds it")
-    ap.add_argument("--data", help="CSV or Parquet file with the raw feature columns")
+    ap.add_argument("--data", help="CSV or Parquet file with the raw feature columns (a run on several tables: "
+                    "the new target table)")
     ap.add_argument("--tables", nargs="+", metavar="NAME=PATH",
                     help="a run on several tables: the raw tables (e.g. sessions=s.csv transactions=t.csv); "
                          "aggregates are recomputed with the run's saved definitions; unnamed tables use the "
@@ -120,11 +121,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--chunk-rows", type=int, default=100_000, help="rows scored per chunk (memory bound)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if a.tables is not None or a.data is None:
-        from automl.data.relational import predict_tables
+    from automl.data.relational import maybe_predict_tables  # a run on several tables: aggregates first
 
-        n = predict_tables(a.model, a.tables or [], a.out, a.chunk_rows)
-    else:
+    n = maybe_predict_tables(a.model, a.tables, a.data, a.out, a.chunk_rows)
+    if n is None:
         n = predict_file(a.model, a.data, a.out, a.chunk_rows)
     print(f"wrote {n} predictions to {a.out}")
     return 0

@@ -103,6 +103,10 @@ def validate_layout(layout: dict[str, Any], frames: dict[str, pd.DataFrame] | No
             raise UserError(f"data.tables.{name}.index", f"'{t['index']}' must be unique and non-missing"
                             + (f", but {dup.iloc[0]!r} repeats" if len(dup) else ""),
                             "Point index at a column with one id per row.")
+        if t["time_index"] and name == layout["target_table"] and df[t["time_index"]].isna().any():
+            raise UserError(f"data.tables.{name}.time_index", f"'{t['time_index']}' is missing in "
+                            f"{int(df[t['time_index']].isna().sum())} row(s); it is each row's cutoff time",
+                            "Fill it in for every row of the target table.")
         if t["time_index"]:
             bad = pd.to_datetime(df[t["time_index"]], errors="coerce", format="mixed").isna() & df[t["time_index"]].notna()
             if bad.any():
@@ -376,16 +380,25 @@ def card_section(run_dir: Path, parity: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def predict_tables(model: str, pairs: list[str], out: str, chunk_rows: int) -> int:
-    """`automl predict --tables name=path ...`: aggregates from raw tables, then the ONNX graph."""
+def maybe_predict_tables(model: str, pairs: list[str] | None, data: str | None, out: str,
+                         chunk_rows: int) -> int | None:
+    """`automl predict` for a run on several tables: aggregates from raw tables, then the ONNX graph.
+
+    --tables name=path replaces tables by name (others are read from their training paths); --data alone
+    is the new target table. Returns None for a single-table run (the caller scores --data as is)."""
     import tempfile
 
     from automl.predict import _model_path, predict_file
 
     run_dir = _model_path(model).parent
     if not (run_dir / FOLDER / LAYOUT_FILE).exists():
-        raise UserError("--data", "is required: this model was trained on one table",
-                        "Pass --data FILE (--tables is for runs on several tables).")
+        if pairs is not None or data is None:
+            raise UserError("--data", "is required: this model was trained on one table",
+                            "Pass --data FILE (--tables is for runs on several tables).")
+        return None
+    pairs = list(pairs or [])
+    if data is not None:
+        pairs.append(f"{json.loads((run_dir / FOLDER / LAYOUT_FILE).read_text())['target_table']}={data}")
     paths = {}
     for p in pairs:
         name, sep, path = p.partition("=")

@@ -129,11 +129,10 @@ def test_several_tables_end_to_end_raw_tables_in_predictions_out(tmp_path):
     onnx_from_raw = pred[[f"proba_{c}" for c in classes]].to_numpy()[ho]
     np.testing.assert_allclose(onnx_from_raw, python_pipeline.reshape(len(ho), -1)[:, -len(classes):], atol=1e-5)
 
-    # new rows only: the target table without its target, other tables from training
+    # new rows only (--data is the new target table, without its target); other tables from training
     new = tmp_path / "new_sessions.csv"
     sessions.drop(columns=["big_session"]).tail(25).to_csv(new, index=False)
-    p = run_cli("predict", "--model", str(run), "--tables", f"sessions={new}", "--out", str(tmp_path / "p2.csv"),
-                timeout=120)
+    p = run_cli("predict", "--model", str(run), "--data", str(new), "--out", str(tmp_path / "p2.csv"), timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     np.testing.assert_allclose(pd.read_csv(tmp_path / "p2.csv")["proba_1"].to_numpy(),
                                pred["proba_1"].to_numpy()[-25:], atol=1e-6)
