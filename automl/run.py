@@ -210,7 +210,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         log.info("resuming study with %d earlier trials (%d orphaned trial(s) marked failed)",
                  len(study.trials), orphans)
     warm_start(study, data, limit=cfg.budget.n_trials)
-    tickets = cfg.budget.n_trials > 0  # an exact trial count across all workers (coordination.py)
+    # an exact trial count across all workers (coordination.py); a resumed study may hold more queued
+    # trials than budget.n_trials, so a resume caps by counting finished trials instead
+    tickets = cfg.budget.n_trials > 0 and not resumed
     n_tickets = coord.enqueue_tickets(study, cfg.budget.n_trials) if tickets else 0
     coord.publish(study, cfg, data, data_sha, budget, n_tickets, str(paths.root))
     log.info("other workers join with: %s", coord.join_command(cfg.search.storage, cfg.search.study_name, str(paths.study)))
