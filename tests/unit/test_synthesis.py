@@ -81,7 +81,8 @@ def test_text_counts_match_featuretools_values():
 
 def _mixed_frame(n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    words = ["the", "battery", "died", "after", "two", "weeks", "screen", "is", "bright", "and", "sharp", "delivery", "was", "late", "support", "never", "answered", "great", "value", "for", "money", "would", "buy", "again"]
+    words = ("the battery died after two weeks screen is bright and sharp delivery was late support "  # noqa: SIM905
+             "never answered great value for money would buy again").split()
     df = pd.DataFrame({
         "price": rng.normal(100, 30, n).round(2),
         "area": rng.integers(0, 4, n).astype(float),  # many zero denominators
