@@ -204,6 +204,39 @@ def _convert_catboost(scope, operator, container):
                        op_version=opsets.get(node.domain), name=scope.get_unique_operator_name("CatBoost"), **atts)
 
 
+def _snap_lightgbm_thresholds(node: dict) -> None:
+    """LightGBM compares float32 features with float64 thresholds (x <= t); the graph compares in float32.
+    The largest float32 not above t gives the very same decision for every float32 x (compat.md P8)."""
+    if "split_feature" not in node:
+        return
+    t = node.get("threshold")
+    if node.get("decision_type") == "<=" and isinstance(t, float) and np.isfinite(t):
+        t32 = np.float32(t)
+        if float(t32) > t:
+            t32 = np.nextafter(t32, np.float32(-np.inf))
+        node["threshold"] = float(t32)
+    _snap_lightgbm_thresholds(node["left_child"])
+    _snap_lightgbm_thresholds(node["right_child"])
+
+
+def _convert_lightgbm_snapped(scope, operator, container):
+    from onnxmltools.convert.lightgbm.operator_converters import LightGbm
+
+    original = LightGbm.dump_booster_model
+
+    def snapped(*args, **kwargs):
+        dump, info = original(*args, **kwargs)
+        for tree in dump["tree_info"]:
+            _snap_lightgbm_thresholds(tree["tree_structure"])
+        return dump, info
+
+    LightGbm.dump_booster_model = snapped  # onnxmltools offers no hook for the thresholds it reads
+    try:
+        LightGbm.convert_lightgbm(scope, operator, container)
+    finally:
+        LightGbm.dump_booster_model = original
+
+
 def register_converters() -> None:
     global _done
     if _done:
@@ -267,14 +300,13 @@ def register_converters() -> None:
     # LightGBM / XGBoost: onnxmltools' converters inside the skl2onnx graph (compat.md 2b). LightGBM needs
     # ai.onnx.ml opset 3 (P10), which onnx.py's TARGET_OPSET already gives; the zipmap option is for the parser.
     from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
     from xgboost import XGBClassifier, XGBRegressor
 
     update_registered_converter(LGBMClassifier, "AutomlLGBMClassifier", calculate_linear_classifier_output_shapes,
-                                convert_lightgbm, options={"zipmap": [False, True], "nocl": [True, False]})
+                                _convert_lightgbm_snapped, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(LGBMRegressor, "AutomlLGBMRegressor", calculate_linear_regressor_output_shapes,
-                                convert_lightgbm)
+                                _convert_lightgbm_snapped)
     update_registered_converter(XGBClassifier, "AutomlXGBClassifier", calculate_linear_classifier_output_shapes,
                                 _convert_xgboost_fixed, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(XGBRegressor, "AutomlXGBRegressor", calculate_linear_regressor_output_shapes,

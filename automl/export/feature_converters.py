@@ -178,7 +178,6 @@ def _parser_dfs(scope, model, inputs, custom_parsers=None):
 
 def register() -> None:
     update_registered_converter(syn.DFSFeatures, "AutomlDFSFeatures", _shape_dfs, _convert_dfs, parser=_parser_dfs)
-    from skl2onnx.operator_converters.decomposition import convert_truncated_svd
     from automl.features.text import TextSVD
 
     update_registered_converter(TextSVD, "AutomlTextSVD", _shape_svd, _convert_svd)

@@ -81,7 +81,7 @@ def test_text_counts_match_featuretools_values():
 
 def _mixed_frame(n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    words = ("the battery died after two weeks screen is bright and sharp delivery was late support "
+    words = ("the battery died after two weeks screen is bright and sharp delivery was late support "  # noqa: SIM905
              "never answered great value for money would buy again").split()
     df = pd.DataFrame({
         "price": rng.normal(100, 30, n).round(2),
@@ -99,9 +99,9 @@ def _mixed_frame(n: int = 60) -> pd.DataFrame:
 
 
 def test_every_synthesised_feature_has_exact_onnx_parity_with_nan_zero_and_unseen_text():
-    from sklearn.compose import ColumnTransformer
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
 
     from automl.export.converters import register_converters
     from automl.export.onnx import TARGET_OPSET, session
