@@ -147,7 +147,8 @@ def _curves(figs: _Figures, task: str, y: np.ndarray, pred: np.ndarray, classes:
     ax.set_yticks(range(len(names)), names)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black")
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")  # readable on dark cells
     ax.set(xlabel="predicted (most probable class)", ylabel="actual", title="Holdout: confusion matrix")
     out.append(figs.img(fig, "confusion matrix"))
     pairs = [(1, names[1])] if proba.shape[1] == 2 else list(enumerate(names))
@@ -275,7 +276,11 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
             parts.append(f"<p class=muted>{_esc(how)}.</p>")
 
     # holdout
-    parts.append("<h2 id=holdout>Holdout</h2>")
+    if final:
+        parts.append("<h2 id=holdout>Holdout</h2>")
+    else:
+        parts.append("<h2 id=holdout>Holdout and model</h2><p class=warn>No model was shipped, so nothing was scored on "
+                     "the holdout or exported; the error above and leaderboard.csv say why.</p>")
     hm = final.get("holdout_metrics") or {}
     if hm:
         parts.append(_table(pd.DataFrame([hm])))
@@ -302,20 +307,21 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
                      f"{pi['seconds']} s.</p>")
 
     # ONNX
-    parts.append("<h2 id=onnx>ONNX model</h2>")
-    parity = final.get("parity") or {}
-    lat = final.get("latency") or {}
-    onnx_rows = [("file", "model.onnx"), ("size", f"{final.get('model_bytes', 0) / 1024:.1f} KiB"),
-                 ("sha256", final.get("model_sha256", "")),
-                 ("parity", f"{'passed' if parity.get('passed') else 'FAILED'}: max diff {parity.get('max_diff')} "
-                            f"({parity.get('kind', '')}, tolerance {parity.get('tolerance')}) on "
-                            f"{parity.get('rows_checked')} rows, {parity.get('rows_with_injected_missing_or_unseen')} "
-                            f"with injected missing values or unseen categories")]
-    if lat:
-        onnx_rows += [("single-row latency", f"median {lat['single_row_ms_median']} ms, p99 {lat['single_row_ms_p99']} "
-                                             f"ms (onnxruntime, in process, {lat['single_row_calls']} calls)"),
-                      ("batch throughput", f"{lat['batch_rows_per_s']:,.0f} rows/s ({lat['batch_rows']}-row batch)")]
-    parts.append(_table(pd.DataFrame(onnx_rows, columns=["", "value"])))
+    if final:
+        parts.append("<h2 id=onnx>ONNX model</h2>")
+        parity = final.get("parity") or {}
+        lat = final.get("latency") or {}
+        onnx_rows = [("file", "model.onnx"), ("size", f"{final.get('model_bytes', 0) / 1024:.1f} KiB"),
+                     ("sha256", final.get("model_sha256", "")),
+                     ("parity", f"{'passed' if parity.get('passed') else 'FAILED'}: max diff {parity.get('max_diff')} "
+                                f"({parity.get('kind', '')}, tolerance {parity.get('tolerance')}) on "
+                                f"{parity.get('rows_checked')} rows, {parity.get('rows_with_injected_missing_or_unseen')} "
+                                f"with injected missing values or unseen categories")]
+        if lat:
+            onnx_rows += [("single-row latency", f"median {lat['single_row_ms_median']} ms, p99 {lat['single_row_ms_p99']} "
+                                                 f"ms (onnxruntime, in process, {lat['single_row_calls']} calls)"),
+                          ("batch throughput", f"{lat['batch_rows_per_s']:,.0f} rows/s ({lat['batch_rows']}-row batch)")]
+        parts.append(_table(pd.DataFrame(onnx_rows, columns=["", "value"])))
     if not plots:
         parts.append("<p class=warn>Plots were left out: the run's time budget had no room for them "
                      "(rebuild with <code>automl report RUN_DIR</code>).</p>")

@@ -91,3 +91,21 @@ def test_report_renders_in_headless_chromium_with_no_errors_and_every_image_load
     assert all(ok for _, ok in images), [alt for alt, ok in images if not ok]
     assert "Permutation feature importance" in seen["text"]
     assert shot.stat().st_size > 10_000
+
+
+def test_a_failed_run_still_gets_a_report_that_says_why(runs, tmp_path):
+    """No model shipped: the page shows the error, the data and the search, and no holdout plots."""
+    from automl.reporting.report import build_report
+
+    run, _ = runs["binary"]
+    copy = tmp_path / "failed"
+    shutil.copytree(run, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    m.update(status="FAILED", error="no candidate passed refit, export and the parity gate", final={})
+    (copy / "manifest.json").write_text(json.dumps(m))
+    for f in ("model.onnx", "parity.json", "holdout_predictions.npy", "holdout_labels.npy"):
+        (copy / f).unlink()
+    page = build_report(copy)
+    assert "no candidate passed refit, export and the parity gate" in page and "FAILED" in page
+    assert 'alt="optimisation history"' in page and 'alt="ROC curve"' not in page
+    assert "No model was shipped" in page and "ONNX model</h2>" not in page
