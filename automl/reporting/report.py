@@ -182,6 +182,17 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     task, metric, greater = m["task"], m["metric"], bool(m["greater_is_better"])
     plots = time_left_s > 1.2  # matplotlib's import and ~8 figures took ~1 s here
     figs = _Figures() if plots else None
+    skipped: list[str] = []
+
+    def room(what: str, need_s: float = 0.5) -> bool:
+        """Plots only while the budget lasts: each group checks the clock, so a slow machine gets fewer."""
+        if figs is None:
+            return False
+        if time.perf_counter() - t0 < time_left_s - need_s:
+            return True
+        skipped.append(what)
+        return False
+
     parts: list[str] = []
     chosen = final.get("trial", "")
     title = f"{m['data']['name']} &rarr; {_esc(m['target'])}"
@@ -225,7 +236,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
         done = done[done["family"] != "baseline"]
         if len(base):
             parts.append(f"<p class=muted>Constant baseline: CV {metric} {_fmt(float(base.iloc[0]))} (not plotted).</p>")
-    if figs is not None and len(done):
+    if len(done) and room("optimisation history"):
         done["n"] = pd.to_numeric(done["trial"])
         done = done.sort_values("n")
         grid = []
@@ -259,7 +270,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     # hyperparameter importance
     family = final.get("family") if final.get("kind") == "single" else (
         final.get("members") or [{}])[0].get("family")
-    if figs is not None and family and time.perf_counter() - t0 < time_left_s - 1.0:
+    if family and room("hyperparameter importance", 1.0):
         parts.append("<h2 id=hyperparameters>Which hyperparameters mattered</h2>")
         try:
             st = study if study is not None else _load_study(run_dir)
@@ -285,7 +296,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     if hm:
         parts.append(_table(pd.DataFrame([hm])))
     pred_f, y_f = run_dir / "holdout_predictions.npy", run_dir / "holdout_labels.npy"
-    if figs is not None and pred_f.exists() and y_f.exists():
+    if pred_f.exists() and y_f.exists() and room("holdout curves"):
         pred, y = np.load(pred_f).astype(np.float64), np.load(y_f)
         classes = m.get("classes") or []
         parts.append("<div class=grid>" + "".join(_curves(figs, task, y, pred, classes)) + "</div>")
@@ -296,7 +307,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     if pi and pi.get("importances"):
         parts.append("<h3>Permutation feature importance (holdout)</h3>")
         rows = pi["importances"][:20]
-        if figs is not None:
+        if room("permutation importance"):
             fig, ax = figs.new(6, 0.8 + 0.3 * len(rows))
             ax.barh([r["column"] for r in rows][::-1], [r["importance"] for r in rows][::-1],
                     xerr=[r["std"] for r in rows][::-1])
@@ -324,6 +335,9 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
         parts.append(_table(pd.DataFrame(onnx_rows, columns=["", "value"])))
     if not plots:
         parts.append("<p class=warn>Plots were left out: the run's time budget had no room for them "
+                     "(rebuild with <code>automl report RUN_DIR</code>).</p>")
+    elif skipped:
+        parts.append(f"<p class=warn>Left out to stay within the run's time budget: {_esc(', '.join(skipped))} "
                      "(rebuild with <code>automl report RUN_DIR</code>).</p>")
     parts.append(f"<p class=muted>Built in {time.perf_counter() - t0:.2f} s. See model_card.md, leaderboard.csv, "
                  f"profile.json and manifest.json in this folder.</p>")

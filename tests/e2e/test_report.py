@@ -109,3 +109,15 @@ def test_a_failed_run_still_gets_a_report_that_says_why(runs, tmp_path):
     assert "no candidate passed refit, export and the parity gate" in page and "FAILED" in page
     assert 'alt="optimisation history"' in page and 'alt="ROC curve"' not in page
     assert "No model was shipped" in page and "ONNX model</h2>" not in page
+
+
+def test_plots_stop_when_the_time_left_runs_out_and_the_page_names_what_was_left_out(runs, monkeypatch):
+    """A slow machine: each plot group checks the clock, so the report stays within the time it was given."""
+    from automl.reporting import report
+
+    run, _ = runs["regression"]
+    clock = iter(range(0, 10_000))  # every perf_counter call moves the clock on by one second
+    monkeypatch.setattr(report.time, "perf_counter", lambda: float(next(clock)))
+    page = report.build_report(run, time_left_s=3.0)
+    assert 'alt="residuals"' not in page and "Left out to stay within the run's time budget" in page
+    assert "holdout curves" in page and "Leaderboard" in page
