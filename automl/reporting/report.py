@@ -12,6 +12,7 @@ import html
 import io
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ text-align:left;vertical-align:top} th{background:#f4f4f4} tr.chosen td{backgrou
 .kpi{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:.3em;min-width:9em}
 .kpi b{display:block;font-size:1.3em} .warn{color:#8a5a00} .muted{color:#777;font-size:.85em}
 .grid{display:flex;flex-wrap:wrap;gap:1em} .grid figure{margin:0} img{max-width:100%;height:auto}
+.scroll{overflow-x:auto} nav a{margin-right:1em}
+summary{cursor:pointer;color:#555;font-size:.9em}
 """
 
 
@@ -52,7 +55,7 @@ def _table(df: pd.DataFrame, highlight: Any = None, key: str = "") -> str:
         cls = ' class="chosen"' if key and highlight is not None and str(r[key]) == str(highlight) else ""
         cells = "".join(f"<td>{_esc(_fmt(r[c]) if not pd.isna(r[c]) else '')[:160]}</td>" for c in df.columns)
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<div class=scroll><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 class _Figures:
@@ -118,7 +121,7 @@ def _importance(study: Any, family: str, greater: bool) -> tuple[dict[str, float
 
 
 def _curves(figs: _Figures, task: str, y: np.ndarray, pred: np.ndarray, classes: list[Any]) -> list[str]:
-    from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
+    from automl.reporting.curves import confusion, precision_recall, roc
 
     out = []
     if task == "regression":
@@ -136,7 +139,7 @@ def _curves(figs: _Figures, task: str, y: np.ndarray, pred: np.ndarray, classes:
         return out
     proba = pred if pred.ndim == 2 else np.column_stack([1 - pred, pred])
     labels = proba.argmax(axis=1)
-    cm = confusion_matrix(y, labels, labels=list(range(proba.shape[1])))
+    cm = confusion(y, labels, proba.shape[1])
     fig, ax = figs.new(4.2 + 0.2 * len(classes), 3.6 + 0.2 * len(classes))
     ax.imshow(cm, cmap="Blues")
     names = [str(c) for c in classes]
@@ -144,7 +147,8 @@ def _curves(figs: _Figures, task: str, y: np.ndarray, pred: np.ndarray, classes:
     ax.set_yticks(range(len(names)), names)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black")
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")  # readable on dark cells
     ax.set(xlabel="predicted (most probable class)", ylabel="actual", title="Holdout: confusion matrix")
     out.append(figs.img(fig, "confusion matrix"))
     pairs = [(1, names[1])] if proba.shape[1] == 2 else list(enumerate(names))
@@ -154,9 +158,9 @@ def _curves(figs: _Figures, task: str, y: np.ndarray, pred: np.ndarray, classes:
         yk = (y == k).astype(int)
         if yk.min() == yk.max():
             continue
-        fpr, tpr, _ = roc_curve(yk, proba[:, k])
-        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
-        prec, rec, _ = precision_recall_curve(yk, proba[:, k])
+        fpr, tpr, area = roc(yk, proba[:, k])
+        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {area:.3f})")
+        prec, rec = precision_recall(yk, proba[:, k])
         ax_pr.plot(rec, prec, label=f"{name} (base rate {yk.mean():.3f})")
     ax_roc.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="Holdout: ROC")
@@ -178,6 +182,17 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     task, metric, greater = m["task"], m["metric"], bool(m["greater_is_better"])
     plots = time_left_s > 1.2  # matplotlib's import and ~8 figures took ~1 s here
     figs = _Figures() if plots else None
+    skipped: list[str] = []
+
+    def room(what: str, need_s: float = 0.5) -> bool:
+        """Plots only while the budget lasts: each group checks the clock, so a slow machine gets fewer."""
+        if figs is None:
+            return False
+        if time.perf_counter() - t0 < time_left_s - need_s:
+            return True
+        skipped.append(what)
+        return False
+
     parts: list[str] = []
     chosen = final.get("trial", "")
     title = f"{m['data']['name']} &rarr; {_esc(m['target'])}"
@@ -192,9 +207,10 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     parts.append("".join(f"<div class=kpi>{_esc(k)}<b>{_esc(v)}</b></div>" for k, v in kpis))
     if m.get("error"):
         parts.append(f"<p class=warn>{_esc(m['error'])}</p>")
+    parts.append("<!--nav-->")  # links to the sections present, filled in at the end
 
     # data
-    parts.append("<h2>Data</h2>")
+    parts.append("<h2 id=data>Data</h2>")
     if profile:
         parts.append(f"<p>{profile['n_rows']} rows, {profile['n_columns']} columns, {profile['n_features']} used as "
                      f"features; {profile.get('duplicate_rows', 0)} duplicate rows.</p>")
@@ -208,7 +224,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
             parts.append(_table(cols))
 
     # search
-    parts.append("<h2>Search</h2>")
+    parts.append("<h2 id=search>Search</h2>")
     s = m.get("search", {})
     parts.append(f"<p>{s.get('completed', 0)} trials completed, {s.get('failed', 0)} failed, {s.get('pruned', 0)} "
                  f"pruned or skipped, {s.get('cv_folds', '?')}-fold CV on {s.get('search_rows', '?')} rows, "
@@ -220,7 +236,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
         done = done[done["family"] != "baseline"]
         if len(base):
             parts.append(f"<p class=muted>Constant baseline: CV {metric} {_fmt(float(base.iloc[0]))} (not plotted).</p>")
-    if figs is not None and len(done):
+    if len(done) and room("optimisation history"):
         done["n"] = pd.to_numeric(done["trial"])
         done = done.sort_values("n")
         grid = []
@@ -243,15 +259,19 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     if len(lb):
         show = [c for c in ("rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout",
                             "ensemble_weight", "fit_s", "status", "error") if c in lb.columns]
-        top = lb[show].head(25)
-        parts.append(f"<h3>Leaderboard (top {len(top)} of {len(lb)}; full list in leaderboard.csv)</h3>")
+        top, rest = lb[show].head(10), lb[show].iloc[10:60]
+        parts.append(f"<h3 id=leaderboard>Leaderboard (top {len(top)} of {len(lb)}; every trial in leaderboard.csv)"
+                     "</h3>")
         parts.append(_table(top, highlight=chosen, key="trial"))
+        if len(rest):  # the rest one click away (<details>, no script)
+            parts.append(f"<details><summary>trials ranked 11 to {10 + len(rest)}</summary>"
+                         f"{_table(rest, highlight=chosen, key='trial')}</details>")
 
     # hyperparameter importance
     family = final.get("family") if final.get("kind") == "single" else (
         final.get("members") or [{}])[0].get("family")
-    if figs is not None and family and time.perf_counter() - t0 < time_left_s - 1.0:
-        parts.append("<h2>Which hyperparameters mattered</h2>")
+    if family and room("hyperparameter importance", 1.0):
+        parts.append("<h2 id=hyperparameters>Which hyperparameters mattered</h2>")
         try:
             st = study if study is not None else _load_study(run_dir)
             imp, how = _importance(st, family, greater) if st is not None else ({}, "no study found")
@@ -267,12 +287,16 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
             parts.append(f"<p class=muted>{_esc(how)}.</p>")
 
     # holdout
-    parts.append("<h2>Holdout</h2>")
+    if final:
+        parts.append("<h2 id=holdout>Holdout</h2>")
+    else:
+        parts.append("<h2 id=holdout>Holdout and model</h2><p class=warn>No model was shipped, so nothing was scored on "
+                     "the holdout or exported; the error above and leaderboard.csv say why.</p>")
     hm = final.get("holdout_metrics") or {}
     if hm:
         parts.append(_table(pd.DataFrame([hm])))
     pred_f, y_f = run_dir / "holdout_predictions.npy", run_dir / "holdout_labels.npy"
-    if figs is not None and pred_f.exists() and y_f.exists():
+    if pred_f.exists() and y_f.exists() and room("holdout curves"):
         pred, y = np.load(pred_f).astype(np.float64), np.load(y_f)
         classes = m.get("classes") or []
         parts.append("<div class=grid>" + "".join(_curves(figs, task, y, pred, classes)) + "</div>")
@@ -283,7 +307,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     if pi and pi.get("importances"):
         parts.append("<h3>Permutation feature importance (holdout)</h3>")
         rows = pi["importances"][:20]
-        if figs is not None:
+        if room("permutation importance"):
             fig, ax = figs.new(6, 0.8 + 0.3 * len(rows))
             ax.barh([r["column"] for r in rows][::-1], [r["importance"] for r in rows][::-1],
                     xerr=[r["std"] for r in rows][::-1])
@@ -294,27 +318,34 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
                      f"{pi['seconds']} s.</p>")
 
     # ONNX
-    parts.append("<h2>ONNX model</h2>")
-    parity = final.get("parity") or {}
-    lat = final.get("latency") or {}
-    onnx_rows = [("file", "model.onnx"), ("size", f"{final.get('model_bytes', 0) / 1024:.1f} KiB"),
-                 ("sha256", final.get("model_sha256", "")),
-                 ("parity", f"{'passed' if parity.get('passed') else 'FAILED'}: max diff {parity.get('max_diff')} "
-                            f"({parity.get('kind', '')}, tolerance {parity.get('tolerance')}) on "
-                            f"{parity.get('rows_checked')} rows, {parity.get('rows_with_injected_missing_or_unseen')} "
-                            f"with injected missing values or unseen categories")]
-    if lat:
-        onnx_rows += [("single-row latency", f"median {lat['single_row_ms_median']} ms, p99 {lat['single_row_ms_p99']} "
-                                             f"ms (onnxruntime, in process, {lat['single_row_calls']} calls)"),
-                      ("batch throughput", f"{lat['batch_rows_per_s']:,.0f} rows/s ({lat['batch_rows']}-row batch)")]
-    parts.append(_table(pd.DataFrame(onnx_rows, columns=["", "value"])))
+    if final:
+        parts.append("<h2 id=onnx>ONNX model</h2>")
+        parity = final.get("parity") or {}
+        lat = final.get("latency") or {}
+        onnx_rows = [("file", "model.onnx"), ("size", f"{final.get('model_bytes', 0) / 1024:.1f} KiB"),
+                     ("sha256", final.get("model_sha256", "")),
+                     ("parity", f"{'passed' if parity.get('passed') else 'FAILED'}: max diff {parity.get('max_diff')} "
+                                f"({parity.get('kind', '')}, tolerance {parity.get('tolerance')}) on "
+                                f"{parity.get('rows_checked')} rows, {parity.get('rows_with_injected_missing_or_unseen')} "
+                                f"with injected missing values or unseen categories")]
+        if lat:
+            onnx_rows += [("single-row latency", f"median {lat['single_row_ms_median']} ms, p99 {lat['single_row_ms_p99']} "
+                                                 f"ms (onnxruntime, in process, {lat['single_row_calls']} calls)"),
+                          ("batch throughput", f"{lat['batch_rows_per_s']:,.0f} rows/s ({lat['batch_rows']}-row batch)")]
+        parts.append(_table(pd.DataFrame(onnx_rows, columns=["", "value"])))
     if not plots:
         parts.append("<p class=warn>Plots were left out: the run's time budget had no room for them "
                      "(rebuild with <code>automl report RUN_DIR</code>).</p>")
+    elif skipped:
+        parts.append(f"<p class=warn>Left out to stay within the run's time budget: {_esc(', '.join(skipped))} "
+                     "(rebuild with <code>automl report RUN_DIR</code>).</p>")
     parts.append(f"<p class=muted>Built in {time.perf_counter() - t0:.2f} s. See model_card.md, leaderboard.csv, "
                  f"profile.json and manifest.json in this folder.</p>")
+    body = "".join(parts)
+    nav = "".join(f"<a href='#{k}'>{v.split(' (')[0]}</a>" for k, v in re.findall(r"<h[23] id=(\w+)>([^<]+)<", body))
+    body = body.replace("<!--nav-->", f"<nav class=muted>{nav}</nav>", 1)
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>automl: {_esc(m['data']['name'])}"
-            f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+            f"</title><style>{CSS}</style></head><body>{body}</body></html>\n")
 
 
 def write_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: Any = None,
@@ -336,14 +367,22 @@ def main(argv: list[str]) -> int:
 
     from automl.errors import UserError
 
-    ap = argparse.ArgumentParser(prog="automl report", description="(Re)build report.html of a run folder.")
-    ap.add_argument("run_dir")
+    ap = argparse.ArgumentParser(prog="automl report", description="(Re)build report.html of a run folder, or "
+                                 "the comparison page of a --multirun sweep folder.")
+    ap.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or a sweep folder of run folders")
     a = ap.parse_args(argv)
     run_dir = Path(a.run_dir)
-    if not (run_dir / "manifest.json").exists():
-        raise UserError("RUN_DIR", f"'{run_dir}' holds no manifest.json", "Point to an automl run folder.")
     from automl.io import write_text
 
+    if not (run_dir / "manifest.json").exists() and any(run_dir.glob("*/manifest.json")):
+        from automl.reporting.sweep_report import build_sweep_report
+
+        write_text(run_dir / "report.html", build_sweep_report(run_dir))
+        print(run_dir / "report.html")
+        return 0
+    if not (run_dir / "manifest.json").exists():
+        raise UserError("RUN_DIR", f"'{run_dir}' holds no manifest.json (nor job folders with one)",
+                        "Point to an automl run folder or a --multirun sweep folder.")
     write_text(run_dir / "report.html", build_report(run_dir))
     print(run_dir / "report.html")
     return 0

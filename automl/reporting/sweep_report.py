@@ -39,12 +39,13 @@ def build_sweep_report(sweep_dir: Path) -> str:
         g = g[g["mean"].notna()]  # every job of that configuration failed: in the table, not the chart
         if not len(g):
             continue
-        fig, ax = figs.new(4.2, 0.9 + 0.35 * len(g))
+        fig, ax = figs.new(4.6, 1.3 + 0.35 * len(g))
         ax.barh(g["config"], g["mean"], xerr=g["std"].fillna(0.0))
         lo, hi = float((g["mean"] - g["std"].fillna(0)).min()), float((g["mean"] + g["std"].fillna(0)).max())
         pad = (hi - lo) * 0.3 or abs(hi) * 0.05 or 0.1
         ax.set_xlim(lo - pad, hi + pad)
-        ax.set(xlabel=f"holdout {metric} (mean over seeds)", title=str(data))
+        better = "higher" if bool(df.loc[df["metric"] == metric, "greater_is_better"].iloc[0]) else "lower"
+        ax.set(xlabel=f"holdout {metric}, mean over seeds\n({better} is better)", title=str(data))
         grid.append(figs.img(fig, f"holdout on {data}"))
     parts.append("<div class=grid>" + "".join(grid) + "</div>")
     parts.append(_table(per))
