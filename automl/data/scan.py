@@ -27,6 +27,9 @@ TOP_KEYS = 10_000  # value counts kept per string column; beyond it top values b
 CLASS_FLOOR = 200  # rows kept per class (at most MAX_FLOOR_CLASSES classes) whatever the sample size
 MAX_FLOOR_CLASSES = 100
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
+# what pandas.read_csv reads as missing, so a scanned CSV means what a loaded one means
+PANDAS_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 @dataclass
@@ -55,6 +58,10 @@ def open_source(path: str, field_name: str = "data.path") -> Source:
 
 
 def _csv_types(src: Source) -> dict[str, Any]:
+    return _csv_first(src)[0]
+
+
+def _csv_first(src: Source) -> tuple[dict[str, Any], list[str]]:
     """Column types for the streaming CSV reader, fixed from the first block: integers are read as
     float64 (a later block may hold a missing value or a decimal), columns empty in the first block as
     strings. Without this, a type inferred from block one can fail on block fifty."""
@@ -63,6 +70,7 @@ def _csv_types(src: Source) -> dict[str, Any]:
 
     reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES))
     types: dict[str, Any] = {}
+    ints = [f.name for f in reader.schema if pa.types.is_integer(f.type)]
     for f in reader.schema:
         t = f.type
         if pa.types.is_integer(t):
@@ -70,7 +78,7 @@ def _csv_types(src: Source) -> dict[str, Any]:
         elif pa.types.is_null(t):
             t = pa.string()
         types[f.name] = t
-    return types
+    return types, ints
 
 
 def iter_batches(src: Source, field_name: str = "data.path", column_types: dict[str, Any] | None = None,
@@ -84,7 +92,8 @@ def iter_batches(src: Source, field_name: str = "data.path", column_types: dict[
         if src.kind == "csv":
             types = column_types if column_types is not None else _csv_types(src)
             reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
-                                   convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+                                   convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                                       null_values=PANDAS_NA))
             for batch in reader:
                 yield batch
         else:
@@ -145,7 +154,9 @@ class ColumnStats:
     counts: dict[str, int] = field(default_factory=dict)
     counts_capped: bool = False
 
-    def update(self, arr: Any, rng: np.random.Generator) -> None:
+    def update(self, arr: Any, row_keys: np.ndarray) -> None:
+        """Fold one batch column in; row_keys are the batch's random row keys (shared by all columns:
+        each column's reservoir is still a uniform sample of its values)."""
         import pandas as pd
 
         if self.numeric:
@@ -154,6 +165,7 @@ class ColumnStats:
             self.n_missing += int(nan.sum())  # nulls, and NaN stored as a value (Parquet)
             finite = np.isfinite(v)
             fin = v[finite]
+            keys = row_keys[finite]
             self.n_inf += int((~nan & ~finite).sum())
             if fin.size:
                 n_b = fin.size
@@ -166,10 +178,12 @@ class ColumnStats:
                 self.count = n
                 self.min = min(self.min, float(fin.min()))
                 self.max = max(self.max, float(fin.max()))
-                keys = rng.random(fin.size)
+                if self.res_keys.size >= QUANTILE_RESERVOIR:  # only keys below the k-th can enter
+                    below = keys < self.res_keys.max()
+                    keys, fin = keys[below], fin[below]
                 self.res_keys, self.res_vals = _bottom_k(np.concatenate([self.res_keys, keys]),
                                                          np.concatenate([self.res_vals, fin]), QUANTILE_RESERVOIR)
-            values = v[~nan]
+            values = None
         else:
             import pyarrow.compute as pc
 
@@ -183,7 +197,12 @@ class ColumnStats:
                 else:
                     self.counts_capped = True
             self.n_missing += arr.null_count
-            values = arr.drop_null().to_numpy(zero_copy_only=False)
+            values = vc.field("values").to_numpy(zero_copy_only=False)  # distinct values of the batch
+        if values is None:
+            import pyarrow.compute as pc
+
+            values = pc.unique(pc.drop_null(arr)).to_numpy(zero_copy_only=False).astype(np.float64)
+            values = values[~np.isnan(values)]
         if len(values):
             h = pd.util.hash_array(np.asarray(values, dtype=object) if not self.numeric else values)
             thr = self.kmv[-1] if self.kmv.size >= KMV_K else np.uint64(2**64 - 1)
@@ -235,10 +254,11 @@ class RowReservoir:
         self.held = 0
         self.threshold = np.inf
 
-    def offer(self, batch: Any, keys: np.ndarray) -> None:
-        if self.k <= 0:
+    def offer(self, batch: Any, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Offer batch rows `rows` (indices) whose random keys are keys[rows]."""
+        if self.k <= 0 or not rows.size:
             return
-        sel = np.flatnonzero(keys < self.threshold)
+        sel = rows[keys[rows] < self.threshold]
         if not sel.size:
             return
         self.parts.append(batch.take(sel))
@@ -290,8 +310,7 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
     import pyarrow.compute as pc
 
     t0 = time.time()
-    types = _csv_types(src) if src.kind == "csv" else None
-    int_cols = [n for n, t in (types or {}).items() if t == pa.float64()]  # refined below: ints read as float
+    types, int_cols = _csv_first(src) if src.kind == "csv" else (None, [])  # ints are read as float64
     rng_rows = np.random.default_rng([seed, 9001])
     rng_stats = np.random.default_rng([seed, 9002])
     stats: dict[str, ColumnStats] = {}
@@ -300,14 +319,6 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
     floors: dict[Any, RowReservoir] | None = {}
     class_counts: dict[str, int] | None = {}
     n_read = n_missing_target = 0
-    was_int: dict[str, bool] = {}
-    if src.kind == "csv":
-        import pyarrow.csv as pcsv
-
-        first = next(pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES)), None)
-        if first is not None:
-            was_int = {f.name: pa.types.is_integer(f.type) for f in first.schema}
-    int_cols = [c for c in int_cols if was_int.get(c)]
     for batch in iter_batches(src, column_types=types):
         if target not in batch.schema.names:
             cols = batch.schema.names
@@ -322,6 +333,7 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
             tgt = batch.column(target)
         if batch.num_rows == 0:
             continue
+        stat_keys = rng_stats.random(batch.num_rows)
         for i, f in enumerate(batch.schema):
             if f.name not in stats:
                 numeric = pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)
@@ -329,7 +341,7 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
             col = batch.column(i)
             if stats[f.name].numeric and pa.types.is_boolean(col.type):
                 col = col.cast(pa.int8())
-            stats[f.name].update(col, rng_stats)
+            stats[f.name].update(col, stat_keys)
         if class_counts is not None:
             for item in pc.value_counts(tgt).to_pylist():
                 key = str(item["values"])
@@ -338,18 +350,15 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
                 class_counts, floors = None, None
         keys = rng_rows.random(batch.num_rows)
         in_hold = rng_rows.random(batch.num_rows) < holdout_share
-        hold_idx, search_idx = np.flatnonzero(in_hold), np.flatnonzero(~in_hold)
-        if hold_idx.size:
-            hold.offer(batch.take(hold_idx), keys[hold_idx])
-        if search_idx.size:
-            sb = batch.take(search_idx)
-            sk = keys[search_idx]
-            search.offer(sb, sk)
-            if floors is not None:
-                labels = np.asarray(sb.column(target).to_numpy(zero_copy_only=False))
-                for lab in np.unique(labels.astype(str)):
-                    idx = np.flatnonzero(labels.astype(str) == lab)
-                    floors.setdefault(lab, RowReservoir(CLASS_FLOOR)).offer(sb.take(idx), sk[idx])
+        hold.offer(batch, keys, np.flatnonzero(in_hold))
+        search.offer(batch, keys, np.flatnonzero(~in_hold))
+        if floors is not None:
+            import pandas as pd
+
+            codes, uniques = pd.factorize(np.asarray(tgt.to_numpy(zero_copy_only=False)))
+            for j, lab in enumerate(uniques):
+                floors.setdefault(str(lab), RowReservoir(CLASS_FLOOR)).offer(
+                    batch, keys, np.flatnonzero((codes == j) & ~in_hold))
     if n_read == 0:
         raise UserError("data.path", f"'{src.name}' has no data rows", "Point to a file with data rows.")
     n = n_read - n_missing_target
@@ -362,6 +371,8 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
     search_df = _to_pandas(search_tab, int_cols)
     hold_df = _to_pandas(hold_tab, int_cols) if hold_tab is not None else search_df.iloc[:0]
     columns = {name: st.to_json(n) for name, st in stats.items()}
+    if class_counts is not None and target in int_cols:  # integer labels read as float: "1.0" -> "1"
+        class_counts = {str(int(float(k))): v for k, v in class_counts.items()}
     return ScanResult(n, n_read, n_missing_target, columns, class_counts, search_df, hold_df, int_cols,
                       time.time() - t0)
 
