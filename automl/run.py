@@ -191,7 +191,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         from automl.search.learning_curve import learning_curve
 
         t = time.time()
-        sampled.info["learning_curve"] = learning_curve(data, X_hold, y_hold, min(0.12 * cfg.budget.time_s, 60.0),
+        sampled.info["learning_curve"] = learning_curve(data, X_hold, y_hold, min(max(0.12 * cfg.budget.time_s, 6.0), 60.0),
                                                         budget.trial_memory_mb)
         timings["learning_curve_s"] = time.time() - t
     study = make()

@@ -30,9 +30,13 @@ def _fit_score(conn: Any, data: Any, n: int, X_hold: Any, y_hold: np.ndarray) ->
     params = default_params(data, FAMILY)
     cand = Candidate(FAMILY, {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(FAMILY + ".")},
                      {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("pre.")}, {})
+    from threadpoolctl import threadpool_limits
+
     t0 = time.time()
     pipe = build(data, cand)
-    pipe.fit(data.X.iloc[:n], data.y[:n])
+    # one thread: OpenMP spin-waiting on a loaded machine made a 500-row fit take seconds, not 0.2 s
+    with threadpool_limits(1):
+        pipe.fit(data.X.iloc[:n], data.y[:n])
     fit_s = time.time() - t0
     score = data.metric(y_hold, predict(pipe, X_hold, data.task, data.n_classes), data.n_classes)
     return {"rows": n, "score": float(score), "fit_s": round(fit_s, 2)}
