@@ -16,6 +16,9 @@ TRIAL_COPIES = 5.0  # per trial: fold slices, preprocessed float arrays, model s
 TRIAL_OVERHEAD_MB = 200.0  # a forked trial's private pages before it touches the data
 MIN_TRIAL_MB = 256.0  # below this a trial cannot fit any model; the floor is reported when it binds
 MIN_SAMPLE_ROWS = 2000
+# kept back from the trials for what the driver allocates after their limit is set (the final stage
+# receives the ONNX bytes and holdout predictions, renders reports)
+DRIVER_RESERVE = 0.1
 
 
 @dataclass
@@ -52,5 +55,5 @@ def data_allowance_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) ->
 def trial_limit_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> tuple[float, bool]:
     """Per-trial limit from what the driver leaves; (limit, floored) where floored means the budget was
     too small and MIN_TRIAL_MB was used instead."""
-    share = (budget.total_mb - driver_mb) / max(n_workers, 1)
+    share = (1.0 - DRIVER_RESERVE) * (budget.total_mb - driver_mb) / max(n_workers, 1)
     return (max(share, MIN_TRIAL_MB), share < MIN_TRIAL_MB)

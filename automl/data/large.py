@@ -72,8 +72,8 @@ class Sampled:
             "from_sample": ["roles", "outlier_share", "skew", "single_column_score", "duplicate_rows"],
             "seconds": round(sc.seconds, 2),
         }
-        profile["warnings"].insert(0, f"the data ({sc.n_rows} rows) exceeds the memory budget: the profile was "
-                                   f"streamed in one pass and the search used a sample of {self.n_search} rows")
+        profile["warnings"].insert(0, f"the data ({sc.n_rows} rows) was sampled ({self.info.get('reason', '')}): the "
+                                   f"profile was streamed in one pass and the search used a sample of {self.n_search} rows")
         return profile
 
 
@@ -142,6 +142,7 @@ def card_lines(m: dict[str, Any]) -> list[str]:
         return []
     b = m["budget"]
     out = ["", "## Data larger than the memory budget",
+           f"- Sampled because {s['reason']}.",
            f"- The data has **{s['rows_total']}** rows (~{s['estimated_memory_mb']:.0f} MB in memory); the memory budget "
            f"is {b['memory_mb']:.0f} MB ({b['memory_mb_source']}), which leaves {s['data_allowance_mb']:.0f} MB for "
            "data. The engine did not load the file: it scanned it once "

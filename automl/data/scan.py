@@ -370,6 +370,8 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
     hold_tab = hold.table()
     search_df = _to_pandas(search_tab, int_cols)
     hold_df = _to_pandas(hold_tab, int_cols) if hold_tab is not None else search_df.iloc[:0]
+    del search, hold, floors, search_tab, hold_tab
+    pa.default_memory_pool().release_unused()  # the scan's freed buffers back to the OS, not kept by the pool
     columns = {name: st.to_json(n) for name, st in stats.items()}
     if class_counts is not None and target in int_cols:  # integer labels read as float: "1.0" -> "1"
         class_counts = {str(int(float(k))): v for k, v in class_counts.items()}
