@@ -51,8 +51,10 @@ def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) ->
         _warn_extra(header, want)
         opts = pcsv.ConvertOptions(column_types=types, include_columns=[c for c in want or header if c in header],
                                    strings_can_be_null=True, null_values=PANDAS_NA)
-        block = max(1 << 14, min(64 << 20, rows * 200))  # bytes: about `rows` rows of a typical table
-        reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=block), convert_options=opts)
+        block = max(1 << 14, min(16 << 20, rows * 100))  # bytes: about `rows` rows of a typical table
+        # single-threaded: a threaded reader reads ahead of the slower scoring without bound (scan.py)
+        reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=block, use_threads=False),
+                               convert_options=opts)
         try:
             for batch in reader:
                 yield batch.to_pandas()
