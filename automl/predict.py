@@ -53,14 +53,13 @@ def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) ->
                                    strings_can_be_null=True, null_values=PANDAS_NA)
         block = max(1 << 14, min(16 << 20, rows * 100))  # bytes: about `rows` rows of a typical table
         # single-threaded: a threaded reader reads ahead of the slower scoring without bound (scan.py)
-        reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=block, use_threads=False),
-                               convert_options=opts)
         try:
+            reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=block, use_threads=False),
+                                   convert_options=opts)
             for batch in reader:
                 yield batch.to_pandas()
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-            raise UserError("--data", f"file '{path}' cannot be parsed ({str(e).splitlines()[0][:200]})",
-                            "Fix the value named in the message (numbers in numeric columns) or send Parquet.") from None
+            raise _parse_error(str(e), path, header) from None
     else:
         import pyarrow.parquet as pq
 
@@ -70,6 +69,19 @@ def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) ->
         for f in src.files:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=rows, columns=cols):
                 yield batch.to_pandas()
+
+
+def _parse_error(msg: str, path: str, header: list[str]) -> UserError:
+    """pyarrow's "In CSV column #2: Row #5: CSV conversion error to double: invalid value 'x'" as the
+    engine's one-line error naming the column."""
+    import re
+
+    m = re.search(r"CSV column #(\d+).*conversion error to double: invalid value '(.*)'", msg)
+    if m and int(m.group(1)) < len(header):
+        return UserError(f"column '{header[int(m.group(1))]}'", f"must be numeric, but holds {m.group(2)!r}",
+                         "Send numbers (or leave the value empty for missing).")
+    return UserError("--data", f"file '{path}' cannot be parsed ({msg.splitlines()[0][:200]})",
+                     "Fix the value named in the message (numbers in numeric columns) or send Parquet.")
 
 
 def _warn_extra(header: list[str], want: list[str] | None) -> None:
