@@ -6,6 +6,7 @@ the data the search sees is sized so both fit. The factors below are what a pand
 once the engine has copied it (model frame, search/holdout slices) and what a trial touches while
 it fits (fold slices, preprocessed arrays, the model): rough on purpose, and erring high.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ def resolve_budget(memory_mb: float) -> MemoryBudget:
     import psutil
 
     avail = psutil.virtual_memory().available / 2**20
-    return MemoryBudget(DEFAULT_FRACTION * avail, f"default: {DEFAULT_FRACTION:.0%} of {avail:.0f} MB available")
+    return MemoryBudget(
+        DEFAULT_FRACTION * avail, f"default: {DEFAULT_FRACTION:.0%} of {avail:.0f} MB available"
+    )
 
 
 def process_mb() -> float:

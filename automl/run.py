@@ -80,7 +80,7 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray
 
 def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[str, Any]:
     from automl.config.validate import resolve_task, validate_config
-    from automl.data.load import file_sha256, read_table
+    from automl.data.load import file_sha256
     from automl.data.profile import build_profile
     from automl.data.roles import infer_schema, infer_task, to_model_frame
     from automl.data.split import check_class_counts, cv_folds, holdout_split

@@ -17,6 +17,7 @@ Memory is measured two ways, both from outside the engine:
   all its children (an upper bound: pages a forked trial shares copy-on-write with the driver count
   twice) and PSS (shared pages split between the processes that share them: the fair sum).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,13 @@ def build(rows: int, chunk: int = 1_000_000, seed: int = 0) -> None:
     csv_w.close()
     pq_w.close()
     in_mem = base.memory_usage(deep=True).sum() / len(base) * rows  # pandas bytes per row x rows
-    _save(rows=rows, csv_bytes=CSV.stat().st_size, parquet_bytes=PARQUET.stat().st_size,
-          in_memory_mb=round(in_mem / 2**20, 1), build_s=round(time.time() - t0, 1))
+    _save(
+        rows=rows,
+        csv_bytes=CSV.stat().st_size,
+        parquet_bytes=PARQUET.stat().st_size,
+        in_memory_mb=round(in_mem / 2**20, 1),
+        build_s=round(time.time() - t0, 1),
+    )
     print(json.dumps(_facts(), indent=1))
 
 
@@ -130,7 +136,9 @@ def measured(cmd: list[str], log: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.time()
     with open(log, "w") as fh:
-        proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            ["/usr/bin/time", "-v", *cmd], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
         time.sleep(0.3)
         import psutil
 
@@ -142,10 +150,14 @@ def measured(cmd: list[str], log: Path) -> dict:
         sampler.join()
     text = log.read_text()
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    return {"exit_code": code, "wall_s": round(time.time() - t0, 1),
-            "time_v_max_rss_mb": round(int(m.group(1)) / 1024, 1) if m else None,
-            "tree_peak_rss_sum_mb": round(sampler.peak_rss, 1), "tree_peak_pss_sum_mb": round(sampler.peak_pss, 1),
-            "max_processes": sampler.peak_procs}
+    return {
+        "exit_code": code,
+        "wall_s": round(time.time() - t0, 1),
+        "time_v_max_rss_mb": round(int(m.group(1)) / 1024, 1) if m else None,
+        "tree_peak_rss_sum_mb": round(sampler.peak_rss, 1),
+        "tree_peak_pss_sum_mb": round(sampler.peak_pss, 1),
+        "max_processes": sampler.peak_procs,
+    }
 
 
 def run(time_s: float, data: Path) -> None:
@@ -153,30 +165,73 @@ def run(time_s: float, data: Path) -> None:
     memory_mb = int(f["in_memory_mb"] / 5)
     run_dir = OUT / "run"
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-    cmd = [sys.executable, "-m", "automl", f"data.path={data}", "task.target=outwork", f"budget.time_s={time_s}",
-           f"budget.memory_mb={memory_mb}", f"hydra.run.dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "automl",
+        f"data.path={data}",
+        "task.target=outwork",
+        f"budget.time_s={time_s}",
+        f"budget.memory_mb={memory_mb}",
+        f"hydra.run.dir={run_dir}",
+    ]
     res = measured(cmd, OUT / "run.log")
     man = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
     s = man.get("sampling", {})
-    res.update(memory_mb=memory_mb, time_s=time_s, status=man.get("status"), used_s=man.get("budget", {}).get("used_s"),
-               trial_memory_mb=man.get("budget", {}).get("trial_memory_mb"), sampling={k: s.get(k) for k in (
-                   "rows_total", "search_sample_rows", "holdout_rows", "final_model_rows", "scan_s",
-                   "estimated_memory_mb", "data_allowance_mb")},
-               learning_curve=s.get("learning_curve"), holdout=man.get("final", {}).get("holdout_score"),
-               family=man.get("final", {}).get("family"), completed=man.get("search", {}).get("completed"))
+    res.update(
+        memory_mb=memory_mb,
+        time_s=time_s,
+        status=man.get("status"),
+        used_s=man.get("budget", {}).get("used_s"),
+        trial_memory_mb=man.get("budget", {}).get("trial_memory_mb"),
+        sampling={
+            k: s.get(k)
+            for k in (
+                "rows_total",
+                "search_sample_rows",
+                "holdout_rows",
+                "final_model_rows",
+                "scan_s",
+                "estimated_memory_mb",
+                "data_allowance_mb",
+            )
+        },
+        learning_curve=s.get("learning_curve"),
+        holdout=man.get("final", {}).get("holdout_score"),
+        family=man.get("final", {}).get("family"),
+        completed=man.get("search", {}).get("completed"),
+    )
     _save(run=res)
     print(json.dumps(res, indent=1))
 
 
 def predict(chunk_rows: int) -> None:
     out = {}
-    for name, data, dest in (("parquet", PARQUET, OUT / "pred_from_parquet.parquet"),
-                             ("csv", CSV, OUT / "pred_from_csv.parquet")):
-        cmd = [sys.executable, "-m", "automl", "predict", "--model", str(OUT / "run"), "--data", str(data),
-               "--out", str(dest), "--chunk-rows", str(chunk_rows)]
+    for name, data, dest in (
+        ("parquet", PARQUET, OUT / "pred_from_parquet.parquet"),
+        ("csv", CSV, OUT / "pred_from_csv.parquet"),
+    ):
+        cmd = [
+            sys.executable,
+            "-m",
+            "automl",
+            "predict",
+            "--model",
+            str(OUT / "run"),
+            "--data",
+            str(data),
+            "--out",
+            str(dest),
+            "--chunk-rows",
+            str(chunk_rows),
+        ]
         res = measured(cmd, OUT / f"predict_{name}.log")
         rows = _facts()["rows"]
-        res.update(rows=rows, rows_per_s=round(rows / res["wall_s"]), out_bytes=dest.stat().st_size if dest.exists() else 0)
+        res.update(
+            rows=rows,
+            rows_per_s=round(rows / res["wall_s"]),
+            out_bytes=dest.stat().st_size if dest.exists() else 0,
+        )
         out[name] = res
         print(name, json.dumps(res, indent=1))
     _save(predict=out)

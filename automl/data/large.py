@@ -6,6 +6,7 @@ for data (automl/memory.py), the whole table is read as before. Otherwise the so
 sized to the budget, and the holdout is a sample of the whole file's holdout rows. The returned
 frame is search sample + holdout sample, with the split fixed by the scan.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,16 +65,31 @@ class Sampled:
             t["minority_share"] = round(lo / sum(counts.values()), 4)
         profile["duplicate_rows_from_sample"] = True
         profile["streamed"] = {
-            "rows_scanned": sc.n_rows_read, "sample_rows": self.n_search + self.n_holdout,
-            "exact": ["n_rows", "missing_pct", "mean", "std", "min", "max", "target class counts",
-                      "cardinality (below 4096 distinct)", "top_values (below 10000 distinct)"],
-            "approximate": ["quantiles (uniform reservoir of 20000 values per column)",
-                            "cardinality (KMV sketch, above 4096 distinct)"],
+            "rows_scanned": sc.n_rows_read,
+            "sample_rows": self.n_search + self.n_holdout,
+            "exact": [
+                "n_rows",
+                "missing_pct",
+                "mean",
+                "std",
+                "min",
+                "max",
+                "target class counts",
+                "cardinality (below 4096 distinct)",
+                "top_values (below 10000 distinct)",
+            ],
+            "approximate": [
+                "quantiles (uniform reservoir of 20000 values per column)",
+                "cardinality (KMV sketch, above 4096 distinct)",
+            ],
             "from_sample": ["roles", "outlier_share", "skew", "single_column_score", "duplicate_rows"],
             "seconds": round(sc.seconds, 2),
         }
-        profile["warnings"].insert(0, f"the data ({sc.n_rows} rows) was sampled ({self.info.get('reason', '')}): the "
-                                   f"profile was streamed in one pass and the search used a sample of {self.n_search} rows")
+        profile["warnings"].insert(
+            0,
+            f"the data ({sc.n_rows} rows) was sampled ({self.info.get('reason', '')}): the "
+            f"profile was streamed in one pass and the search used a sample of {self.n_search} rows",
+        )
         return profile
 
 
@@ -86,8 +102,9 @@ def _label(key: str, was_int: bool) -> str:
     return key
 
 
-def load_for_run(path: str, target: str, budget: MemoryBudget, n_workers: int, holdout: float, seed: int,
-                 max_rows: int = 0) -> tuple[pd.DataFrame, Sampled | None]:
+def load_for_run(
+    path: str, target: str, budget: MemoryBudget, n_workers: int, holdout: float, seed: int, max_rows: int = 0
+) -> tuple[pd.DataFrame, Sampled | None]:
     """The frame the run works on, and how it was sampled (None: the whole table fits and was read).
     max_rows > 0 caps the rows held (search + holdout) and always samples when the data has more."""
     from automl.data.load import read_table
@@ -101,9 +118,19 @@ def load_for_run(path: str, target: str, budget: MemoryBudget, n_workers: int, h
     rows, per_row = estimate(src)
     full_mb = rows * per_row / 2**20
     fits = full_mb <= allowance and (not max_rows or rows <= max_rows)
-    log.info("data: %s, %.0f MB on disk, ~%d rows, ~%.0f MB in memory; memory budget %.0f MB (%s), driver %.0f MB "
-             "-> %.0f MB for data: %s", src.name, src.bytes / 2**20, rows, full_mb, budget.total_mb, budget.source,
-             driver, allowance, "reading it whole" if fits else "scanning and sampling")
+    log.info(
+        "data: %s, %.0f MB on disk, ~%d rows, ~%.0f MB in memory; memory budget %.0f MB (%s), driver %.0f MB "
+        "-> %.0f MB for data: %s",
+        src.name,
+        src.bytes / 2**20,
+        rows,
+        full_mb,
+        budget.total_mb,
+        budget.source,
+        driver,
+        allowance,
+        "reading it whole" if fits else "scanning and sampling",
+    )
     if fits:
         return read_table(path), None
     total = int(allowance * 2**20 / per_row)
@@ -116,22 +143,37 @@ def load_for_run(path: str, target: str, budget: MemoryBudget, n_workers: int, h
     df = pd.concat([result.search, result.holdout], ignore_index=True)
     s = Sampled(result, len(result.search), len(result.holdout))
     s.info = {
-        "sampled": True, "reason": (f"~{full_mb:.0f} MB in memory exceeds the {allowance:.0f} MB the memory budget "
-                                    "leaves for data" if full_mb > allowance else f"data.max_rows={max_rows}"),
+        "sampled": True,
+        "reason": (
+            f"~{full_mb:.0f} MB in memory exceeds the {allowance:.0f} MB the memory budget leaves for data"
+            if full_mb > allowance
+            else f"data.max_rows={max_rows}"
+        ),
         "source": {"files": len(src.files), "bytes": src.bytes, "format": src.kind},
-        "rows_total": result.n_rows, "rows_scanned": result.n_rows_read,
-        "estimated_rows": rows, "estimated_memory_mb": round(full_mb, 1), "bytes_per_row": round(per_row, 1),
-        "data_allowance_mb": round(allowance, 1), "driver_mb_before_load": round(driver, 1),
-        "search_sample_rows": s.n_search, "holdout_rows": s.n_holdout,
+        "rows_total": result.n_rows,
+        "rows_scanned": result.n_rows_read,
+        "estimated_rows": rows,
+        "estimated_memory_mb": round(full_mb, 1),
+        "bytes_per_row": round(per_row, 1),
+        "data_allowance_mb": round(allowance, 1),
+        "driver_mb_before_load": round(driver, 1),
+        "search_sample_rows": s.n_search,
+        "holdout_rows": s.n_holdout,
         "holdout_selection": f"each row of the whole file joins the holdout with probability {holdout}; "
-                             f"{s.n_holdout} of them kept uniformly at random",
+        f"{s.n_holdout} of them kept uniformly at random",
         "search_selection": "uniform sample of the other rows (seeded random keys, bottom-k), plus up to 200 rows "
-                            "per class so rare classes are present",
+        "per class so rare classes are present",
         "final_model_rows": s.n_search + s.n_holdout,
-        "sample_floor_used": floored, "scan_s": round(result.seconds, 2),
+        "sample_floor_used": floored,
+        "scan_s": round(result.seconds, 2),
     }
-    log.info("scanned %d rows in %.1fs: search sample %d rows, holdout %d rows (from the whole file)",
-             result.n_rows_read, result.seconds, s.n_search, s.n_holdout)
+    log.info(
+        "scanned %d rows in %.1fs: search sample %d rows, holdout %d rows (from the whole file)",
+        result.n_rows_read,
+        result.seconds,
+        s.n_search,
+        s.n_holdout,
+    )
     return df, s
 
 
@@ -141,22 +183,30 @@ def card_lines(m: dict[str, Any]) -> list[str]:
     if not s:
         return []
     b = m["budget"]
-    out = ["", "## Data larger than the memory budget",
-           f"- Sampled because {s['reason']}.",
-           f"- The data has **{s['rows_total']}** rows (~{s['estimated_memory_mb']:.0f} MB in memory); the memory budget "
-           f"is {b['memory_mb']:.0f} MB ({b['memory_mb_source']}), which leaves {s['data_allowance_mb']:.0f} MB for "
-           "data. The engine did not load the file: it scanned it once "
-           f"({s['rows_scanned']} rows in {s['scan_s']:.1f} s) and streamed the profile (exact counts, missing shares, "
-           "mean/std/min/max and class counts; approximate quantiles and distinct counts).",
-           f"- Search sample: **{s['search_sample_rows']}** rows ({s['search_selection']}).",
-           f"- Holdout: **{s['holdout_rows']}** rows drawn from the whole file ({s['holdout_selection']}); "
-           "never seen by the search.",
-           f"- Final model fitted on **{s['final_model_rows']}** rows, the largest sample the budget allows.",
-           f"- Per-trial memory limit {b['trial_memory_mb']:.0f} MB (what the budget leaves after the driver)."]
+    out = [
+        "",
+        "## Data larger than the memory budget",
+        f"- Sampled because {s['reason']}.",
+        f"- The data has **{s['rows_total']}** rows (~{s['estimated_memory_mb']:.0f} MB in memory); the memory budget "
+        f"is {b['memory_mb']:.0f} MB ({b['memory_mb_source']}), which leaves {s['data_allowance_mb']:.0f} MB for "
+        "data. The engine did not load the file: it scanned it once "
+        f"({s['rows_scanned']} rows in {s['scan_s']:.1f} s) and streamed the profile (exact counts, missing shares, "
+        "mean/std/min/max and class counts; approximate quantiles and distinct counts).",
+        f"- Search sample: **{s['search_sample_rows']}** rows ({s['search_selection']}).",
+        f"- Holdout: **{s['holdout_rows']}** rows drawn from the whole file ({s['holdout_selection']}); "
+        "never seen by the search.",
+        f"- Final model fitted on **{s['final_model_rows']}** rows, the largest sample the budget allows.",
+        f"- Per-trial memory limit {b['trial_memory_mb']:.0f} MB (what the budget leaves after the driver).",
+    ]
     lc = s.get("learning_curve") or {}
     if lc.get("points"):
-        out += ["", f"### Learning curve ({lc['model']}, holdout {lc['metric']})", "",
-                "| rows | holdout score | fit s |", "|---|---|---|"]
+        out += [
+            "",
+            f"### Learning curve ({lc['model']}, holdout {lc['metric']})",
+            "",
+            "| rows | holdout score | fit s |",
+            "|---|---|---|",
+        ]
         out += [f"| {int(p['rows'])} | {p['score']:.5g} | {p['fit_s']:.2f} |" for p in lc["points"]]
         out += ["", f"- Verdict: {lc['verdict']}."]
         if lc.get("stopped"):

@@ -8,6 +8,7 @@ hash-selected into the holdout with probability `holdout`, so the holdout is dra
 file and never overlaps the search rows. Classification targets also keep a per-class floor of rows,
 so a rare class reaches the search sample (stratification without knowing the counts in advance).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -30,8 +31,27 @@ CLASS_FLOOR = 200  # rows kept per class (at most MAX_FLOOR_CLASSES classes) wha
 MAX_FLOOR_CLASSES = 100
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
 # what pandas.read_csv reads as missing, so a scanned CSV means what a loaded one means
-PANDAS_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+PANDAS_NA = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 
 
 @dataclass
@@ -52,8 +72,11 @@ def open_source(path: str, field_name: str = "data.path") -> Source:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in (".parquet", ".pq"))
         if not files:
-            raise UserError(field_name, f"folder '{path}' holds no .parquet files",
-                            f"Set {field_name} to a CSV/Parquet file or a folder of Parquet files.")
+            raise UserError(
+                field_name,
+                f"folder '{path}' holds no .parquet files",
+                f"Set {field_name} to a CSV/Parquet file or a folder of Parquet files.",
+            )
         return Source(files, "parquet", sum(f.stat().st_size for f in files))
     p = check_readable(path, field_name)
     return Source([p], "csv" if p.suffix.lower() == ".csv" else "parquet", p.stat().st_size)
@@ -83,8 +106,12 @@ def _csv_first(src: Source) -> tuple[dict[str, Any], list[str]]:
     return types, ints
 
 
-def iter_batches(src: Source, field_name: str = "data.path", column_types: dict[str, Any] | None = None,
-                 batch_rows: int = 262_144) -> Iterator[Any]:
+def iter_batches(
+    src: Source,
+    field_name: str = "data.path",
+    column_types: dict[str, Any] | None = None,
+    batch_rows: int = 262_144,
+) -> Iterator[Any]:
     """pyarrow RecordBatches over the whole source, in file order."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -93,9 +120,13 @@ def iter_batches(src: Source, field_name: str = "data.path", column_types: dict[
     try:
         if src.kind == "csv":
             types = column_types if column_types is not None else _csv_types(src)
-            reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
-                                   convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                                                       null_values=PANDAS_NA))
+            reader = pcsv.open_csv(
+                src.files[0],
+                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=types, strings_can_be_null=True, null_values=PANDAS_NA
+                ),
+            )
             for batch in reader:
                 yield batch
         else:
@@ -106,13 +137,18 @@ def iter_batches(src: Source, field_name: str = "data.path", column_types: dict[
                     first = pf.schema_arrow
                 for batch in pf.iter_batches(batch_size=batch_rows):
                     if batch.schema.names != first.names:
-                        raise UserError(field_name, f"'{f.name}' has other columns than '{src.files[0].name}'",
-                                        "Put only files of one table in the folder.")
+                        raise UserError(
+                            field_name,
+                            f"'{f.name}' has other columns than '{src.files[0].name}'",
+                            "Put only files of one table in the folder.",
+                        )
                     yield batch
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as e:
-        raise UserError(field_name, f"'{src.name}' cannot be scanned ({str(e).splitlines()[0][:200]})",
-                        "Clean the column named in the message (one type per column), or convert the file "
-                        "to Parquet.") from None
+        raise UserError(
+            field_name,
+            f"'{src.name}' cannot be scanned ({str(e).splitlines()[0][:200]})",
+            "Clean the column named in the message (one type per column), or convert the file to Parquet.",
+        ) from None
 
 
 def estimate(src: Source) -> tuple[int, float]:
@@ -138,6 +174,7 @@ def estimate(src: Source) -> tuple[int, float]:
 
 
 # ---------------------------------------------------------------------------------------------- statistics
+
 
 @dataclass
 class ColumnStats:
@@ -183,8 +220,11 @@ class ColumnStats:
                 if self.res_keys.size >= QUANTILE_RESERVOIR:  # only keys below the k-th can enter
                     below = keys < self.res_keys.max()
                     keys, fin = keys[below], fin[below]
-                self.res_keys, self.res_vals = _bottom_k(np.concatenate([self.res_keys, keys]),
-                                                         np.concatenate([self.res_vals, fin]), QUANTILE_RESERVOIR)
+                self.res_keys, self.res_vals = _bottom_k(
+                    np.concatenate([self.res_keys, keys]),
+                    np.concatenate([self.res_vals, fin]),
+                    QUANTILE_RESERVOIR,
+                )
             values = None
         else:
             import pyarrow.compute as pc
@@ -220,13 +260,20 @@ class ColumnStats:
 
     def to_json(self, n_rows: int) -> dict[str, Any]:
         card, exact = self.distinct()
-        out: dict[str, Any] = {"missing_pct": round(100 * self.n_missing / max(n_rows, 1), 2), "cardinality": card,
-                               "cardinality_exact": exact}
+        out: dict[str, Any] = {
+            "missing_pct": round(100 * self.n_missing / max(n_rows, 1), 2),
+            "cardinality": card,
+            "cardinality_exact": exact,
+        }
         if self.numeric and self.count:
-            out.update(mean=self.mean, std=float(np.sqrt(self.m2 / (self.count - 1))) if self.count > 1 else 0.0,
-                       min=self.min, max=self.max,
-                       quantiles={str(q): float(np.quantile(self.res_vals, q)) for q in QUANTILES},
-                       quantiles_from=int(self.res_vals.size))
+            out.update(
+                mean=self.mean,
+                std=float(np.sqrt(self.m2 / (self.count - 1))) if self.count > 1 else 0.0,
+                min=self.min,
+                max=self.max,
+                quantiles={str(q): float(np.quantile(self.res_vals, q)) for q in QUANTILES},
+                quantiles_from=int(self.res_vals.size),
+            )
             if self.n_inf:
                 out["infinite"] = self.n_inf
         if not self.numeric:
@@ -244,6 +291,7 @@ def _bottom_k(keys: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 
 # -------------------------------------------------------------------------------------------- row samples
+
 
 class RowReservoir:
     """The k rows with the smallest random keys seen so far (a uniform sample without replacement)."""
@@ -272,8 +320,9 @@ class RowReservoir:
     def _trim(self) -> None:
         import pyarrow as pa
 
-        table = pa.concat_tables([pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-                                  for b in self.parts])
+        table = pa.concat_tables(
+            [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b for b in self.parts]
+        )
         keys = np.concatenate(self.part_keys)
         order = np.argsort(keys, kind="stable")[: self.k]
         self.parts, self.part_keys = [table.take(order)], [keys[order]]
@@ -304,7 +353,9 @@ class ScanResult:
     seconds: float
 
 
-def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_share: float, seed: int) -> ScanResult:
+def scan(
+    src: Source, target: str, search_rows: int, holdout_rows: int, holdout_share: float, seed: int
+) -> ScanResult:
     """One pass over the source: streaming statistics and the two samples."""
     import time
 
@@ -324,8 +375,11 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
     for batch in iter_batches(src, column_types=types):
         if target not in batch.schema.names:
             cols = batch.schema.names
-            raise UserError("task.target", f"'{target}' is not a column of {src.name}",
-                            f"Set task.target to one of: {', '.join(cols[:20])}{' ...' if len(cols) > 20 else ''}.")
+            raise UserError(
+                "task.target",
+                f"'{target}' is not a column of {src.name}",
+                f"Set task.target to one of: {', '.join(cols[:20])}{' ...' if len(cols) > 20 else ''}.",
+            )
         n_read += batch.num_rows
         tgt = batch.column(target)
         if tgt.null_count:
@@ -338,7 +392,9 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
         stat_keys = rng_stats.random(batch.num_rows)
         for i, f in enumerate(batch.schema):
             if f.name not in stats:
-                numeric = pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)
+                numeric = (
+                    pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)
+                )
                 stats[f.name] = ColumnStats(f.name, numeric)
             col = batch.column(i)
             if stats[f.name].numeric and pa.types.is_boolean(col.type):
@@ -360,12 +416,15 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
             codes, uniques = pd.factorize(np.asarray(tgt.to_numpy(zero_copy_only=False)))
             for j, lab in enumerate(uniques):
                 floors.setdefault(str(lab), RowReservoir(CLASS_FLOOR)).offer(
-                    batch, keys, np.flatnonzero((codes == j) & ~in_hold))
+                    batch, keys, np.flatnonzero((codes == j) & ~in_hold)
+                )
     if n_read == 0:
         raise UserError("data.path", f"'{src.name}' has no data rows", "Point to a file with data rows.")
     n = n_read - n_missing_target
     if n == 0:
-        raise UserError(f"column '{target}'", "the target is missing in every row", "Choose a target with values.")
+        raise UserError(
+            f"column '{target}'", "the target is missing in every row", "Choose a target with values."
+        )
     search_tab = search.table()
     if floors:  # add each class's floor rows the uniform sample missed (rare classes)
         search_tab = _union_floor(search_tab, [r.table() for r in floors.values()], target)
@@ -377,8 +436,9 @@ def scan(src: Source, target: str, search_rows: int, holdout_rows: int, holdout_
     columns = {name: st.to_json(n) for name, st in stats.items()}
     if class_counts is not None and target in int_cols:  # integer labels read as float: "1.0" -> "1"
         class_counts = {str(int(float(k))): v for k, v in class_counts.items()}
-    return ScanResult(n, n_read, n_missing_target, columns, class_counts, search_df, hold_df, int_cols,
-                      time.time() - t0)
+    return ScanResult(
+        n, n_read, n_missing_target, columns, class_counts, search_df, hold_df, int_cols, time.time() - t0
+    )
 
 
 def _union_floor(search_tab: Any, floor_tabs: list[Any], target: str) -> Any:

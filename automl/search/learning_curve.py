@@ -6,6 +6,7 @@ search sample (which is in random-key order, so each prefix is itself a uniform 
 on the holdout drawn from the whole file. The gain from the last doubling tells whether a larger
 sample (a larger budget.memory_mb) would likely improve the model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,12 @@ def _fit_score(conn: Any, data: Any, n: int, X_hold: Any, y_hold: np.ndarray) ->
 
         data.spaces[FAMILY] = load_space(FAMILY, REGISTRY.get(FAMILY).space_dir or data.space_dir)
     params = default_params(data, FAMILY)
-    cand = Candidate(FAMILY, {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(FAMILY + ".")},
-                     {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("pre.")}, {})
+    cand = Candidate(
+        FAMILY,
+        {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(FAMILY + ".")},
+        {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("pre.")},
+        {},
+    )
     from threadpoolctl import threadpool_limits
 
     t0 = time.time()
@@ -50,13 +55,18 @@ def sizes_for(n: int, points: int = 6, smallest: int = 500) -> list[int]:
     return [s for s in out if s <= n]
 
 
-def learning_curve(data: Any, X_hold: Any, y_hold: np.ndarray, time_s: float, memory_mb: float) -> dict[str, Any]:
+def learning_curve(
+    data: Any, X_hold: Any, y_hold: np.ndarray, time_s: float, memory_mb: float
+) -> dict[str, Any]:
     """Fits at growing sizes within time_s (each in a supervised child), and a verdict."""
     from automl.search.supervisor import COMPLETE, supervise
 
     if len(y_hold) == 0:
         return {"points": [], "verdict": "not measured (no holdout rows)"}
-    X_hold, y_hold = X_hold.iloc[:HOLDOUT_ROWS], y_hold[:HOLDOUT_ROWS]  # a uniform prefix: scoring stays cheap
+    X_hold, y_hold = (
+        X_hold.iloc[:HOLDOUT_ROWS],
+        y_hold[:HOLDOUT_ROWS],
+    )  # a uniform prefix: scoring stays cheap
     deadline = time.time() + time_s
     points: list[dict[str, float]] = []
     stopped = ""
@@ -72,25 +82,40 @@ def learning_curve(data: Any, X_hold: Any, y_hold: np.ndarray, time_s: float, me
             stopped = f"{n} rows: {out.status} {out.error}"
             break
         points.append({**out.value, "seconds": round(out.seconds, 2)})  # fit, holdout scoring, process start
-        log.info("learning curve: %d rows -> holdout %s %.5g (%.1fs)", n, data.metric.name, out.value["score"],
-                 out.value["fit_s"])
-    return {"model": f"{FAMILY} (default configuration, max_iter={MAX_ITER}, one thread)", "metric": data.metric.name, "points": points,
-            "stopped": stopped, **verdict(points, data.metric.greater_is_better, data.metric.name)}
+        log.info(
+            "learning curve: %d rows -> holdout %s %.5g (%.1fs)",
+            n,
+            data.metric.name,
+            out.value["score"],
+            out.value["fit_s"],
+        )
+    return {
+        "model": f"{FAMILY} (default configuration, max_iter={MAX_ITER}, one thread)",
+        "metric": data.metric.name,
+        "points": points,
+        "stopped": stopped,
+        **verdict(points, data.metric.greater_is_better, data.metric.name),
+    }
 
 
 def verdict(points: list[dict[str, float]], greater_is_better: bool, metric: str) -> dict[str, Any]:
     if len(points) < 2:
-        return {"gain_last_doubling": None, "more_data_would_pay": None,
-                "verdict": "not enough points to tell whether more data would pay"}
+        return {
+            "gain_last_doubling": None,
+            "more_data_would_pay": None,
+            "verdict": "not enough points to tell whether more data would pay",
+        }
     a, b = points[-2], points[-1]
     gain = (b["score"] - a["score"]) if greater_is_better else (a["score"] - b["score"])
     if metric in ("rmse", "mae") and a["score"]:
         gain = gain / abs(a["score"])  # error metrics are in target units: judge the relative gain
     per_doubling = gain / max(np.log2(b["rows"] / a["rows"]), 1e-9)
     pays = bool(per_doubling > FLAT)
-    text = (f"the holdout {metric} still improves by {per_doubling:.4g} per doubling of rows "
-            f"({int(a['rows'])} -> {int(b['rows'])}): more data (a larger budget.memory_mb) would likely pay"
-            if pays else
-            f"the holdout {metric} is flat ({per_doubling:+.4g} per doubling, {int(a['rows'])} -> {int(b['rows'])} "
-            "rows): more data is unlikely to pay")
+    text = (
+        f"the holdout {metric} still improves by {per_doubling:.4g} per doubling of rows "
+        f"({int(a['rows'])} -> {int(b['rows'])}): more data (a larger budget.memory_mb) would likely pay"
+        if pays
+        else f"the holdout {metric} is flat ({per_doubling:+.4g} per doubling, {int(a['rows'])} -> {int(b['rows'])} "
+        "rows): more data is unlikely to pay"
+    )
     return {"gain_last_doubling": round(float(per_doubling), 6), "more_data_would_pay": pays, "verdict": text}

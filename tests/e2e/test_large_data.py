@@ -1,6 +1,7 @@
 """Data over the memory budget, end to end: a Parquet folder run under a tiny budget.memory_mb takes the
 scan-and-sample path and says so (manifest, card, profile); `automl predict` in small chunks gives
 exactly what one onnxruntime call on the whole frame gives, to CSV and to Parquet."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ def _data(n: int = N, seed: int = 0) -> pd.DataFrame:
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
     grp = rng.choice(["a", "b", "c"], n)
     logit = 1.5 * x1 - x2 + (grp == "b") * 1.0
-    df = pd.DataFrame({"x1": np.round(x1, 3), "x2": np.round(x2, 3), "grp": grp,
-                       "y": np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")})
+    df = pd.DataFrame(
+        {
+            "x1": np.round(x1, 3),
+            "x2": np.round(x2, 3),
+            "grp": grp,
+            "y": np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no"),
+        }
+    )
     df.loc[rng.random(n) < 0.05, "x2"] = np.nan
     return df
 
@@ -34,9 +41,16 @@ def sampled_run(tmp_path_factory):
         part.to_parquet(root / "parts" / f"part-{i}.parquet", index=False)
     run = root / "run"
     # 400 MB cannot hold the driver and a trial next to a data allowance: the floor sample (2000 rows)
-    p = run_cli(f"data.path={root / 'parts'}", "task.target=y", "budget.time_s=20", "budget.memory_mb=400",
-                "estimators.include=[baseline,linear,hist_gradient_boosting]", "search.cv_folds=3",
-                f"hydra.run.dir={run}", timeout=120)
+    p = run_cli(
+        f"data.path={root / 'parts'}",
+        "task.target=y",
+        "budget.time_s=20",
+        "budget.memory_mb=400",
+        "estimators.include=[baseline,linear,hist_gradient_boosting]",
+        "search.cv_folds=3",
+        f"hydra.run.dir={run}",
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return root, run, df
 
@@ -58,7 +72,9 @@ def test_a_tiny_memory_budget_samples_and_reports_it(sampled_run):
     assert f"Search sample: **{s['search_sample_rows']}** rows" in card and "Holdout: **400** rows" in card
     prof = json.loads((run / "profile.json").read_text())
     assert prof["n_rows"] == N and prof["streamed"]["rows_scanned"] == N
-    assert prof["target"]["classes"] == {k: int(v) for k, v in df["y"].value_counts().items()}  # exact, all rows
+    assert prof["target"]["classes"] == {
+        k: int(v) for k, v in df["y"].value_counts().items()
+    }  # exact, all rows
     x2 = next(c for c in prof["columns"] if c["name"] == "x2")
     assert x2["missing_pct"] == round(100 * df["x2"].isna().mean(), 2)
 
@@ -79,8 +95,13 @@ def test_chunked_predict_equals_one_shot(sampled_run, tmp_path, in_ext, out_ext)
     got = pd.read_csv(out) if out_ext == "csv" else pd.read_parquet(out)
     sess = session((run / "model.onnx").read_bytes())
     meta = sess.get_modelmeta().custom_metadata_map
-    res = dict(zip([o.name for o in sess.get_outputs()],
-                   sess.run(None, feeds_from_frame(df, input_schema(meta))), strict=True))
+    res = dict(
+        zip(
+            [o.name for o in sess.get_outputs()],
+            sess.run(None, feeds_from_frame(df, input_schema(meta))),
+            strict=True,
+        )
+    )
     assert len(got) == len(df)
     assert [str(v) for v in got["prediction"]] == [str(v) for v in np.asarray(res["label"]).ravel()]
     for j, c in enumerate(class_labels(meta)):

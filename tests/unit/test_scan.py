@@ -1,5 +1,6 @@
 """The one-pass scan (automl/data/scan.py): streamed statistics agree with pandas on the whole frame,
 samples are disjoint and of the asked size, Parquet folders read as one table, and memory sizing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,18 +19,24 @@ def _frame(n: int = 5000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = np.round(rng.lognormal(1.0, 0.8, n), 2)  # below the sketch size: distinct counts are exact
     x[rng.random(n) < 0.1] = np.nan
-    return pd.DataFrame({
-        "income": x,
-        "age": rng.integers(18, 90, n),
-        "city": rng.choice(["berlin", "paris", "rome", "oslo", "lima", "kyiv"], n, p=[.4, .2, .15, .1, .1, .05]),
-        "code": np.where(rng.random(n) < 0.05, None, rng.integers(0, 9000, n).astype(str)).astype(object),
-        "y": (rng.random(n) < 0.1).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "income": x,
+            "age": rng.integers(18, 90, n),
+            "city": rng.choice(
+                ["berlin", "paris", "rome", "oslo", "lima", "kyiv"], n, p=[0.4, 0.2, 0.15, 0.1, 0.1, 0.05]
+            ),
+            "code": np.where(rng.random(n) < 0.05, None, rng.integers(0, 9000, n).astype(str)).astype(object),
+            "y": (rng.random(n) < 0.1).astype(int),
+        }
+    )
 
 
 @pytest.fixture()
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(scan_mod, "BLOCK_BYTES", 1 << 14)  # many CSV blocks: the merge across batches is tested
+    monkeypatch.setattr(
+        scan_mod, "BLOCK_BYTES", 1 << 14
+    )  # many CSV blocks: the merge across batches is tested
 
 
 def _check_against_pandas(res: scan_mod.ScanResult, df: pd.DataFrame) -> None:
@@ -85,8 +92,9 @@ def test_distinct_count_is_approximate_above_the_sketch(tmp_path):
 def test_samples_are_sized_disjoint_and_keep_rare_classes(tmp_path, small_blocks):
     rng = np.random.default_rng(1)
     n = 20_000
-    df = pd.DataFrame({"id_": np.arange(n), "x": rng.normal(size=n),
-                       "y": np.where(rng.random(n) < 0.004, "rare", "common")})
+    df = pd.DataFrame(
+        {"id_": np.arange(n), "x": rng.normal(size=n), "y": np.where(rng.random(n) < 0.004, "rare", "common")}
+    )
     df.loc[rng.random(n) < 0.01, "y"] = None  # missing targets are dropped and counted
     df.to_csv(tmp_path / "d.csv", index=False)
     res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
