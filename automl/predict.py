@@ -27,22 +27,67 @@ def _model_path(p: str) -> Path:
     return path
 
 
-def _chunks(path: str, rows: int) -> Iterator[pd.DataFrame]:
-    from automl.data.load import check_readable
+def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) -> Iterator[pd.DataFrame]:
+    """The input in chunks of about `rows` rows: only the model's columns are parsed, with the types the
+    graph takes (numbers as float64, the rest as strings), so memory stays flat whatever the file size
+    and no type guessed from the first block can fail on a later one."""
+    import pyarrow as pa
 
-    p = check_readable(path, "--data")
-    if p.suffix.lower() == ".csv":
+    from automl.data.scan import PANDAS_NA, open_source
+
+    src = open_source(path, "--data")
+    want = [c["name"] for c in schema] if schema is not None else None
+    if src.kind == "csv":
+        import pyarrow.csv as pcsv
+
+        types = {c["name"]: pa.float64() if c["dtype"] == "float32" else pa.string() for c in schema or []}
         try:
-            yield from pd.read_csv(p, chunksize=rows, low_memory=False, encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise UserError("--data", f"file '{path}' is not UTF-8 text ({e.reason})", "Re-save it as UTF-8.") from None
-        except pd.errors.EmptyDataError:
-            raise UserError("--data", f"file '{path}' has no columns", "Send a header row and data rows.") from None
+            header = next(pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=1 << 16))).schema.names
+        except StopIteration:
+            header = []
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+            raise UserError("--data", f"file '{path}' cannot be read as CSV ({str(e).splitlines()[0][:160]})",
+                            "Send UTF-8 CSV with a header row, or Parquet.") from None
+        _warn_extra(header, want)
+        opts = pcsv.ConvertOptions(column_types=types, include_columns=[c for c in want or header if c in header],
+                                   strings_can_be_null=True, null_values=PANDAS_NA)
+        block = max(1 << 14, min(16 << 20, rows * 100))  # bytes: about `rows` rows of a typical table
+        # single-threaded: a threaded reader reads ahead of the slower scoring without bound (scan.py)
+        try:
+            reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=block, use_threads=False),
+                                   convert_options=opts)
+            for batch in reader:
+                yield batch.to_pandas()
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+            raise _parse_error(str(e), path, header) from None
     else:
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(p).iter_batches(batch_size=rows):
-            yield batch.to_pandas()
+        header = pq.ParquetFile(src.files[0]).schema_arrow.names
+        _warn_extra(header, want)
+        cols = [c for c in want or header if c in header]
+        for f in src.files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=rows, columns=cols):
+                yield batch.to_pandas()
+
+
+def _parse_error(msg: str, path: str, header: list[str]) -> UserError:
+    """pyarrow's "In CSV column #2: Row #5: CSV conversion error to double: invalid value 'x'" as the
+    engine's one-line error naming the column."""
+    import re
+
+    m = re.search(r"CSV column #(\d+).*conversion error to double: invalid value '(.*)'", msg)
+    if m and int(m.group(1)) < len(header):
+        return UserError(f"column '{header[int(m.group(1))]}'", f"must be numeric, but holds {m.group(2)!r}",
+                         "Send numbers (or leave the value empty for missing).")
+    return UserError("--data", f"file '{path}' cannot be parsed ({msg.splitlines()[0][:200]})",
+                     "Fix the value named in the message (numbers in numeric columns) or send Parquet.")
+
+
+def _warn_extra(header: list[str], want: list[str] | None) -> None:
+    extra = [c for c in header if want is not None and c not in want]
+    if extra:
+        log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(extra[:10]))
 
 
 def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> int:
@@ -67,11 +112,7 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
     total = 0
     writer = None
     try:
-        for i, chunk in enumerate(_chunks(data, chunk_rows)):
-            if i == 0:
-                extra = [c for c in chunk.columns if c not in {s["name"] for s in schema}]
-                if extra:
-                    log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(extra[:10]))
+        for i, chunk in enumerate(_chunks(data, chunk_rows, schema)):
             feeds = feeds_from_frame(chunk, schema)
             for col, levels in known.items():
                 vals = feeds[col].ravel()

@@ -80,7 +80,7 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray
 
 def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[str, Any]:
     from automl.config.validate import resolve_task, validate_config
-    from automl.data.load import file_sha256, read_table
+    from automl.data.load import file_sha256
     from automl.data.profile import build_profile
     from automl.data.roles import infer_schema, infer_task, to_model_frame
     from automl.data.split import check_class_counts, cv_folds, holdout_split
@@ -96,19 +96,26 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     target = cfg.task.target
 
     t = time.time()
+    from automl.memory import resolve_budget
+
+    mem = resolve_budget(cfg.budget.memory_mb)  # data over the memory budget is scanned and sampled
+    sampled = None
     if cfg.data.tables:  # several tables: point-in-time aggregates joined onto the target table's rows
         from automl.data.relational import build_flat_frame
 
         df = build_flat_frame(cfg.data, target, paths.root)
     else:
-        df = read_table(cfg.data.path)
+        from automl.data.large import load_for_run
+
+        df, sampled = load_for_run(cfg.data.path, target, mem, cfg.search.n_workers or 1, cfg.search.holdout,
+                                   cfg.seed, cfg.data.max_rows)
     if target not in df.columns:
         cols = list(df.columns)
         raise UserError("task.target", f"'{target}' is not a column of {Path(cfg.data.path).name}",
                         f"Set task.target to one of: {', '.join(cols[:20])}{' ...' if len(cols) > 20 else ''}.")
     if df[target].isna().all():
         raise UserError(f"column '{target}'", "the target is missing in every row", "Choose a target with values.")
-    n_missing_target = int(df[target].isna().sum())
+    n_missing_target = int(df[target].isna().sum()) if sampled is None else sampled.scan.missing_target
     if n_missing_target:
         log.warning("dropping %d rows whose target '%s' is missing", n_missing_target, target)
         df = df[df[target].notna()].reset_index(drop=True)
@@ -136,6 +143,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     t = time.time()
     profile = build_profile(df, target, task, schema, cfg.seed)
+    if sampled is not None:
+        profile = sampled.merge_profile(profile, target, task)
     write_json(paths.profile, profile)
     timings["profile_s"] = time.time() - t
     for w in profile["warnings"]:
@@ -147,11 +156,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
         data_sha = tables_sha256(cfg.data)
     X_all = to_model_frame(df, schema)
-    tr, ho = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
+    tr, ho = sampled.split() if sampled is not None else holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     X_hold, y_hold = X_all.iloc[ho].reset_index(drop=True), y_all[ho]
     folds = cv_folds(y, task, n_folds, cfg.seed)
-    n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1])
+    n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
     families = [k for k in cfg.estimators.include if k not in cfg.estimators.exclude
                 and task in REGISTRY.get(k).tasks]
     from automl.search.objective import Candidate, SearchData
@@ -175,9 +184,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     )
 
     register_converters()  # import the export stack once, before trials fork
+    df_shape = df.shape
+    del df  # the model frame (X_all) holds what the run needs from here (large data: it is the peak)
 
     budget = Budget(start=t_start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
-                    trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg, n_workers),
+                    trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg, n_workers, mem),
                     refit_full=cfg.export.refit_full, reports_s=2.0 + report_allowance_s(cfg.budget.time_s))
     def make(seed_offset: int = 0) -> Any:
         return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,
@@ -187,6 +198,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     from automl.search import coordination as coord
 
+    if sampled is not None:  # would more rows pay? measured before the search, on the holdout
+        from automl.search.learning_curve import learning_curve
+
+        t = time.time()
+        sampled.info["learning_curve"] = learning_curve(data, X_hold, y_hold, min(max(0.12 * cfg.budget.time_s, 6.0), 60.0),
+                                                        budget.trial_memory_mb)
+        timings["learning_curve_s"] = time.time() - t
     study = make()
     coord.check_owner(study, cfg.search.storage, str(paths.root))
     prev_sha = study.user_attrs.get("data_sha256")
@@ -237,7 +255,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     manifest: dict[str, Any] = {
         "engine_version": __version__, "versions": _versions(), **_git_sha(),
         "seed": cfg.seed, "data": {"path": str(Path(cfg.data.path).resolve()), "name": cfg.data.name,
-                                    "sha256": data_sha, "rows": len(df), "columns": df.shape[1]},
+                                    "sha256": data_sha, "rows": df_shape[0], "columns": df_shape[1]},
         "target": target, "task": task, "metric": metric_name, "greater_is_better": metric.greater_is_better,
         "classes": classes, "budget": {"time_s": cfg.budget.time_s, "n_trials": cfg.budget.n_trials,
                                        "trial_time_s": budget.trial_time_s, "trial_memory_mb": budget.trial_memory_mb},
@@ -249,6 +267,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                    "trials_total": sum(t.state.name != "WAITING" for t in study.trials)},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
     }
+    manifest["budget"].update(mem.to_json())
+    if sampled is not None:
+        manifest["data"].update(rows=sampled.scan.n_rows, rows_in_memory=len(y_all))
+        sampled.info["final_model_rows"] = len(y) + (len(y_hold) if cfg.export.refit_full else 0)
+        manifest["sampling"] = sampled.info
 
     from optuna.trial import TrialState
 
@@ -303,7 +326,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
                                                cfg.export.parity_rows, floor, cfg.export.refit_full,
                                                min(1.5, 0.02 * cfg.budget.time_s), threshold),
-                                timeout_s=limit, memory_mb=0)
+                                timeout_s=limit, memory_mb=budget.trial_memory_mb if sampled or cfg.budget.memory_mb else 0)
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
             if outcome.status == COMPLETE and "model" in outcome.value:
@@ -476,12 +499,17 @@ def _leaderboard(study: Any, metric: Any, final: dict[str, Any]) -> pd.DataFrame
     return build_leaderboard(study, metric.greater_is_better, final)
 
 
-def _trial_memory_mb(cfg: RunConfig, n_workers: int) -> float:
+def _trial_memory_mb(cfg: RunConfig, n_workers: int = 1, mem: Any = None) -> float:
     if cfg.budget.trial_memory_mb:
         return float(cfg.budget.trial_memory_mb)
-    import psutil
+    from automl.memory import process_mb, resolve_budget, trial_limit_mb
 
-    return 0.8 * psutil.virtual_memory().available / 2**20 / n_workers  # workers' trials run side by side
+    # what the memory budget leaves after the driver, split over the workers' side-by-side trials
+    limit, floored = trial_limit_mb(mem or resolve_budget(cfg.budget.memory_mb), process_mb(), n_workers)
+    if floored:
+        log.warning("budget.memory_mb leaves less than %.0f MB per trial after the driver; trials get %.0f MB",
+                    limit, limit)
+    return limit
 
 
 # Up to this many cells (rows x columns) a trial is short and mostly per-trial overhead and

@@ -38,7 +38,7 @@ class RelationshipConfig:
 
 @dataclass
 class DataConfig:
-    path: str = MISSING  # CSV or Parquet file
+    path: str = MISSING  # CSV or Parquet file, or a folder of Parquet files
     name: str = "${stem:${data.path}}"  # used in run-folder names
     id_columns: list[str] = field(default_factory=list)  # excluded from features, reported
     drop_columns: list[str] = field(default_factory=list)  # excluded from features (e.g. known leaks)
@@ -52,6 +52,7 @@ class DataConfig:
     # floor each cutoff time to this pandas frequency ("1h", "1D"; "" = exact): featuretools computes once
     # per distinct cutoff, so rounding down is much faster and still never looks past a row's own time
     cutoff_round: str = ""
+    max_rows: int = 0  # 0 = as many rows as budget.memory_mb allows; N caps the rows held (sampled from the whole file)
 
 
 @dataclass
@@ -72,6 +73,9 @@ class BudgetConfig:
     n_trials: int = 0  # 0 = no cap; the time budget alone stops the search
     trial_time_s: float = 0.0  # 0 = derived from time_s; a trial running longer is killed (TIMEOUT)
     trial_memory_mb: int = 0  # 0 = derived from available memory; a trial using more is killed (MEMOUT)
+    # the engine's peak memory (driver + trials); 0 = 60% of available memory. Data that does not fit is
+    # scanned and the search runs on a sample sized to it (automl/memory.py, automl/data/large.py)
+    memory_mb: int = 0
 
 
 @dataclass

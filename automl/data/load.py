@@ -38,6 +38,8 @@ def check_readable(path: str, field: str = "data.path") -> Path:
 
 
 def read_table(path: str, field: str = "data.path") -> pd.DataFrame:
+    if Path(path).expanduser().is_dir():  # a folder of Parquet files (one table)
+        return _read_folder(path, field)
     p = check_readable(path, field)
     try:
         if p.suffix.lower() == ".csv":
@@ -60,6 +62,19 @@ def read_table(path: str, field: str = "data.path") -> pd.DataFrame:
     return df
 
 
+def _read_folder(path: str, field: str) -> pd.DataFrame:
+    import pyarrow as pa
+
+    from automl.data.scan import iter_batches, open_source
+
+    src = open_source(path, field)
+    df = pa.Table.from_batches(list(iter_batches(src, field))).to_pandas()
+    df.columns = [str(c) for c in df.columns]
+    if len(df) == 0:
+        raise UserError(field, f"folder '{path}' holds no data rows", "Point to files with data rows.")
+    return df
+
+
 def _check_unique_header(p: Path, field: str) -> None:
     import csv
 
@@ -74,6 +89,14 @@ def _check_unique_header(p: Path, field: str) -> None:
 
 
 def file_sha256(path: str) -> str:
+    if Path(path).is_dir():  # a folder: the hash of its files' names and hashes, in name order
+        from automl.data.scan import open_source
+
+        h = hashlib.sha256()
+        src = open_source(path)
+        for f in src.files:
+            h.update(f"{f.relative_to(Path(path))}\0{file_sha256(str(f))}\n".encode())
+        return h.hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

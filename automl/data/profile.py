@@ -11,6 +11,7 @@ from automl.data.roles import Schema
 HIGH_CARDINALITY = 50
 HEAVY_MISSING = 0.5
 LEAK_SCORE = 0.99
+QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)  # the streamed profile approximates the same ones
 IMBALANCE_RATIO = 10.0  # majority / minority at or above which the target is flagged as imbalanced
 
 
@@ -26,6 +27,7 @@ def _numeric_stats(s: pd.Series) -> dict[str, Any]:
         "min": float(v.min()), "max": float(v.max()),
         "outlier_share": round(float(out), 4),
         "skew": round(float(v.skew()), 4) if len(v) > 2 else 0.0,
+        "quantiles": {str(q): float(x) for q, x in zip(QUANTILES, np.quantile(v, QUANTILES), strict=True)},
     }
 
 

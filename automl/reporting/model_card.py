@@ -147,6 +147,9 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 lines.append(f"- `label` output checked against the Python decision rule on {p['labels_checked']} rows "
                              f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
                              "mismatches.")
+    from automl.data.large import card_lines
+
+    lines += card_lines(m)  # sampled runs: sizes, row selection, learning curve
     rep = m.get("reproducible", {})
     if rep:
         lines += ["", "## Reproducibility",

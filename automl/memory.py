@@ -1,0 +1,62 @@
+"""The engine's memory budget (budget.memory_mb): its default, and what it leaves for data and trials.
+
+The budget bounds the driver and the trials together. The driver's own footprint is measured (RSS
+after the heavy imports), not guessed; trials get what the driver leaves, split over the workers;
+the data the search sees is sized so both fit. The factors below are what a pandas frame costs
+once the engine has copied it (model frame, search/holdout slices) and what a trial touches while
+it fits (fold slices, preprocessed arrays, the model): rough on purpose, and erring high.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_FRACTION = 0.6  # of available memory when budget.memory_mb = 0: leaves room for the OS and neighbours
+DRIVER_COPIES = 4.0  # sample frame + model frame + search/holdout slices, while the driver holds them
+TRIAL_COPIES = 5.0  # per trial: fold slices, preprocessed float arrays, model structures
+TRIAL_OVERHEAD_MB = 200.0  # a forked trial's private pages before it touches the data
+MIN_TRIAL_MB = 256.0  # below this a trial cannot fit any model; the floor is reported when it binds
+MIN_SAMPLE_ROWS = 2000
+# kept back from the trials for what the driver allocates after their limit is set (the final stage
+# receives the ONNX bytes and holdout predictions, renders reports)
+DRIVER_RESERVE = 0.1
+
+
+@dataclass
+class MemoryBudget:
+    total_mb: float
+    source: str  # "budget.memory_mb" or "default: 60% of available memory"
+
+    def to_json(self) -> dict[str, object]:
+        return {"memory_mb": round(self.total_mb, 1), "memory_mb_source": self.source}
+
+
+def resolve_budget(memory_mb: float) -> MemoryBudget:
+    if memory_mb and memory_mb > 0:
+        return MemoryBudget(float(memory_mb), "budget.memory_mb")
+    import psutil
+
+    avail = psutil.virtual_memory().available / 2**20
+    return MemoryBudget(
+        DEFAULT_FRACTION * avail, f"default: {DEFAULT_FRACTION:.0%} of {avail:.0f} MB available"
+    )
+
+
+def process_mb() -> float:
+    """The driver's resident memory now (MB)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def data_allowance_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> float:
+    """The in-memory (pandas) size of the data the search may hold so that driver + trials fit."""
+    usable = budget.total_mb - driver_mb - n_workers * TRIAL_OVERHEAD_MB
+    return max(usable, 0.0) / (DRIVER_COPIES + TRIAL_COPIES * n_workers)
+
+
+def trial_limit_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> tuple[float, bool]:
+    """Per-trial limit from what the driver leaves; (limit, floored) where floored means the budget was
+    too small and MIN_TRIAL_MB was used instead."""
+    share = (1.0 - DRIVER_RESERVE) * (budget.total_mb - driver_mb) / max(n_workers, 1)
+    return (max(share, MIN_TRIAL_MB), share < MIN_TRIAL_MB)

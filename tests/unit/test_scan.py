@@ -1,0 +1,140 @@
+"""The one-pass scan (automl/data/scan.py): streamed statistics agree with pandas on the whole frame,
+samples are disjoint and of the asked size, Parquet folders read as one table, and memory sizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl.data import scan as scan_mod
+from automl.data.large import load_for_run
+from automl.data.load import file_sha256, read_table
+from automl.data.profile import QUANTILES, build_profile
+from automl.data.roles import infer_schema
+from automl.memory import MemoryBudget, data_allowance_mb, trial_limit_mb
+
+
+def _frame(n: int = 5000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.lognormal(1.0, 0.8, n), 2)  # below the sketch size: distinct counts are exact
+    x[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame(
+        {
+            "income": x,
+            "age": rng.integers(18, 90, n),
+            "city": rng.choice(
+                ["berlin", "paris", "rome", "oslo", "lima", "kyiv"], n, p=[0.4, 0.2, 0.15, 0.1, 0.1, 0.05]
+            ),
+            "code": np.where(rng.random(n) < 0.05, None, rng.integers(0, 9000, n).astype(str)).astype(object),
+            "y": (rng.random(n) < 0.1).astype(int),
+        }
+    )
+
+
+@pytest.fixture()
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(
+        scan_mod, "BLOCK_BYTES", 1 << 14
+    )  # many CSV blocks: the merge across batches is tested
+
+
+def _check_against_pandas(res: scan_mod.ScanResult, df: pd.DataFrame) -> None:
+    assert res.n_rows == len(df) and res.missing_target == 0
+    for c in ("income", "age"):
+        st, v = res.columns[c], df[c].astype(float)
+        assert st["missing_pct"] == round(100 * v.isna().mean(), 2)
+        assert st["cardinality"] == v.nunique() and st["cardinality_exact"]
+        for k, want in (("mean", v.mean()), ("std", v.std()), ("min", v.min()), ("max", v.max())):
+            assert st[k] == pytest.approx(want, rel=1e-9), (c, k)
+        # approximate quantiles: within 2 percentile points of the exact ones
+        vals = np.sort(v.dropna().to_numpy())
+        for q in QUANTILES:
+            rank = np.searchsorted(vals, st["quantiles"][str(q)]) / len(vals)
+            assert abs(rank - q) < 0.02, (c, q, rank)
+    city = res.columns["city"]
+    assert city["top_values"] == {k: int(n) for k, n in df["city"].value_counts().head(5).items()}
+    assert city["cardinality"] == 6 and city["missing_pct"] == 0
+    code = res.columns["code"]
+    assert code["missing_pct"] == round(100 * df["code"].isna().mean(), 2)
+    assert code["cardinality"] == df["code"].nunique() and code["cardinality_exact"]
+    assert res.target_counts == {str(k): int(n) for k, n in df["y"].value_counts().items()}
+
+
+def test_streamed_statistics_match_pandas_on_csv(tmp_path, small_blocks):
+    df = _frame()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 1000, 250, 0.2, 0)
+    _check_against_pandas(res, df)
+
+
+def test_streamed_statistics_match_pandas_on_a_parquet_folder(tmp_path):
+    df = _frame()
+    (tmp_path / "parts").mkdir()
+    for i, part in enumerate(np.array_split(df, 4)):
+        part.to_parquet(tmp_path / "parts" / f"part-{i}.parquet", index=False)
+    src = scan_mod.open_source(str(tmp_path / "parts"))
+    assert len(src.files) == 4 and src.kind == "parquet"
+    _check_against_pandas(scan_mod.scan(src, "y", 1000, 250, 0.2, 0), df)
+    whole = read_table(str(tmp_path / "parts"))  # the folder also reads whole, as one table
+    pd.testing.assert_frame_equal(whole, df.reset_index(drop=True), check_dtype=False)
+    assert len(file_sha256(str(tmp_path / "parts"))) == 64
+
+
+def test_distinct_count_is_approximate_above_the_sketch(tmp_path):
+    n = 30_000
+    pd.DataFrame({"u": np.arange(n) * 1.5, "y": np.arange(n) % 2}).to_parquet(tmp_path / "u.parquet")
+    res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "u.parquet")), "y", 100, 20, 0.2, 0)
+    st = res.columns["u"]
+    assert not st["cardinality_exact"] and abs(st["cardinality"] - n) / n < 0.06
+
+
+def test_samples_are_sized_disjoint_and_keep_rare_classes(tmp_path, small_blocks):
+    rng = np.random.default_rng(1)
+    n = 20_000
+    df = pd.DataFrame(
+        {"id_": np.arange(n), "x": rng.normal(size=n), "y": np.where(rng.random(n) < 0.004, "rare", "common")}
+    )
+    df.loc[rng.random(n) < 0.01, "y"] = None  # missing targets are dropped and counted
+    df.to_csv(tmp_path / "d.csv", index=False)
+    res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
+    assert res.missing_target == int(df["y"].isna().sum()) and res.n_rows == n - res.missing_target
+    n_rare_search = int((res.search["y"] == "rare").sum())
+    assert len(res.holdout) == 200 and 800 <= len(res.search) <= 800 + scan_mod.CLASS_FLOOR
+    assert not set(res.search["id_"]) & set(res.holdout["id_"])  # the holdout never overlaps the search
+    assert res.search["id_"].is_unique
+    total_rare = int((df["y"] == "rare").sum())
+    assert n_rare_search >= min(scan_mod.CLASS_FLOOR, int(0.7 * total_rare))  # floor: most rare rows reach it
+    assert res.search["id_"].dtype == np.int64  # integers read back as pandas would
+    # seeded: the same scan gives the same rows
+    again = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
+    assert list(again.search["id_"]) == list(res.search["id_"])
+
+
+def test_load_for_run_reads_small_data_whole_and_samples_over_budget(tmp_path):
+    df = _frame(4000)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    big = MemoryBudget(100_000, "test")
+    whole, sampled = load_for_run(str(tmp_path / "d.csv"), "y", big, 1, 0.2, 0)
+    assert sampled is None and len(whole) == 4000
+    tiny = MemoryBudget(1, "test")  # nothing left for data: the floor sample
+    part, sampled = load_for_run(str(tmp_path / "d.csv"), "y", tiny, 1, 0.2, 0)
+    assert sampled is not None and sampled.info["sample_floor_used"]
+    assert 2000 <= len(part) <= 2000 + scan_mod.CLASS_FLOOR  # the floor sample, plus rows of the rarer class
+    tr, ho = sampled.split()
+    assert len(tr) == sampled.n_search and len(ho) == 400
+    schema = infer_schema(part, "y", [], [])
+    prof = sampled.merge_profile(build_profile(part, "y", "binary", schema, 0), "y", "binary")
+    assert prof["n_rows"] == 4000 and prof["streamed"]["sample_rows"] == len(part)
+    assert prof["target"]["classes"] == {str(k): int(v) for k, v in df["y"].value_counts().items()}
+    inc = next(c for c in prof["columns"] if c["name"] == "income")
+    assert inc["mean"] == pytest.approx(df["income"].mean())
+
+
+def test_memory_budget_arithmetic():
+    b = MemoryBudget(2000, "test")
+    allow = data_allowance_mb(b, 300, 1)
+    assert allow == pytest.approx((2000 - 300 - 200) / 9)
+    limit, floored = trial_limit_mb(b, 300 + 4 * allow, 1)
+    assert not floored and 300 + 4 * allow + limit == pytest.approx(2000 - 0.1 * (2000 - 300 - 4 * allow))
+    assert trial_limit_mb(MemoryBudget(300, "t"), 290, 2) == (256.0, True)
