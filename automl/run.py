@@ -185,7 +185,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     register_converters()  # import the export stack once, before trials fork
     df_shape = df.shape
-    del df  # the model frame (X_all) holds what the run needs from here (large data: it is the peak)
+    if not cfg.data.tables:  # several tables: the end-to-end parity check compares against this frame
+        del df  # the model frame (X_all) holds what the run needs from here (large data: it is the peak)
 
     budget = Budget(start=t_start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg, n_workers, mem),
