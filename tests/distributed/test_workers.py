@@ -74,16 +74,22 @@ def _check_exact(study, n: int, run_dir: Path) -> None:
     assert (run_dir / "model.onnx").stat().st_size > 0
 
 
+def _start_driver(storage: str, run_dir: Path, n: int, name: str, driver_extra: list[str],
+                  log: Path) -> tuple[subprocess.Popen, str]:
+    """The driver, and the storage workers join: the URL, or the journal file once the driver opened it."""
+    d = _driver(run_dir, n, f"search.study_name={name}", *driver_extra, log=log)
+    join = storage or str(run_dir / "study.journal")
+    end = time.time() + 60
+    while not storage and not Path(join).exists() and time.time() < end:
+        time.sleep(0.2)
+    return d, join
+
+
 def _join_and_count(storage: str, tmp_path: Path, driver_extra: list[str], n: int = 9) -> None:
     name = f"t{uuid.uuid4().hex[:10]}"
     run_dir = tmp_path / "run"
     logs = [tmp_path / "driver.log", tmp_path / "w1.log", tmp_path / "w2.log"]
-    d = _driver(run_dir, n, f"search.study_name={name}", *driver_extra, log=logs[0])
-    join = storage or str(run_dir / "study.journal")
-    if not storage:  # the journal file appears when the driver opens the study
-        end = time.time() + 60
-        while not Path(join).exists() and time.time() < end:
-            time.sleep(0.2)
+    d, join = _start_driver(storage, run_dir, n, name, driver_extra, logs[0])
     ws = [_start("worker", "--storage", join, "--study", name, "--wait", "90", log=log) for log in logs[1:]]
     codes = _wait([d, *ws], logs)
     assert codes == [0, 0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
@@ -129,11 +135,7 @@ def _kill_and_recover(storage: str, tmp_path: Path, driver_extra: list[str], n: 
     name = f"k{uuid.uuid4().hex[:10]}"
     run_dir = tmp_path / "run"
     logs = [tmp_path / "driver.log", tmp_path / "victim.log", tmp_path / "w2.log"]
-    d = _driver(run_dir, n, f"search.study_name={name}", *driver_extra, log=logs[0])
-    join = storage or str(run_dir / "study.journal")
-    end = time.time() + 60
-    while not storage and not Path(join).exists() and time.time() < end:
-        time.sleep(0.2)
+    d, join = _start_driver(storage, run_dir, n, name, driver_extra, logs[0])
     victim = _start("worker", "--storage", join, "--study", name, "--wait", "90", log=logs[1])
     other = _start("worker", "--storage", join, "--study", name, "--wait", "90", log=logs[2])
     killed, complete_then = _kill_mid_trial(join, name, victim)
