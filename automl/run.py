@@ -473,8 +473,8 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
 
     # the baseline is a constant per fold: in pooled OOF metrics (AUC) it shifts folds against each other,
     # which can look like a gain that is not there on new data
-    pool = [t for t in done if t.params.get("family") != "baseline"
-            and (paths.oof / f"trial_{t.number}.npy").exists()][:20]
+    ok = [t for t in done if t.params.get("family") != "baseline" and (paths.oof / f"trial_{t.number}.npy").exists()]
+    pool = _diverse_pool(ok)
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
@@ -492,6 +492,22 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
         return None
     return {"members": [(pool[i], w) for i, w in zip(sel.members, sel.weights, strict=True)],
             "oof_score": sel.score, "best_single_oof": best_single, "rounds": len(sel.history)}
+
+
+def _diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:
+    """The best `top` trials plus the best `per_family` of every other family, best first. The top of a
+    leaderboard is often one family in near-identical configurations (their OOF errors agree, so
+    averaging them gains nothing); other families' best errors differ, which is what averaging needs."""
+    from collections import Counter
+
+    pool = ranked[:top]
+    seen = Counter(t.params.get("family", "") for t in pool)
+    for t in ranked[top:]:
+        fam = t.params.get("family", "")
+        if len(pool) < cap and seen[fam] < per_family:
+            pool.append(t)
+            seen[fam] += 1
+    return pool
 
 
 def _leaderboard(study: Any, metric: Any, final: dict[str, Any]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--bench", default=str(BENCH), help="the shared bench harness folder")
     ap.add_argument("--results", default=str(HERE / "results"))
     ap.add_argument("--summarize-only", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"), help="where the tables go (exploratory runs: elsewhere)")
     a = ap.parse_args()
     bench, results = Path(a.bench), Path(a.results)
     results.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ def main() -> None:
     notes = HERE / "NOTES.md"  # the measured assessment, kept by hand next to the generated tables
     if notes.exists():
         lines += ["", notes.read_text().strip()]
-    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

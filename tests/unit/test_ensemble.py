@@ -72,3 +72,18 @@ def test_weighted_ensemble_exports_as_one_graph_with_parity():
     report = check_parity(model, ens, Xm, schema, "binary", 1e-5, 0)
     assert report["passed"] and report["max_diff"] < 1e-5
     assert ens.predict_proba(Xm).min() >= 0.01 / 2 - 1e-12
+
+
+def test_pool_adds_other_families_best_trials():
+    """The candidate pool keeps the top of the leaderboard and adds each other family's best two, so
+    a leaderboard topped by one family still offers the selection something to average with."""
+    from types import SimpleNamespace
+
+    from automl.run import _diverse_pool
+
+    ranked = [SimpleNamespace(number=i, params={"family": "hgb"}) for i in range(30)]
+    ranked += [SimpleNamespace(number=100 + i, params={"family": "mlp"}) for i in range(3)]
+    ranked += [SimpleNamespace(number=200, params={"family": "linear"})]
+    pool = _diverse_pool(ranked, top=12, per_family=2, cap=24)
+    assert [t.number for t in pool] == [*range(12), 100, 101, 200]
+    assert len(_diverse_pool(ranked, top=12, per_family=2, cap=13)) == 13
