@@ -163,6 +163,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
     families = [k for k in cfg.estimators.include if k not in cfg.estimators.exclude
                 and task in REGISTRY.get(k).tasks]
+    from automl.preprocessing.imbalance import search_imbalance
     from automl.search.objective import Candidate, SearchData
 
     data = SearchData(X=X, y=y, folds=folds, schema=schema,
@@ -170,7 +171,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                       task=task, metric=metric, n_classes=n_classes, seed=cfg.seed, families=families,
                       space_dir=cfg.search.space_dir,
                       n_jobs=max(1, (os.cpu_count() or 1) // n_workers),
-                      imbalance=cfg.search.imbalance, tune_threshold=cfg.task.tune_threshold)
+                      imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
+                      tune_threshold=cfg.task.tune_threshold)
 
     from automl.export.converters import register_converters
     from automl.search.study import (
@@ -263,6 +265,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         "rows_dropped_missing_target": n_missing_target, "resumed": resumed, "orphans_recovered": orphans,
         "search": {"sampler": cfg.search.sampler, "cv_folds": len(folds), "families": families,
                    "n_workers": n_workers, "storage": redact(cfg.search.storage) or "journal",
+                   "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
                    "search_rows": len(y), "holdout_rows": len(y_hold), "completed": result.completed,
                    "failed": result.failed, "pruned": result.pruned, "stopped_because": result.stopped_because,
                    "trials_total": sum(t.state.name != "WAITING" for t in study.trials)},

@@ -91,7 +91,10 @@ class SearchConfig:
     n_workers: int = 0  # local worker processes on one study (each trial uses cores / n_workers threads); 0 = auto
     storage: str = ""  # "" = journal file in the run folder; or a database URL (postgresql://..., sqlite:///...)
     heartbeat_s: int = 10  # database storage: a trial whose worker stops beating for 3x this is failed and retried once
-    imbalance: bool = True  # classification: search resampling and class weights (search_spaces/imbalance.yaml)
+    # classification: search resampling and class weights (search_spaces/imbalance.yaml). auto: for label
+    # metrics (f1, ...), and for other metrics when majority/minority >= 3 except log_loss, whose priors
+    # resampling would distort; true / false: always / never
+    imbalance: str = "auto"
 
 
 @dataclass

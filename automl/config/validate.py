@@ -30,6 +30,9 @@ def validate_config(cfg: RunConfig) -> None:
                         "Set search.n_workers=0 (auto) or a count of workers.")
     if s.sampler not in ("tpe", "random"):
         raise UserError("search.sampler", f"unknown sampler '{s.sampler}'", "Use search=tpe or search=random.")
+    if str(s.imbalance).lower() not in ("auto", "true", "false"):
+        raise UserError("search.imbalance", f"must be auto, true or false, got '{s.imbalance}'",
+                        "Set search.imbalance=auto (the default), true or false.")
     if s.pruner not in ("median", "none"):
         raise UserError("search.pruner", f"unknown pruner '{s.pruner}'", "Use median or none.")
     if cfg.task.metric != "auto" and cfg.task.metric not in METRICS:

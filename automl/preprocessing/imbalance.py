@@ -239,6 +239,26 @@ def inference_estimator(estimator: Any) -> Any:
 _WEIGHTS: dict[tuple[str, str], bool] = {}
 
 
+AUTO_RATIO = 3.0  # majority / minority from which search.imbalance=auto searches resampling and weights
+
+
+def search_imbalance(setting: str, task: str, metric: Any, y: np.ndarray) -> bool:
+    """Whether the search offers samplers and class weights (search.imbalance). `auto`: for label
+    metrics, whose decision rule should favour a small class, and for ranking metrics once classes are
+    3:1 or worse; not for log_loss, which scores the class priors that resampling and weights shift."""
+    value = str(setting).lower()
+    if task not in ("binary", "multiclass") or value == "false":
+        return False
+    if value == "true":
+        return True
+    if metric.counts is not None:
+        return True
+    if metric.name == "log_loss":
+        return False
+    _, counts = np.unique(np.asarray(y), return_counts=True)
+    return bool(len(counts) > 1 and counts.max() / counts.min() >= AUTO_RATIO)
+
+
 def context(spec: Any, task: str) -> dict[str, Any]:
     """`when:` keys for search_spaces/imbalance.yaml: whether the family can take class weights."""
     if task not in ("binary", "multiclass") or not getattr(spec, "imbalance", True):

@@ -46,6 +46,7 @@ def search_data(cfg: Any, spec: dict[str, Any], data_path: str, n_jobs: int) -> 
     from automl.data.split import cv_folds, holdout_split
     from automl.estimators import REGISTRY
     from automl.evaluation.metrics import get_metric
+    from automl.preprocessing.imbalance import search_imbalance
     from automl.run import prepare_target
     from automl.search.objective import SearchData
 
@@ -58,10 +59,13 @@ def search_data(cfg: Any, spec: dict[str, Any], data_path: str, n_jobs: int) -> 
     tr, _ = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     families = [k for k in cfg.estimators.include if k not in cfg.estimators.exclude and task in REGISTRY.get(k).tasks]
+    metric = get_metric(spec["metric"])
     return SearchData(X=X, y=np.asarray(y), folds=cv_folds(y, task, spec["n_folds"], cfg.seed), schema=schema,
                       missing_numeric=[c for c in schema.names("numeric") if X[c].isna().any()], task=task,
-                      metric=get_metric(spec["metric"]), n_classes=len(classes) if classes is not None else 0,
-                      seed=cfg.seed, families=families, space_dir=cfg.search.space_dir, n_jobs=n_jobs)
+                      metric=metric, n_classes=len(classes) if classes is not None else 0,
+                      seed=cfg.seed, families=families, space_dir=cfg.search.space_dir, n_jobs=n_jobs,
+                      imbalance=search_imbalance(cfg.search.imbalance, task, metric, np.asarray(y)),
+                      tune_threshold=cfg.task.tune_threshold)
 
 
 def _load_spec(storage_spec: str, study_name: str, wait_s: float) -> dict[str, Any]:

@@ -125,6 +125,7 @@ CASES = [
     Case("budget-zero", None, ["budget.time_s=0"], ["budget.time_s"]),
     Case("budget-negative", None, ["budget.time_s=-5"], ["budget.time_s"]),
     Case("unknown-metric", None, ["task.metric=accuracyy"], ["task.metric", "accuracyy"]),
+    Case("imbalance-not-auto-true-false", None, ["search.imbalance=sometimes"], ["search.imbalance", "sometimes"]),
     Case("unknown-family", None, ["estimators.include=[baseline,catbost]"], ["estimators.include", "catbost"]),
     Case("directory-as-data-path", a_directory, [], ["data.path"]),
     Case("metric-does-not-fit-task", None, ["task.metric=rmse"], ["task.metric", "rmse"]),

@@ -263,3 +263,19 @@ def test_multiclass_resampling_exports_with_parity():
     model = export_onnx(pipe, schema, "multiclass", ["common", "rare1", "rare2"], {})
     rep = check_parity(model, pipe, data.X, schema, "multiclass", 1e-5, 0)
     assert rep["passed"] and rep["label_mismatches"] == 0
+
+
+def test_auto_searches_imbalance_for_label_metrics_and_skewed_targets_not_log_loss():
+    import numpy as np
+
+    from automl.evaluation.metrics import get_metric
+    from automl.preprocessing.imbalance import search_imbalance
+
+    even, skewed = np.array([0, 1] * 50), np.array([0] * 90 + [1] * 10)
+    assert not search_imbalance("auto", "binary", get_metric("roc_auc"), even)
+    assert search_imbalance("auto", "binary", get_metric("roc_auc"), skewed)
+    assert search_imbalance("auto", "binary", get_metric("f1"), even)  # label metric: the decision rule
+    assert not search_imbalance("auto", "multiclass", get_metric("log_loss"), np.array([0] * 90 + [1] * 5 + [2] * 5))
+    assert search_imbalance("True", "binary", get_metric("log_loss"), even)  # OmegaConf turns true into 'True'
+    assert not search_imbalance("False", "binary", get_metric("f1"), skewed)
+    assert not search_imbalance("true", "regression", get_metric("rmse"), np.arange(10.0))
