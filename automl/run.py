@@ -164,10 +164,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     families = [k for k in cfg.estimators.include if k not in cfg.estimators.exclude
                 and task in REGISTRY.get(k).tasks]
     from automl.preprocessing.imbalance import search_imbalance
+    from automl.preprocessing.pipeline import indicator_columns
     from automl.search.objective import Candidate, SearchData
 
     data = SearchData(X=X, y=y, folds=folds, schema=schema,
-                      missing_numeric=[c for c in schema.names("numeric") if X[c].isna().any()],
+                      missing_numeric=indicator_columns(X, schema.names("numeric")),
                       task=task, metric=metric, n_classes=n_classes, seed=cfg.seed, families=families,
                       space_dir=cfg.search.space_dir,
                       n_jobs=max(1, (os.cpu_count() or 1) // n_workers),

@@ -47,6 +47,7 @@ def search_data(cfg: Any, spec: dict[str, Any], data_path: str, n_jobs: int) -> 
     from automl.estimators import REGISTRY
     from automl.evaluation.metrics import get_metric
     from automl.preprocessing.imbalance import search_imbalance
+    from automl.preprocessing.pipeline import indicator_columns
     from automl.run import prepare_target
     from automl.search.objective import SearchData
 
@@ -61,7 +62,7 @@ def search_data(cfg: Any, spec: dict[str, Any], data_path: str, n_jobs: int) -> 
     families = [k for k in cfg.estimators.include if k not in cfg.estimators.exclude and task in REGISTRY.get(k).tasks]
     metric = get_metric(spec["metric"])
     return SearchData(X=X, y=np.asarray(y), folds=cv_folds(y, task, spec["n_folds"], cfg.seed), schema=schema,
-                      missing_numeric=[c for c in schema.names("numeric") if X[c].isna().any()], task=task,
+                      missing_numeric=indicator_columns(X, schema.names("numeric")), task=task,
                       metric=metric, n_classes=len(classes) if classes is not None else 0,
                       seed=cfg.seed, families=families, space_dir=cfg.search.space_dir, n_jobs=n_jobs,
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, np.asarray(y)),

@@ -279,3 +279,4 @@ def test_auto_searches_imbalance_for_label_metrics_and_skewed_targets_not_log_lo
     assert search_imbalance("True", "binary", get_metric("log_loss"), even)  # OmegaConf turns true into 'True'
     assert not search_imbalance("False", "binary", get_metric("f1"), skewed)
     assert not search_imbalance("true", "regression", get_metric("rmse"), np.arange(10.0))
+
