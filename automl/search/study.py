@@ -159,14 +159,25 @@ def recover_orphans(study: Any) -> int:
     return n
 
 
-def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
-    """Each family's default configuration (cheap families first), then the portfolio entries
-    (at most `limit` of them when limit > 0: with a trial count, each queued trial is one of the count)."""
-    if study.trials:
-        return
+def warm_start_queue(data: obj.SearchData) -> list[tuple[dict[str, Any], str]]:
+    """(params, origin) in the order they run: each family's default configuration (cheap families
+    first, no sampler and no class weights: the same trials as with search.imbalance=false), then the
+    portfolio entries and the imbalance variants of the defaults (class weights, balanced bagging;
+    cheap families first). On an imbalanced target (the profile's flag) the imbalance variants come
+    before the portfolio: there they are the likelier gain; otherwise after it."""
     families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
     queue = [(obj.default_params(data, fam), "default") for fam in families]
-    queue += [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    ported = [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    variants = [(params, "imbalance") for fam in families for params in obj.imbalance_variants(data, fam)]
+    return queue + (variants + ported if obj.imbalanced(data) else ported + variants)
+
+
+def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
+    """Queue warm_start_queue (at most `limit` entries when limit > 0: with a trial count, each queued
+    trial is one of the count)."""
+    if study.trials:
+        return
+    queue = warm_start_queue(data)
     for params, origin in queue[:limit] if limit else queue:
         study.enqueue_trial(params, user_attrs={"origin": origin})
 
@@ -224,6 +235,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
         done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)))
         best_val = max(best_val, sign * t.value)
     rng = np.random.default_rng(data.seed)
+    prunable = obj.fold_scores_comparable(data)
     skips = 0
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
@@ -290,7 +302,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                 def on_message(msg: Any, trial: Any = trial) -> str:
                     _, step, score = msg
                     trial.report(float(score), step=int(step))
-                    return "prune" if trial.should_prune() else "go"
+                    return "prune" if prunable and trial.should_prune() else "go"
 
                 outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
                                     memory_mb=budget.trial_memory_mb, on_message=on_message)
