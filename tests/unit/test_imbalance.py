@@ -349,17 +349,19 @@ def test_warm_start_runs_the_unweighted_defaults_first_then_imbalance_variants()
     assert all(p.get("imb.class_weight", "none") == "none" and p.get("imb.sampler", p.get("imb.sampler_native_nan"))
                == "none" for p, _ in on[:n])
     assert "imbalance" not in {o for _, o in off}
-    # the imbalance variants come before the portfolio on an imbalanced target, after it otherwise
+    # the imbalance variants come before the portfolio on an imbalanced target scored by a label metric,
+    # after it otherwise (a ranking metric does not depend on the class prior)
     rare = _frame()
     rare["y"] = 0
     rare.loc[::25, "y"] = 1  # 4% positive
-    for df, imbalanced in ((_frame(), False), (rare, True)):
-        data = _data(df, metric="average_precision", families=fams)
-        assert obj.imbalanced(data) is imbalanced
+    for df, metric, first in ((_frame(), "f1", False), (rare, "f1", True), (rare, "average_precision", False),
+                              (rare, "roc_auc", False)):
+        data = _data(df, metric=metric, families=fams)
+        assert obj.imbalanced(data) is (df is rare)
         origins = [o for _, o in warm_start_queue(data)[n:]]
         assert set(origins) == {"imbalance", "portfolio"}
         last_var = len(origins) - 1 - origins[::-1].index("imbalance")
-        assert (last_var < origins.index("portfolio")) is imbalanced
+        assert (last_var < origins.index("portfolio")) is first, (metric, origins)
     variants = [p for p, o in on if o == "imbalance"]
     # per family: class weights first (no extra cost), then balanced bagging; knn takes no weights
     knn = [p for p in variants if p["family"] == "knn"]
