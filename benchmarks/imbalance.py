@@ -104,7 +104,8 @@ def main() -> None:
                     row.update(cv=f.get("cv_mean"), holdout=f.get("holdout_score"),
                                threshold=f.get("decision_threshold"),
                                chosen=f.get("family"), preprocessing=f.get("preprocessing"),
-                               trials=m["search"]["completed"], git_sha=m.get("git_sha"), **search_facts(run_dir, f))
+                               trials=m["search"]["completed"], git_sha=m.get("git_sha"),
+                               fallback=f.get("fallback_reason", ""), **search_facts(run_dir, f))
                 else:
                     row["error"] = p.stderr[-500:]
                 rows.append(row)

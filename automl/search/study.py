@@ -166,9 +166,9 @@ def warm_start_queue(data: obj.SearchData) -> list[tuple[dict[str, Any], str]]:
     cheap families first). The variants come before the portfolio only on an imbalanced target (the
     profile's flag) scored by a label metric (f1, balanced accuracy, ...), where the decision depends on
     the class prior; a ranking metric (average precision, ROC AUC) or log loss is not: reweighting the
-    classes leaves the best ranking as it is and only adds variance (measured on a rare-positive
-    subsample of german_health: weights and bagging lowered test AP in 6 and 7 of 7 families), so
-    there the portfolio comes first."""
+    classes leaves the best ranking as it is and only adds variance (benchmarks/imbalance_probe.py, a
+    rare-positive subsample of german_health: class weights lowered test AP in 11 of 12 family x draw
+    pairs, balanced bagging in 10 of 11), so there the portfolio comes first."""
     families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
     queue = [(obj.default_params(data, fam), "default") for fam in families]
     ported = [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
