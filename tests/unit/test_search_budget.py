@@ -71,3 +71,17 @@ def test_no_pruning_on_folds_too_small_to_compare(tmp_path, monkeypatch):
     assert search("small") == ["COMPLETE"]
     monkeypatch.setattr(obj, "MIN_PRUNE_MINORITY", 1)  # the same search where folds count as comparable
     assert search("comparable") == ["PRUNED"]
+
+
+def test_last_resort_is_the_best_of_the_cheap_trials():
+    from types import SimpleNamespace
+
+    from automl.search.study import last_resort
+
+    def trial(n: int, cost: float) -> SimpleNamespace:
+        return SimpleNamespace(number=n, cost=cost)
+
+    ranked = [trial(3, 9.0), trial(1, 1.4), trial(2, 2.5), trial(0, 0.8)]  # best CV first; 0 is the baseline
+    assert last_resort(ranked, lambda t: t.cost).number == 1  # within 0.8 + 1 s, and ranked above the baseline
+    assert last_resort([trial(3, 9.0), trial(0, 0.8)], lambda t: t.cost).number == 0  # nothing else is cheap
+    assert last_resort([trial(5, 4.0), trial(6, 7.9), trial(7, 8.5)], lambda t: t.cost).number == 5
