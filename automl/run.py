@@ -304,25 +304,26 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         if ens is not None:
             plans.append(("ensemble", ens["members"]))
             manifest["ensemble_selection"] = {k: v for k, v in ens.items() if k != "members"}
-        # then every completed trial by rank: the first that fits in the time left ships; the best of the
-        # cheap pipelines is the last resort, tried whatever the clock says
+        # then every completed trial by rank: the first that fits in the time left ships; the last resorts,
+        # tried whatever the clock says, are the best of the cheap pipelines, then the cheapest one
         plans += [("single", [(t_, 1.0)]) for t_ in done]
-        plans.append(("single", [(last_resort(done, lambda tr: final_cost(tr.user_attrs, len(folds),
-                                                                          budget.refit_full)), 1.0)]))
+        resorts = last_resort(done, lambda tr: final_cost(tr.user_attrs, len(folds), budget.refit_full))
+        first_resort = len(plans)
+        plans += [("single", [(tr, 1.0)]) for tr in resorts]
         failures: list[str] = []
         attempts = 0
         for i_plan, (kind, members) in enumerate(plans):
-            if attempts >= 3 and i_plan < len(plans) - 1:
+            if attempts >= 3 and i_plan < first_resort:
                 continue
             cands = [(candidate(tr), w) for tr, w in members]
             cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
             room = budget.left() - budget.reports_s
-            if cost > 1.15 * room and i_plan < len(plans) - 1:  # estimates err both ways
+            if cost > 1.15 * room and i_plan < first_resort:  # estimates err both ways
                 failures.append(f"{kind} of trials {[tr.number for tr, _ in members]}: expected {cost:.1f}s, "
                                 f"{room:.1f}s left")
                 continue
             # the last resort must ship something: on a loaded machine a refit can take 3-4x its estimate
-            limit = max(room, (4.0 if i_plan == len(plans) - 1 else 2.0) * cost)
+            limit = max(room, (4.0 if i_plan >= first_resort else 2.0) * cost)
             attempts += 1
             floor = _floor(members, data, metric, paths)
             threshold = _threshold(members, data, metric, paths)
