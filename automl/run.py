@@ -179,6 +179,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     from automl.search.study import (
         Budget,
         final_cost,
+        last_resort,
         make_study,
         recover_orphans,
         run_workers,
@@ -307,31 +308,34 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         if ens is not None:
             plans.append(("ensemble", ens["members"]))
             manifest["ensemble_selection"] = {k: v for k, v in ens.items() if k != "members"}
-        # then every completed trial by rank: the first that fits in the time left ships; the last resort,
-        # tried whatever the clock says, is the best-ranked of the cheap pipelines (when an ensemble refit
-        # overran on a loaded machine, the cheapest of all, the constant baseline, shipped instead of a
-        # linear model refit in the same 0.3 s)
+        # then every completed trial by rank: the first that fits in the time left ships; the last resorts,
+        # tried whatever the clock says, are the best of the cheap pipelines, then the cheapest one
         plans += [("single", [(t_, 1.0)]) for t_ in done]
-        costs = {tr.number: final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr in done}
-        cheap = last_resort(done, costs)
-        plans.append(("single", [(cheap, 1.0)]))
-        fallback_s = 1.5 * costs[cheap.number] + 0.5
+
+        def cost_of(tr: Any) -> float:
+            return final_cost(tr.user_attrs, len(folds), budget.refit_full)
+
+        resorts = last_resort(done, cost_of)
+        first_resort = len(plans)
+        plans += [("single", [(tr, 1.0)]) for tr in resorts]
+        fallback_s = 1.5 * cost_of(resorts[0]) + 0.5
         failures: list[str] = []
         attempts = 0
         for i_plan, (kind, members) in enumerate(plans):
-            if attempts >= 3 and i_plan < len(plans) - 1:
+            if attempts >= 3 and i_plan < first_resort:
                 continue
             cands = [(candidate(tr), w) for tr, w in members]
             cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
             room = budget.left() - budget.reports_s
-            last = i_plan == len(plans) - 1
-            if cost > 1.15 * (room - fallback_s) and not last:  # estimates err both ways
+            resort = i_plan >= first_resort
+            if cost > 1.15 * (room - fallback_s) and not resort:  # estimates err both ways
                 failures.append(f"{kind} of trials {[tr.number for tr, _ in members]}: expected {cost:.1f}s, "
                                 f"{room:.1f}s left")
                 continue
             # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time
-            # for its fallbacks to run within the budget; the last resort runs whatever the clock says
-            limit = max(room, 2.0 * cost) if last else max(1.0, room - fallback_s)
+            # for the last resort to run within the budget; the last resorts must ship something, and on a
+            # loaded machine a refit can take 3-4x its estimate
+            limit = max(room, 4.0 * cost) if resort else max(1.0, room - fallback_s)
             attempts += 1
             floor = _floor(members, data, metric, paths)
             threshold = _threshold(members, data, metric, paths)
@@ -503,12 +507,6 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
         return None
     return {"members": [(pool[i], w) for i, w in zip(sel.members, sel.weights, strict=True)],
             "oof_score": sel.score, "best_single_oof": best_single, "rounds": len(sel.history)}
-
-
-def last_resort(ranked: list[Any], costs: dict[int, float]) -> Any:
-    """The best-ranked trial whose final stage costs at most 3x the cheapest one (or 1 s)."""
-    cap = max(1.0, 3.0 * min(costs.values()))
-    return next(t for t in ranked if costs[t.number] <= cap)
 
 
 def _diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:

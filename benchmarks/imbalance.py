@@ -47,6 +47,25 @@ def score(run_dir: Path, test: pd.DataFrame, target: str, metric: str) -> float:
     return float(f1_score(y == positive, np.asarray(out["label"]).reshape(-1) == positive, zero_division=0))
 
 
+def _handling(pre: str) -> str:
+    """The imbalance choices in a leaderboard preprocessing string ("" = none)."""
+    return " ".join(w for w in pre.split() if w.startswith(("sampler=", "class_weight=", "n_bags=")))
+
+
+def search_facts(run_dir: Path, final: dict) -> dict:
+    """From the run folder: the best single trial's CV score (the chosen one's may be an ensemble's OOF
+    score), how many completed trials used a sampler or class weights, and what the shipped model holds."""
+    lb = pd.read_csv(run_dir / "leaderboard.csv")
+    done = lb[(lb.status == "COMPLETE") & (lb.trial.astype(str) != "ensemble")]
+    pre = {str(t): str(p) for t, p in zip(done.trial, done.preprocessing.fillna(""), strict=True)}
+    members = []
+    for m in final.get("members", []):
+        h = _handling(pre.get(str(m["trial"]), ""))
+        members.append(f"{m['family']}{f'[{h}]' if h else ''} x{m['weight']}")
+    return {"best_single_cv": float(done.cv_mean.max()) if len(done) else None,
+            "trials_imbalance": sum(bool(_handling(p)) for p in pre.values()), "members": members}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(DATA))
@@ -82,9 +101,11 @@ def main() -> None:
                     row["score"] = round(score(run_dir, test, a.target, metric), 5)
                     m = json.loads((run_dir / "manifest.json").read_text())
                     f = m.get("final", {})
-                    row.update(cv=f.get("cv_mean"), threshold=f.get("decision_threshold"),
+                    row.update(cv=f.get("cv_mean"), holdout=f.get("holdout_score"),
+                               threshold=f.get("decision_threshold"),
                                chosen=f.get("family"), preprocessing=f.get("preprocessing"),
-                               trials=m["search"]["completed"])
+                               trials=m["search"]["completed"], git_sha=m.get("git_sha"),
+                               fallback=f.get("fallback_reason", ""), **search_facts(run_dir, f))
                 else:
                     row["error"] = p.stderr[-500:]
                 rows.append(row)

@@ -74,17 +74,32 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     return model
 
 
-def _inference_pipeline(pipeline: Any) -> Any:
-    """The pipeline as the graph holds it: fit-time-only wrappers (resampling, class weights:
-    automl/preprocessing/imbalance.py) replaced by the fitted estimator they wrap."""
+def _inference_pipelines(pipeline: Any) -> list[tuple[Any, float]]:
+    """The pipelines the graph holds, with the weight of each in the average of their probabilities
+    (predictions): fit-time-only wrappers (resampling, class weights: automl/preprocessing/imbalance.py)
+    replaced by the fitted estimator they wrap; balanced bagging gives one pipeline per bag, sharing
+    the fitted preprocessing, at equal weights; a WeightedEnsemble gives its members', weight x weight."""
     from sklearn.pipeline import Pipeline
 
-    from automl.preprocessing.imbalance import inference_estimator
+    from automl.ensemble import WeightedEnsemble
+    from automl.preprocessing.imbalance import inference_estimators
 
-    last = inference_estimator(pipeline.steps[-1][1])
-    if last is pipeline.steps[-1][1]:
-        return pipeline
-    return Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], last)])
+    if isinstance(pipeline, WeightedEnsemble):
+        return [(p, w * v) for m, w in zip(pipeline.members, pipeline.weights, strict=True)
+                for p, v in _inference_pipelines(m)]
+    name, last = pipeline.steps[-1]
+    inner = inference_estimators(last)
+    if len(inner) == 1 and inner[0] is last:
+        return [(pipeline, 1.0)]
+    return [(Pipeline([*pipeline.steps[:-1], (name, e)]), 1.0 / len(inner)) for e in inner]
+
+
+def _inference_pipeline(pipeline: Any) -> Any:
+    """The one pipeline the graph holds for a pipeline that is not averaged (see _inference_pipelines)."""
+    parts = _inference_pipelines(pipeline)
+    if len(parts) != 1:
+        raise ValueError(f"{len(parts)} pipelines are averaged: convert them through export_onnx")
+    return parts[0][0]
 
 
 def _label_index(g: onnx.GraphProto, threshold: float | None) -> None:
@@ -161,30 +176,30 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
                 metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
     """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average).
     `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
-    from automl.ensemble import WeightedEnsemble
-
-    if not isinstance(pipeline, WeightedEnsemble):
-        return _finish(_convert(pipeline, schema, task), task, classes, metadata, threshold)
+    members = _inference_pipelines(pipeline)  # ensemble members and balanced-bagging bags, flattened
+    floor = float(getattr(pipeline, "floor", 0.0) or 0.0)
+    if len(members) == 1 and not floor:
+        return _finish(_convert(members[0][0], schema, task), task, classes, metadata, threshold)
     out = "probabilities" if task != "regression" else "prediction"
     parts = [onnx.compose.add_prefix(_convert(m, schema, task), f"m{i}_", rename_inputs=False)
-             for i, m in enumerate(pipeline.members)]
+             for i, (m, _) in enumerate(members)]
     opsets: dict[str, int] = {}
     for p in parts:
         for d in p.opset_import:
             opsets[d.domain] = max(opsets.get(d.domain, 0), d.version)
     nodes, inits, weighted = [], [], []
-    for i, (p, w) in enumerate(zip(parts, pipeline.weights, strict=True)):
+    for i, (p, (_, w)) in enumerate(zip(parts, members, strict=True)):
         nodes.extend(p.graph.node)
         inits.extend(p.graph.initializer)
         wname = f"ens_w{i}"
         inits.append(helper.make_tensor(wname, TensorProto.FLOAT, [], [float(w)]))
         nodes.append(helper.make_node("Mul", [f"m{i}_{out}", wname], [f"ens_part{i}"], name=f"ens_mul{i}"))
         weighted.append(f"ens_part{i}")
-    if pipeline.floor and task != "regression":
+    if floor and task != "regression":
         nodes.append(helper.make_node("Sum", weighted, ["ens_sum"], name="ens_sum"))
         n_classes = len(classes or [])
-        inits.append(helper.make_tensor("floor_scale", TensorProto.FLOAT, [], [1.0 - float(pipeline.floor)]))
-        inits.append(helper.make_tensor("floor_add", TensorProto.FLOAT, [], [float(pipeline.floor) / n_classes]))
+        inits.append(helper.make_tensor("floor_scale", TensorProto.FLOAT, [], [1.0 - floor]))
+        inits.append(helper.make_tensor("floor_add", TensorProto.FLOAT, [], [floor / n_classes]))
         nodes.append(helper.make_node("Mul", ["ens_sum", "floor_scale"], ["ens_scaled"], name="floor_mul"))
         nodes.append(helper.make_node("Add", ["ens_scaled", "floor_add"], [out], name="floor_add"))
     else:

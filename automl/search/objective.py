@@ -102,14 +102,71 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     return Candidate(family, params, pre, imb)
 
 
-def default_params(data: SearchData, family: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Optuna params of a family's default configuration, or of a portfolio entry (warm start)."""
+def default_params(data: SearchData, family: str, overrides: dict[str, Any] | None = None,
+                   imbalance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Optuna params of a family's default configuration, or of a portfolio entry or an imbalance
+    variant (warm start)."""
     ctx = context_for(data, family)
     out = {"family": family}
     out.update(sp.defaults(data.spaces[family], family, dict(ctx), overrides))
     out.update(sp.defaults(data.spaces["preprocessing"], "pre", ctx))
     if "imbalance" in data.spaces:
-        out.update(sp.defaults(data.spaces["imbalance"], "imb", ctx))
+        out.update(sp.defaults(data.spaces["imbalance"], "imb", ctx, imbalance))
+    return out
+
+
+# Imbalance variants of a family's default configuration, queued in the warm start: class weights
+# (no extra cost), then balanced bagging (each fit sees a small under-sample). The costly
+# neighbour-based samplers are left to the sampler.
+IMBALANCE_VARIANTS: tuple[dict[str, Any], ...] = (
+    {"class_weight": "balanced"},
+    {"sampler": "balanced_bagging", "sampler_native_nan": "balanced_bagging"},
+)
+
+
+# Fewest validation rows of the smallest class in every fold for one fold's score to tell trials apart.
+# Below it (e.g. 46 positives in 5 folds: 9 per fold) a fold's average precision or F1 swings by more than
+# the gaps between good configurations, and the median pruner would stop strong trials by chance.
+MIN_PRUNE_MINORITY = 20
+
+
+def fold_scores_comparable(data: SearchData) -> bool:
+    """Whether the search may prune a trial on its first folds' scores (regression: always)."""
+    if data.task == "regression":
+        return True
+    y = np.asarray(data.y, dtype=np.int64)
+    return all(np.bincount(y[va], minlength=data.n_classes).min() >= MIN_PRUNE_MINORITY for _, va in data.folds)
+
+
+def imbalanced(data: SearchData) -> bool:
+    """The target is imbalanced as the profile flags it (majority / minority >= 10)."""
+    from automl.data.profile import IMBALANCE_RATIO
+
+    if data.task == "regression" or not len(data.y):
+        return False
+    counts = np.bincount(np.asarray(data.y, dtype=np.int64), minlength=data.n_classes)
+    counts = counts[counts > 0]
+    return bool(len(counts) > 1 and counts.max() / counts.min() >= IMBALANCE_RATIO)
+
+
+def imbalance_variants(data: SearchData, family: str) -> list[dict[str, Any]]:
+    """Optuna params of the family's default configuration with each IMBALANCE_VARIANTS entry applied,
+    where the family and the search space offer it (a custom imbalance.yaml may not); none that
+    equals the default configuration itself."""
+    if "imbalance" not in data.spaces:
+        return []
+    base = default_params(data, family)
+    choices: dict[str, set[Any]] = {}
+    for p in data.spaces["imbalance"]:
+        if p.type == "categorical":
+            choices.setdefault(f"imb.{p.name}", set()).update(p.choices)
+    out: list[dict[str, Any]] = []
+    for variant in IMBALANCE_VARIANTS:
+        params = default_params(data, family, imbalance=variant)
+        if any(k in choices and v not in choices[k] for k, v in params.items()):
+            continue  # a value this search space does not offer
+        if params != base and params not in out:
+            out.append(params)
     return out
 
 

@@ -159,14 +159,30 @@ def recover_orphans(study: Any) -> int:
     return n
 
 
-def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
-    """Each family's default configuration (cheap families first), then the portfolio entries
-    (at most `limit` of them when limit > 0: with a trial count, each queued trial is one of the count)."""
-    if study.trials:
-        return
+def warm_start_queue(data: obj.SearchData) -> list[tuple[dict[str, Any], str]]:
+    """(params, origin) in the order they run: each family's default configuration (cheap families
+    first, no sampler and no class weights: the same trials as with search.imbalance=false), then the
+    portfolio entries and the imbalance variants of the defaults (class weights, balanced bagging;
+    cheap families first). The variants come before the portfolio only on an imbalanced target (the
+    profile's flag) scored by a label metric (f1, balanced accuracy, ...), where the decision depends on
+    the class prior; a ranking metric (average precision, ROC AUC) or log loss is not: reweighting the
+    classes leaves the best ranking as it is and only adds variance (benchmarks/imbalance_probe.py, a
+    rare-positive subsample of german_health: class weights lowered test AP in 11 of 12 family x draw
+    pairs, balanced bagging in 10 of 11), so there the portfolio comes first."""
     families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
     queue = [(obj.default_params(data, fam), "default") for fam in families]
-    queue += [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    ported = [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    variants = [(params, "imbalance") for fam in families for params in obj.imbalance_variants(data, fam)]
+    first = obj.imbalanced(data) and data.metric.counts is not None
+    return queue + (variants + ported if first else ported + variants)
+
+
+def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
+    """Queue warm_start_queue (at most `limit` entries when limit > 0: with a trial count, each queued
+    trial is one of the count)."""
+    if study.trials:
+        return
+    queue = warm_start_queue(data)
     for params, origin in queue[:limit] if limit else queue:
         study.enqueue_trial(params, user_attrs={"origin": origin})
 
@@ -180,6 +196,20 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> 
     # export and parity time grow with model size, which for trees grows with the rows
     export = 1.5 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
     return fit + export + 0.5
+
+
+def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:
+    """The trials shipped when the clock has run out, whatever their cost, in order: the best-ranked
+    (`done` is sorted best first) among the cheap ones, those expected to cost at most twice the
+    cheapest or one second more, then the cheapest itself if that is another trial (estimates made
+    under load can be off by more than the time limit allows). The cheapest alone is usually the
+    baseline, which for a ranking metric is no model at all (average precision = the prevalence),
+    while a linear model costs a second more."""
+    costs = [cost(t) for t in done]
+    floor = min(costs)
+    best = next(t for t, c in zip(done, costs, strict=True) if c <= max(2.0 * floor, floor + 1.0))
+    cheapest = done[costs.index(floor)]
+    return [best] if best is cheapest else [best, cheapest]
 
 
 def _unseen_cost(family: str) -> float:
@@ -224,6 +254,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
         done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)))
         best_val = max(best_val, sign * t.value)
     rng = np.random.default_rng(data.seed)
+    prunable = obj.fold_scores_comparable(data)
     skips = 0
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
@@ -290,7 +321,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                 def on_message(msg: Any, trial: Any = trial) -> str:
                     _, step, score = msg
                     trial.report(float(score), step=int(step))
-                    return "prune" if trial.should_prune() else "go"
+                    return "prune" if prunable and trial.should_prune() else "go"
 
                 outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
                                     memory_mb=budget.trial_memory_mb, on_message=on_message)

@@ -88,13 +88,3 @@ def test_pool_adds_other_families_best_trials():
     assert [t.number for t in pool] == [*range(12), 100, 101, 200]
     assert len(_diverse_pool(ranked, top=12, per_family=2, cap=13)) == 13
 
-
-def test_last_resort_is_the_best_cheap_trial_not_the_cheapest():
-    from types import SimpleNamespace
-
-    from automl.run import last_resort
-
-    ranked = [SimpleNamespace(number=n) for n in (7, 3, 5, 0)]  # best first; 0 is the baseline
-    assert last_resort(ranked, {7: 12.0, 3: 0.4, 5: 0.3, 0: 0.1}).number == 3
-    assert last_resort(ranked, {7: 12.0, 3: 6.5, 5: 5.0, 0: 2.0}).number == 5  # within 3x the cheapest
-    assert last_resort(ranked, {7: 12.0, 3: 9.0, 5: 7.0, 0: 2.0}).number == 0

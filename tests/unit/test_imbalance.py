@@ -112,7 +112,7 @@ def test_native_nan_families_get_random_samplers_only():
     names = [p.name for p in data.spaces["imbalance"] if p.active(ctx)]
     assert "sampler" not in names and "k_neighbors" not in names
     choices = next(p.choices for p in data.spaces["imbalance"] if p.name == "sampler_native_nan")
-    assert set(choices) == {"none", "random_over", "random_under"}
+    assert set(choices) == {"none", "random_over", "random_under", "balanced_bagging"}  # none needs neighbours
     # and such a trial runs with NaN in the matrix
     res = obj.cross_validate(None, data, obj.Candidate(
         "hist_gradient_boosting", {"max_iter": 20}, {"native_nan": True, "cat_encoding": "onehot"},
@@ -280,3 +280,133 @@ def test_auto_searches_imbalance_for_label_metrics_and_skewed_targets_not_log_lo
     assert not search_imbalance("False", "binary", get_metric("f1"), skewed)
     assert not search_imbalance("true", "regression", get_metric("rmse"), np.arange(10.0))
 
+
+
+# --- balanced bagging (EasyEnsemble) ------------------------------------------------------------------
+def test_balanced_bagging_averages_bags_each_on_its_own_under_sample():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(0, 1, 300) > 2.0).astype(int)
+    n_min = int(y.sum())
+    bag = BalancedClassifier(LogisticRegression(), sampler="balanced_bagging", ratio=1.0, n_bags=4).fit(X, y)
+    assert len(bag.estimators_) == 4 and bag.n_resampled_ == 4 * 2 * n_min  # every bag: all minority + as many others
+    coefs = np.array([e.coef_.ravel() for e in bag.estimators_])
+    assert len({tuple(np.round(c, 6)) for c in coefs}) == 4  # different majority rows per bag
+    mean = np.mean([e.predict_proba(X) for e in bag.estimators_], axis=0)
+    np.testing.assert_allclose(bag.predict_proba(X), mean, rtol=1e-6)  # the bags answer in float32
+    np.testing.assert_array_equal(bag.predict(X), bag.classes_[np.argmax(mean, axis=1)])
+    # ratio 0.5: each bag keeps twice as many majority rows as minority rows
+    half = BalancedClassifier(LogisticRegression(), sampler="balanced_bagging", ratio=0.5, n_bags=2).fit(X, y)
+    assert half.n_resampled_ == 2 * 3 * n_min
+    # one plain fit is unchanged by the bagging code path
+    one = BalancedClassifier(LogisticRegression(), sampler="random_under", ratio=1.0).fit(X, y)
+    assert len(one.estimators_) == 1 and one.estimator_ is one.estimators_[0]
+
+
+def test_balanced_bagging_exports_every_bag_with_parity():
+    """A native-NaN family with balanced bagging, alone and inside a weighted ensemble with a plain
+    pipeline: the graph averages every bag behind the shared preprocessing, and parity holds."""
+    from automl.ensemble import WeightedEnsemble
+    from automl.export.onnx import check_parity, export_onnx
+
+    df = _frame()
+    data = _data(df, families=("hist_gradient_boosting",))
+    bagged = obj.build(data, obj.Candidate("hist_gradient_boosting", {"max_iter": 15},
+                                           {"native_nan": True, "cat_encoding": "onehot"},
+                                           {"sampler_native_nan": "balanced_bagging", "ratio": 1.0, "n_bags": 3}))
+    bagged.fit(data.X, data.y)
+    model = export_onnx(bagged, data.schema, "binary", [0, 1], {})
+    trees = [n for n in model.graph.node if n.op_type.startswith("TreeEnsemble")]
+    assert len(trees) == 3
+    rep = check_parity(model, bagged, data.X, data.schema, "binary", 1e-5, 0)
+    assert rep["passed"] and rep["label_mismatches"] == 0
+    plain = obj.build(data, obj.Candidate("linear", {}, {**PRE, "cat_encoding": "onehot"}, {})).fit(data.X, data.y)
+    ens = WeightedEnsemble([bagged, plain], [0.75, 0.25], "binary")
+    model = export_onnx(ens, data.schema, "binary", [0, 1], {}, threshold=0.3)
+    from onnx import numpy_helper
+
+    weights = sorted(float(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name.startswith("ens_w"))
+    np.testing.assert_allclose(weights, [0.25, 0.25, 0.25, 0.25], rtol=1e-6)  # three bags x 0.75/3, the plain 0.25
+    rep = check_parity(model, ens, data.X, data.schema, "binary", 1e-5, 0, threshold=0.3)
+    assert rep["passed"] and rep["label_mismatches"] == 0
+
+
+def test_balanced_bagging_cross_validates_inside_the_folds(monkeypatch):
+    df = _frame()
+    data = _data(df, metric="average_precision", families=("random_forest",))
+    seen: list[int] = []
+    orig = BalancedClassifier._fit_one
+
+    def spy(self, X, y, bag=0):
+        seen.append(len(X))
+        return orig(self, X, y, bag)
+
+    monkeypatch.setattr(BalancedClassifier, "_fit_one", spy)
+    res = obj.cross_validate(None, data, obj.Candidate("random_forest", {"n_estimators": 10},
+                                                       {**PRE, "cat_encoding": "onehot"},
+                                                       {"sampler": "balanced_bagging", "ratio": 1.0, "n_bags": 3}))
+    assert seen == [len(tr) for tr, _ in data.folds for _ in range(3)]  # every bag of every fold: training rows only
+    assert np.isfinite(res["mean"]) and 0 <= res["mean"] <= 1
+    assert res["oof"].shape == (len(df), 2) and np.all(res["oof"][:, 1] >= 0)
+
+
+# --- warm start: the unweighted defaults first, then imbalance variants --------------------------------
+def test_warm_start_runs_the_unweighted_defaults_first_then_imbalance_variants():
+    from automl.search.study import warm_start_queue
+
+    fams = ("linear", "knn", "hist_gradient_boosting", "catboost")
+    on = warm_start_queue(_data(_frame(), metric="average_precision", families=fams))
+    off = warm_start_queue(_data(_frame(), metric="average_precision", families=fams, imbalance=False))
+    n = len(fams)
+    assert [o for _, o in on[:n]] == ["default"] * n
+    # the defaults are the very trials of a run with search.imbalance=false (no sampler, no weights)
+    assert [{k: v for k, v in p.items() if not k.startswith("imb.")} for p, _ in on[:n]] == [p for p, _ in off[:n]]
+    assert all(p.get("imb.class_weight", "none") == "none" and p.get("imb.sampler", p.get("imb.sampler_native_nan"))
+               == "none" for p, _ in on[:n])
+    assert "imbalance" not in {o for _, o in off}
+    # the imbalance variants come before the portfolio on an imbalanced target scored by a label metric,
+    # after it otherwise (a ranking metric does not depend on the class prior)
+    rare = _frame()
+    rare["y"] = 0
+    rare.loc[::25, "y"] = 1  # 4% positive
+    for df, metric, first in ((_frame(), "f1", False), (rare, "f1", True), (rare, "average_precision", False),
+                              (rare, "roc_auc", False)):
+        data = _data(df, metric=metric, families=fams)
+        assert obj.imbalanced(data) is (df is rare)
+        origins = [o for _, o in warm_start_queue(data)[n:]]
+        assert set(origins) == {"imbalance", "portfolio"}
+        last_var = len(origins) - 1 - origins[::-1].index("imbalance")
+        assert (last_var < origins.index("portfolio")) is first, (metric, origins)
+    variants = [p for p, o in on if o == "imbalance"]
+    # per family: class weights first (no extra cost), then balanced bagging; knn takes no weights
+    knn = [p for p in variants if p["family"] == "knn"]
+    assert [p.get("imb.sampler") for p in knn] == ["balanced_bagging"]
+    lin = [p for p in variants if p["family"] == "linear"]
+    assert [(p.get("imb.class_weight"), p.get("imb.sampler")) for p in lin] == [("balanced", "none"),
+                                                                                ("none", "balanced_bagging")]
+    hgb = [p for p in variants if p["family"] == "hist_gradient_boosting"]
+    assert hgb[-1]["imb.sampler_native_nan"] == "balanced_bagging" and hgb[-1]["imb.n_bags"] == 10
+
+
+def test_imbalanced_flag_and_variants_respect_a_custom_space(tmp_path):
+    import shutil
+
+    from automl.search.space import DEFAULT_SPACE_DIR
+
+    rng = np.random.default_rng(0)
+    df = _frame(n=400)
+    df["y"] = (rng.random(400) < 0.05).astype(int)
+    df.loc[:3, "y"] = 1
+    assert obj.imbalanced(_data(df))
+    df["y"] = (rng.random(400) < 0.4).astype(int)
+    assert not obj.imbalanced(_data(df))
+    spaces = tmp_path / "spaces"
+    shutil.copytree(DEFAULT_SPACE_DIR, spaces)
+    (spaces / "imbalance.yaml").write_text(
+        "sampler: {type: categorical, choices: [none, smote], when: {resampling: true, native_nan: false}}\n"
+        "class_weight: {type: categorical, choices: [none, balanced], when: {class_weights: true}}\n")
+    data = _data(_frame(), families=("linear", "knn"), space_dir=str(spaces))
+    assert [p["imb.class_weight"] for p in obj.imbalance_variants(data, "linear")] == ["balanced"]
+    assert obj.imbalance_variants(data, "knn") == []  # no weights, and this space offers no bagging

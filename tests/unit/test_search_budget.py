@@ -49,3 +49,43 @@ def test_a_short_budget_still_tries_the_cheap_baseline(tmp_path):
     res = run_search(study, data, budget)
     assert res.completed >= 1, (res.stopped_because, [t.user_attrs.get("error") for t in study.trials])
     assert budget.left() > 0  # and it did so within the budget
+
+
+def test_no_pruning_on_folds_too_small_to_compare(tmp_path, monkeypatch):
+    """With few minority rows per validation fold, a fold's score cannot tell trials apart: the median
+    pruner would stop trials by chance, so the search does not prune. The baseline (a constant, AUC 0.5
+    on every fold, below the median of five linear trials) is the trial it would stop."""
+    from automl.search import objective as obj
+
+    data, _ = _setup(tmp_path, families=("linear", "baseline"))
+    assert not obj.fold_scores_comparable(data)  # 60 rows, 3 folds: under 20 of the smaller class per fold
+
+    def search(name: str) -> list[str]:
+        study = make_study(tmp_path / f"{name}.journal", name, "maximize", "tpe", 0, 10, True, "median")
+        for c in (0.1, 0.3, 1.0, 3.0, 10.0):  # five trials to form the median, then the baseline
+            study.enqueue_trial({"family": "linear", "linear.C": c})
+        study.enqueue_trial({"family": "baseline"})
+        run_search(study, data, Budget(start=time.time(), time_s=120.0, n_trials=6, trial_time_s=20.0))
+        return [t.user_attrs.get("status") for t in study.trials if t.params.get("family") == "baseline"]
+
+    assert search("small") == ["COMPLETE"]
+    monkeypatch.setattr(obj, "MIN_PRUNE_MINORITY", 1)  # the same search where folds count as comparable
+    assert search("comparable") == ["PRUNED"]
+
+
+def test_last_resort_is_the_best_of_the_cheap_trials():
+    from types import SimpleNamespace
+
+    from automl.search.study import last_resort
+
+    def trial(n: int, cost: float) -> SimpleNamespace:
+        return SimpleNamespace(number=n, cost=cost)
+
+    def numbers(ranked: list[SimpleNamespace]) -> list[int]:
+        return [t.number for t in last_resort(ranked, lambda t: t.cost)]
+
+    # best CV first; 0 is the baseline. Trial 1 is within 0.8 + 1 s and ranked above it; the baseline stays
+    # behind it in case the estimate was wrong
+    assert numbers([trial(3, 9.0), trial(1, 1.4), trial(2, 2.5), trial(0, 0.8)]) == [1, 0]
+    assert numbers([trial(3, 9.0), trial(0, 0.8)]) == [0]  # nothing else is cheap
+    assert numbers([trial(5, 4.0), trial(6, 7.9), trial(7, 8.5)]) == [5]
