@@ -35,6 +35,7 @@ class Budget:
     trial_memory_mb: float = 0.0
     reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
+    final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
 
     @property
@@ -171,10 +172,12 @@ def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
         study.enqueue_trial(params, user_attrs={"origin": origin})
 
 
-def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> float:
+def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
-    rows), export it and check parity, from what its CV folds cost."""
-    grow = n_folds / max(n_folds - 1, 1)  # the search-rows refit sees 1/(k-1) more rows than a fold did
+    rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
+    the search rows (a sampled run refits on a larger sample than it searched; automl/search/sample_size.py)."""
+    # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample)
+    grow = scale * n_folds / max(n_folds - 1, 1)
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
     fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows
@@ -221,7 +224,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     done: list[tuple[float, float]] = []  # (sign * CV score, final-stage cost) of completed trials
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
-        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)))
+        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full, budget.final_scale)))
         best_val = max(best_val, sign * t.value)
     rng = np.random.default_rng(data.seed)
     skips = 0
@@ -316,7 +319,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                         np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
                     study.tell(trial, v["mean"])
                     res.completed += 1
-                    done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
+                    done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full,
+                                                           budget.final_scale)))
                     best_val = max(best_val, sign * v["mean"])
                 elif outcome.status == PRUNED:
                     study.tell(trial, state=TrialState.PRUNED)
