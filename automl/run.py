@@ -321,27 +321,38 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             if attempts >= 3 and i_plan < len(plans) - 1:
                 continue
             cands = [(candidate(tr), w) for tr, w in members]
-            cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale) for tr, _ in members)
-            room = budget.left() - budget.reports_s
-            fit_data = final_data
-            if final_data is not data and cost > 1.15 * room:  # no time for the larger sample: the search's rows
-                fit_data = data
-                cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
-            if cost > 1.15 * room and i_plan < len(plans) - 1:  # estimates err both ways
-                failures.append(f"{kind} of trials {[tr.number for tr, _ in members]}: expected {cost:.1f}s, "
-                                f"{room:.1f}s left")
-                continue
-            limit = max(room, 2.0 * cost)
-            attempts += 1
-            floor = _floor(members, data, metric, paths)
-            threshold = _threshold(members, data, metric, paths)
-            outcome = supervise(refit_export, (fit_data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
-                                               cfg.export.parity_rows, floor, cfg.export.refit_full,
-                                               min(1.5, 0.02 * cfg.budget.time_s), threshold),
-                                timeout_s=limit, memory_mb=budget.trial_memory_mb if sampled or cfg.budget.memory_mb else 0)
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
-            if outcome.status == COMPLETE and "model" in outcome.value:
+            floor = _floor(members, data, metric, paths)
+            threshold = _threshold(members, data, metric, paths)
+            small = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
+            # on sampled data: the larger final sample first, keeping time to retry on the search rows (a
+            # family whose cost is not linear in the rows, such as k-NN scoring the holdout, can overrun)
+            tries = [(final_data, sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale)
+                                      for tr, _ in members)), (data, small)] if final_data is not data else [(data, small)]
+            outcome = None
+            for fit_data, cost in tries:
+                room = budget.left() - budget.reports_s
+                keep = 1.5 * small if fit_data is not data else 0.0  # time left for the retry on the search rows
+                last = i_plan == len(plans) - 1 and fit_data is data
+                if cost > 1.15 * (room - keep) and not last:  # estimates err both ways
+                    failures.append(f"{label} on {len(fit_data.y)} rows: expected {cost:.1f}s, {room - keep:.1f}s left")
+                    continue
+                attempts += 1
+                outcome = supervise(refit_export, (fit_data, cands, X_hold, y_hold, classes, meta,
+                                                   cfg.export.parity_tol, cfg.export.parity_rows, floor,
+                                                   cfg.export.refit_full, min(1.5, 0.02 * cfg.budget.time_s), threshold),
+                                    timeout_s=max(room - keep, 2.0 * cost) if not keep else room - keep,
+                                    memory_mb=budget.trial_memory_mb if sampled or cfg.budget.memory_mb else 0)
+                if outcome.status == COMPLETE and "model" in outcome.value:
+                    break
+                why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
+                       else f"{outcome.status}: {outcome.error}")
+                failures.append(f"{label} on {len(fit_data.y)} rows: {why}")
+                log.error("final model (%s, %d rows) failed: %s", label, len(fit_data.y), why)
+                if outcome.status == COMPLETE:  # a parity failure does not depend on the rows
+                    break
+            if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
                 final = outcome.value
                 best = members[0][0]
                 final.update(kind=kind, trial=best.number if kind == "single" else "ensemble",
@@ -357,15 +368,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                     sampled.info["final_model_rows"] = len(fit_data.y) + (len(y_hold) if cfg.export.refit_full else 0)
                     if fit_data is not final_data:
                         sampled.info["final_sample_reason"] = (
-                            f"the search sample: the planned {len(final_data.y)}-row refit did not fit the time left")
+                            f"the search sample: the planned {len(final_data.y)}-row refit did not fit the time left "
+                            f"(planned: {sampled.info['final_sample_reason']})")
+                        sampled.info["final_sample_rows"] = len(fit_data.y)
                 if failures:
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                 break
-            why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
-                   else f"{outcome.status}: {outcome.error}")
-            failures.append(f"{label}: {why}")
-            log.error("final model (%s) failed: %s", label, why)
         timings["final_s"] = time.time() - t
         if not final:
             status, error = "FAILED", "no candidate passed refit, export and the parity gate: " + "; ".join(failures)

@@ -182,7 +182,11 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
     fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows
     export = 1.5 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
-    return fit + export + 0.5
+    # scoring the holdout: about what scoring one validation fold cost (a trial's time beyond its fits), times
+    # `scale` for families whose prediction cost grows with the training rows (k-NN: 1.6 s fits, 220 s trial)
+    k = max(n_folds, 1)
+    predict = 1.2 * max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k * max(scale, 1.0)
+    return fit + export + predict + 0.5
 
 
 def _unseen_cost(family: str) -> float:

@@ -25,7 +25,7 @@ def test_fit_line_recovers_the_cost_per_row():
 
 def test_a_short_budget_searches_a_prefix_and_refits_on_the_whole_sample():
     s = ss.plan(CURVE, memory_rows=900_000, holdout_rows=200_000, n_folds=3, time_left=500, refit_full=True)
-    # final: f * (0.5 + 1e-4 * 900k) + f * (0.5 + 1e-4 * 1.1M) + 3 s (f = 1: 204 s) > 35% of 500 s: cut down
+    # final: f * (0.5 + 1e-4 * 900k) + f * (0.5 + 1e-4 * 1.1M) + 3 s (f = 2: 405 s) > 35% of 500 s: cut down
     assert ss.TRIAL_FACTOR >= 1.0 and s.final_rows < 900_000
     final_s = ss.TRIAL_FACTOR * (2 * 0.5 + 1e-4 * (2 * s.final_rows + 200_000)) + ss.FINAL_OVERHEAD_S
     assert final_s == pytest.approx(ss.FINAL_SHARE * 500, rel=0.01)
@@ -66,3 +66,6 @@ def test_final_cost_scales_with_the_final_sample():
     attrs = {"fold_fit_s": 2.0, "export_s": 0.5}
     one, four = final_cost(attrs, 3, True), final_cost(attrs, 3, True, scale=4.0)
     assert four > 3.5 * (one - 0.5)  # fit and export grow with the rows; the constant does not
+    # a trial whose time went to scoring (k-NN: 3 fits of 1.6 s in a 220 s trial) is priced by it
+    knn = {"fold_fit_s": 1.6, "export_s": 1.5, "seconds": 220.0}
+    assert final_cost(knn, 3, True) > 1.2 * (220 - 4.8) / 3 and final_cost(knn, 3, True, 3.6) > 250
