@@ -313,7 +313,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         # then every completed trial by rank: the first that fits in the time left ships; the cheapest
         # pipeline is the last resort, tried whatever the clock says
         plans += [("single", [(t_, 1.0)]) for t_ in done]
-        cheap = min(done, key=lambda tr: final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale))
+        cheap = min(done, key=lambda tr: final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale,
+                                                        budget.holdout_scale))
         plans.append(("single", [(cheap, 1.0)]))
         failures: list[str] = []
         attempts = 0
@@ -325,11 +326,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
             floor = _floor(members, data, metric, paths)
             threshold = _threshold(members, data, metric, paths)
-            small = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
+            small = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, 1.0, budget.holdout_scale)
+                        for tr, _ in members)
             # on sampled data: the larger final sample first, keeping time to retry on the search rows (a
             # family whose cost is not linear in the rows, such as k-NN scoring the holdout, can overrun)
-            tries = [(final_data, sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale)
-                                      for tr, _ in members)), (data, small)] if final_data is not data else [(data, small)]
+            tries = [(final_data, sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale,
+                                                 budget.holdout_scale) for tr, _ in members)),
+                     (data, small)] if final_data is not data else [(data, small)]
             outcome = None
             for fit_data, cost in tries:
                 room = budget.left() - budget.reports_s
@@ -504,7 +507,8 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
-    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full, budget.final_scale) for t in pool]
+    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full, budget.final_scale,
+                        budget.holdout_scale) for t in pool]
     room = budget.left() - budget.reports_s - 1.5
     from automl.evaluation.threshold import scorer
 
@@ -561,6 +565,8 @@ def _size_samples(data: Any, sampled: Any, budget: Any, n_hold: int, cfg: RunCon
     sampled.info["final_sample_rows"] = len(final.y)
     sampled.info["final_model_rows"] = len(final.y) + (n_hold if cfg.export.refit_full else 0)  # as planned
     budget.final_scale = len(final.y) / len(search.y)
+    # the holdout is drawn from the whole file, and may be larger than a CV fold: scored twice (Python, ONNX)
+    budget.holdout_scale = max(1.0, 2.0 * n_hold / max(len(search.y) / len(search.folds), 1.0))
     log.info("sample sizes: search %d rows (%s); final model %d rows (%s); memory allowed %d",
              len(search.y), sizes.search_reason, len(final.y), sizes.final_reason, sizes.memory_rows)
     return search, final

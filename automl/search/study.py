@@ -36,6 +36,7 @@ class Budget:
     reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
     final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
+    holdout_scale: float = 1.0  # scoring the holdout vs scoring one CV fold (sampled data: a large holdout)
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
 
     @property
@@ -172,7 +173,8 @@ def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
         study.enqueue_trial(params, user_attrs={"origin": origin})
 
 
-def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0) -> float:
+def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
+               holdout_scale: float = 1.0) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
     the search rows (a sampled run refits on a larger sample than it searched; automl/search/sample_size.py)."""
@@ -182,10 +184,12 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
     fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows
     export = 1.5 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
-    # scoring the holdout: about what scoring one validation fold cost (a trial's time beyond its fits), times
-    # `scale` for families whose prediction cost grows with the training rows (k-NN: 1.6 s fits, 220 s trial)
+    # scoring the holdout: what scoring one validation fold cost (a trial's time beyond its fits), times
+    # `holdout_scale` (holdout rows over a fold's, twice: Python and onnxruntime) and `scale` for families
+    # whose prediction cost grows with the training rows (k-NN: 1.6 s fits in a 220 s trial)
     k = max(n_folds, 1)
-    predict = 1.2 * max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k * max(scale, 1.0)
+    predict = (1.2 * max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k * max(scale, 1.0)
+               * holdout_scale)
     return fit + export + predict + 0.5
 
 
@@ -228,7 +232,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     done: list[tuple[float, float]] = []  # (sign * CV score, final-stage cost) of completed trials
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
-        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full, budget.final_scale)))
+        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full, budget.final_scale,
+                                                      budget.holdout_scale)))
         best_val = max(best_val, sign * t.value)
     rng = np.random.default_rng(data.seed)
     skips = 0
@@ -324,7 +329,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                     study.tell(trial, v["mean"])
                     res.completed += 1
                     done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full,
-                                                           budget.final_scale)))
+                                                           budget.final_scale, budget.holdout_scale)))
                     best_val = max(best_val, sign * v["mean"])
                 elif outcome.status == PRUNED:
                     study.tell(trial, state=TrialState.PRUNED)
