@@ -565,6 +565,11 @@ def _size_samples(data: Any, sampled: Any, budget: Any, n_hold: int, cfg: RunCon
     sampled.info["final_sample_rows"] = len(final.y)
     sampled.info["final_model_rows"] = len(final.y) + (n_hold if cfg.export.refit_full else 0)  # as planned
     budget.final_scale = len(final.y) / len(search.y)
+    if not cfg.budget.trial_time_s and sizes.per_trial_s:  # a family far slower than planned cannot eat the search
+        from automl.search.sample_size import TRIAL_LIMIT_FACTOR
+
+        budget.trial_time_s = max(10.0, TRIAL_LIMIT_FACTOR * sizes.per_trial_s)
+        sampled.info["trial_time_limit_s"] = round(budget.trial_time_s, 1)
     # the holdout is drawn from the whole file, and may be larger than a CV fold: scored twice (Python, ONNX)
     budget.holdout_scale = max(1.0, 2.0 * n_hold / max(len(search.y) / len(search.folds), 1.0))
     log.info("sample sizes: search %d rows (%s); final model %d rows (%s); memory allowed %d",

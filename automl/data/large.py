@@ -223,6 +223,9 @@ def card_lines(m: dict[str, Any]) -> list[str]:
     ]
     if s.get("fit_time_model"):
         out.append(f"- Fit time priced from the learning curve: {s['fit_time_model']}.")
+    if s.get("trial_time_limit_s"):
+        out.append(f"- Trial time limit {s['trial_time_limit_s']:.0f} s (4x the planned trial time): a family far "
+                   "slower than planned (k-NN scoring grows with the square of the rows) is stopped, not waited for.")
     lc = s.get("learning_curve") or {}
     if lc.get("points"):
         out += [

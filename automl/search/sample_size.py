@@ -33,6 +33,9 @@ TRIAL_FACTOR = 2.0
 FINAL_SHARE = 0.35  # of the time left after the curve, at most, for the final refit(s)
 FINAL_OVERHEAD_S = 3.0  # export to ONNX, parity check, process start
 MIN_SEARCH_ROWS = 2000
+# a trial may take this many times the planned trial time before it is stopped (TIMEOUT): k-NN's scoring
+# grows with the square of the rows (on 361k search rows one k-NN trial ran for minutes)
+TRIAL_LIMIT_FACTOR = 4.0
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Sizes:
     seconds_per_fit: tuple[float, float]  # (a, b): a fit on r rows ~ a + b r seconds
     search_reason: str
     final_reason: str
+    per_trial_s: float = 0.0  # the time a trial was planned to take (0: not planned)
 
     def to_json(self) -> dict[str, Any]:
         a, b = self.seconds_per_fit
@@ -110,7 +114,7 @@ def plan(points: list[dict[str, float]], memory_rows: int, holdout_rows: int, n_
     else:
         search_reason = (f"time-bound: {TARGET_TRIALS} trials of {n_folds} folds in the ~{search_s:.0f}s left for "
                          f"the search, at ~{per_trial:.1f}s a trial")
-    return Sizes(memory_rows, search_rows, final_rows, (a, b), search_reason, final_reason)
+    return Sizes(memory_rows, search_rows, final_rows, (a, b), search_reason, final_reason, per_trial)
 
 
 def subset(y: np.ndarray, n: int, classification: bool, floor: int) -> np.ndarray:

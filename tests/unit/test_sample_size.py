@@ -32,7 +32,7 @@ def test_a_short_budget_searches_a_prefix_and_refits_on_the_whole_sample():
     # search: TARGET_TRIALS trials of 3 folds on 2/3 of the rows in what is left
     per_trial = (500 - final_s) / ss.TARGET_TRIALS
     assert 3 * ss.TRIAL_FACTOR * (0.5 + 1e-4 * s.search_rows * 2 / 3) == pytest.approx(per_trial, rel=0.01)
-    assert ss.MIN_SEARCH_ROWS < s.search_rows < s.final_rows
+    assert ss.MIN_SEARCH_ROWS < s.search_rows < s.final_rows and s.per_trial_s == pytest.approx(per_trial)
     assert "time-bound" in s.search_reason and "largest sample" in s.final_reason
     assert s.to_json()["memory_sample_rows"] == 900_000
 
