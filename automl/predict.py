@@ -8,13 +8,17 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from automl.errors import UserError
+from automl.memory import release_freed
 
 log = logging.getLogger("automl")
+PROGRESS_ROWS = 1_000_000  # a progress line each time this many more rows are scored
+CSV_BLOCK_BYTES = 1 << 20
 
 
 def _model_path(p: str) -> Path:
@@ -27,17 +31,49 @@ def _model_path(p: str) -> Path:
     return path
 
 
-def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) -> Iterator[pd.DataFrame]:
-    """The input in chunks of about `rows` rows: only the model's columns are parsed, with the types the
-    graph takes (numbers as float64, the rest as strings), so memory stays flat whatever the file size
-    and no type guessed from the first block can fail on a later one."""
+def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None, query: str = "",
+            table: str = "") -> Iterator[pd.DataFrame]:
+    """The input in chunks of exactly `rows` rows (the last one shorter): only the model's columns are
+    parsed, with the types the graph takes (numbers as float64, the rest as strings), so memory stays flat
+    whatever the file size and no type guessed from the first block can fail on a later one."""
+    for part in _exact(_batches(path, rows, schema, query, table), rows):
+        yield part.to_pandas()
+
+
+def _exact(batches: Iterator[Any], rows: int) -> Iterator[Any]:
+    """Arrow batches of any size regrouped into tables of exactly `rows` rows (zero-copy slices). Readers
+    give uneven batches (a 256k-row Parquet group in 100k, 100k and 56k; CSV blocks by bytes): equal
+    chunks keep every later allocation the size of the first, which the allocators then reuse."""
+    import pyarrow as pa
+
+    buf: list[Any] = []
+    held = 0
+    for b in batches:
+        if b.num_rows == 0:
+            continue
+        buf.append(b)
+        held += b.num_rows
+        while held >= rows:
+            t = pa.Table.from_batches(buf)
+            yield t.slice(0, rows)
+            rest = t.slice(rows)
+            buf, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(buf)
+
+
+def _batches(path: str, rows: int, schema: list[dict[str, str]] | None, query: str,
+             table: str) -> Iterator[Any]:
+    """The input's record batches, as the reader of its format gives them."""
     import pyarrow as pa
 
     from automl.data.scan import PANDAS_NA, open_source
 
-    src = open_source(path, "--data")
+    src = open_source(path, "--data", query, table)
     want = [c["name"] for c in schema] if schema is not None else None
-    if src.kind == "csv":
+    if src.kind == "sql":
+        yield from _sql_batches(src.sql, rows, schema)
+    elif src.kind == "csv":
         import pyarrow.csv as pcsv
 
         types = {c["name"]: pa.float64() if c["dtype"] == "float32" else pa.string() for c in schema or []}
@@ -51,13 +87,14 @@ def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) ->
         _warn_extra(header, want)
         opts = pcsv.ConvertOptions(column_types=types, include_columns=[c for c in want or header if c in header],
                                    strings_can_be_null=True, null_values=PANDAS_NA)
-        block = max(1 << 14, min(16 << 20, rows * 100))  # bytes: about `rows` rows of a typical table
-        # single-threaded: a threaded reader reads ahead of the slower scoring without bound (scan.py)
+        # small blocks, regrouped to `rows` by _exact: the streaming reader reads a dozen or so blocks ahead
+        # of the consumer even single-threaded (10 MB blocks held 130-170 MB of arrow memory, 1 MB blocks
+        # 20-30 MB); single-threaded, since a threaded reader reads ahead without bound (scan.py)
         try:
-            reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=block, use_threads=False),
+            reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES,
+                                                                               use_threads=False),
                                    convert_options=opts)
-            for batch in reader:
-                yield batch.to_pandas()
+            yield from reader
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
             raise _parse_error(str(e), path, header) from None
     else:
@@ -67,8 +104,27 @@ def _chunks(path: str, rows: int, schema: list[dict[str, str]] | None = None) ->
         _warn_extra(header, want)
         cols = [c for c in want or header if c in header]
         for f in src.files:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=rows, columns=cols):
-                yield batch.to_pandas()
+            # pre_buffer=False: with pre-buffering (pyarrow's default) the reader keeps every column chunk
+            # it has read cached until it is closed, so memory grew with the file (+7 MB per million rows)
+            yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=rows, columns=cols)
+
+
+def _sql_batches(sql: Any, rows: int, schema: list[dict[str, str]] | None) -> Iterator[Any]:
+    """A query's rows in chunks through a server-side cursor; only the model's columns are fetched
+    (the query is wrapped in SELECT <columns> FROM (...)), typed as the graph takes them."""
+    import pyarrow as pa
+
+    names = sql.schema_names()
+    want = [c["name"] for c in schema] if schema is not None else names
+    _warn_extra(names, want)
+    keep = [c for c in want if c in names]
+    if keep and len(keep) < len(names):
+        q = sql.engine().dialect.identifier_preparer
+        sql.query = f"SELECT {', '.join(q.quote(c) for c in keep)} FROM ({sql.query}\n) AS automl_q"
+    # numbers as float64, dates as the database gives them (feeds_from_frame converts), the rest as text
+    types = {c["name"]: pa.float64() if c["dtype"] == "float32" else None if c["dtype"] == "float64"
+             else pa.string() for c in schema or [] if c["name"] in names}
+    yield from sql.batches(rows, columns=types or {c: None for c in keep}, hash_rows=False)
 
 
 def _parse_error(msg: str, path: str, header: list[str]) -> UserError:
@@ -90,7 +146,8 @@ def _warn_extra(header: list[str], want: list[str] | None) -> None:
         log.warning("ignoring %d column(s) the model does not use: %s", len(extra), ", ".join(extra[:10]))
 
 
-def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> int:
+def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000, query: str = "",
+                 table: str = "") -> int:
     from automl.export.contract import class_labels, feeds_from_frame, input_schema
     from automl.export.onnx import session
 
@@ -112,7 +169,7 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
     total = 0
     writer = None
     try:
-        for i, chunk in enumerate(_chunks(data, chunk_rows, schema)):
+        for i, chunk in enumerate(_chunks(data, chunk_rows, schema, query, table)):
             feeds = feeds_from_frame(chunk, schema)
             for col, levels in known.items():
                 vals = feeds[col].ravel()
@@ -126,20 +183,27 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
                 proba = np.asarray(res["probabilities"])
                 for j, c in enumerate(classes):
                     frame[f"proba_{c}"] = proba[:, j]
+            if (total + len(frame)) // PROGRESS_ROWS > total // PROGRESS_ROWS:
+                log.info("scored %d rows", total + len(frame))
             total += len(frame)
             if out_path.suffix.lower() == ".parquet":
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
+                part = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, part.schema)
+                writer.write_table(part)
             else:
                 frame.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False)
+            del chunk, feeds, res, frame
+            release_freed()  # what this chunk freed goes back to the OS before the next one allocates
         if writer is not None:
             writer.close()
         if total == 0:
-            raise UserError("--data", f"file '{data}' has no data rows", "Send at least one row.")
+            from automl.data.sql import is_sql_url, mask
+
+            what = f"the query on {mask(data)}" if is_sql_url(data) else f"file '{data}'"
+            raise UserError("--data", f"{what} has no data rows", "Send at least one row.")
         for col, (n, example) in unseen.items():
             log.warning("column '%s': %d row(s) hold categories not seen in training (e.g. %r); they are "
                         "scored as an unknown level", col, n, example)
@@ -152,8 +216,10 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000) -> 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="automl predict", description="Score rows with an automl model.onnx.")
     ap.add_argument("--model", required=True, help="model.onnx, or the run folder that holds it")
-    ap.add_argument("--data", help="CSV or Parquet file with the raw feature columns (a run on several tables: "
-                    "the new target table)")
+    ap.add_argument("--data", help="CSV or Parquet file (or folder of Parquet files) with the raw feature columns, "
+                    "or a database URL with --query/--table (a run on several tables: the new target table)")
+    ap.add_argument("--query", default="", help="with a database URL in --data: the SELECT whose rows are scored")
+    ap.add_argument("--table", default="", help="with a database URL in --data: the table whose rows are scored")
     ap.add_argument("--tables", nargs="+", metavar="NAME=PATH",
                     help="a run on several tables: the raw tables (e.g. sessions=s.csv transactions=t.csv); "
                          "aggregates are recomputed with the run's saved definitions; unnamed tables use the "
@@ -166,6 +232,6 @@ def main(argv: list[str]) -> int:
 
     n = maybe_predict_tables(a.model, a.tables, a.data, a.out, a.chunk_rows)
     if n is None:
-        n = predict_file(a.model, a.data, a.out, a.chunk_rows)
+        n = predict_file(a.model, a.data, a.out, a.chunk_rows, a.query, a.table)
     print(f"wrote {n} predictions to {a.out}")
     return 0

@@ -60,7 +60,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         # score the holdout through onnxruntime too, with the very model that was scored, before refitting
         t = time.perf_counter()
         scored = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
-        out["holdout_score_onnx"] = _onnx_score(scored, data, X_hold, y_hold, threshold)
+        out["holdout_score_onnx"] = _onnx_score(scored, data, X_hold, y_hold, threshold, len(data.y))
         timings["holdout_onnx_s"] = time.perf_counter() - t
         t = time.perf_counter()
         pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))
@@ -73,12 +73,13 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     check_rows = check_rows.iloc[:parity_rows]
     t = time.perf_counter()
     try:
-        parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold)
+        parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold,
+                              fit_rows=len(data.y) + (len(y_hold) if refit_full else 0))
     except ParityError as e:
         return {**out, "parity_error": str(e), "timings": timings}
     timings["parity_s"] = time.perf_counter() - t
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
-        out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold)
+        out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
     members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
@@ -90,13 +91,13 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
 
 
 def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray,
-                threshold: float | None = None) -> float:
-    """The metric on rows scored by onnxruntime through the ONNX contract alone."""
+                threshold: float | None = None, fit_rows: int = 0) -> float:
+    """The metric on rows scored by onnxruntime through the ONNX contract alone (in slices sized to the
+    model's training rows: see run_in_chunks)."""
     from automl.export.contract import feeds_from_frame
-    from automl.export.onnx import session
+    from automl.export.onnx import run_in_chunks, session
 
     sess = session(model.SerializeToString())
-    res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds_from_frame(X, data.schema.to_json())),
-                   strict=True))
+    res = run_in_chunks(sess, feeds_from_frame(X, data.schema.to_json()), fit_rows)
     pred = res["label"] if data.task == "regression" else res["probabilities"]
     return data.metric(y, np.asarray(pred, dtype=np.float64), data.n_classes, threshold)

@@ -80,7 +80,7 @@ def prepare_target(df: pd.DataFrame, target: str, task: str) -> tuple[np.ndarray
 
 def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[str, Any]:
     from automl.config.validate import resolve_task, validate_config
-    from automl.data.load import file_sha256
+    from automl.data.load import source_sha256
     from automl.data.profile import build_profile
     from automl.data.roles import infer_schema, infer_task, to_model_frame
     from automl.data.split import check_class_counts, cv_folds, holdout_split
@@ -99,19 +99,21 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     from automl.memory import resolve_budget
 
     mem = resolve_budget(cfg.budget.memory_mb)  # data over the memory budget is scanned and sampled
-    sampled = None
+    sampled = src = None
     if cfg.data.tables:  # several tables: point-in-time aggregates joined onto the target table's rows
         from automl.data.relational import build_flat_frame
 
         df = build_flat_frame(cfg.data, target, paths.root)
     else:
         from automl.data.large import load_for_run
+        from automl.data.scan import open_source
 
+        src = open_source(cfg.data.path, query=cfg.data.query, table=cfg.data.table)
         df, sampled = load_for_run(cfg.data.path, target, mem, cfg.search.n_workers or 1, cfg.search.holdout,
-                                   cfg.seed, cfg.data.max_rows)
+                                   cfg.seed, cfg.data.max_rows, src=src)
     if target not in df.columns:
         cols = list(df.columns)
-        raise UserError("task.target", f"'{target}' is not a column of {Path(cfg.data.path).name}",
+        raise UserError("task.target", f"'{target}' is not a column of {src.name if src else Path(cfg.data.path).name}",
                         f"Set task.target to one of: {', '.join(cols[:20])}{' ...' if len(cols) > 20 else ''}.")
     if df[target].isna().all():
         raise UserError(f"column '{target}'", "the target is missing in every row", "Choose a target with values.")
@@ -150,7 +152,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     for w in profile["warnings"]:
         log.warning("data: %s", w)
 
-    data_sha = file_sha256(cfg.data.path)
+    data_sha, data_sha_of = source_sha256(src, cfg.data.path)
     if cfg.data.tables:  # a resumed study must see the same tables, not only the same target table
         from automl.data.relational import tables_sha256
 
@@ -203,6 +205,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     from automl.search import coordination as coord
 
+    study = make()
+    coord.check_owner(study, cfg.search.storage, str(paths.root))
+    prev_sha = study.user_attrs.get("data_sha256")
+    if prev_sha and prev_sha != data_sha:
+        raise UserError("hydra.run.dir", "this run folder's study was made from different data",
+                        "Use a new run folder (hydra.run.dir) or the original data file.")
     if sampled is not None:  # would more rows pay? measured before the search, on the holdout
         from automl.search.learning_curve import learning_curve
 
@@ -210,12 +218,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         sampled.info["learning_curve"] = learning_curve(data, X_hold, y_hold, min(max(0.12 * cfg.budget.time_s, 6.0), 60.0),
                                                         budget.trial_memory_mb)
         timings["learning_curve_s"] = time.time() - t
-    study = make()
-    coord.check_owner(study, cfg.search.storage, str(paths.root))
-    prev_sha = study.user_attrs.get("data_sha256")
-    if prev_sha and prev_sha != data_sha:
-        raise UserError("hydra.run.dir", "this run folder's study was made from different data",
-                        "Use a new run folder (hydra.run.dir) or the original data file.")
+    final_data = data  # the rows the final model is fitted on: on sampled data, more than the search's
+    if sampled is not None:
+        # a resumed study keeps the sizes its trials (and their out-of-fold predictions) were made with
+        sizes = study.user_attrs.get("sample_sizes")
+        data, final_data = _size_samples(data, sampled, budget, len(y_hold), cfg, sizes)
+        study.set_user_attr("sample_sizes", sampled.info["planned_rows"])
     resumed = bool(study.trials)
     if not prev_sha:
         study.set_user_attr("data_sha256", data_sha)
@@ -259,8 +267,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     manifest: dict[str, Any] = {
         "engine_version": __version__, "versions": _versions(), **_git_sha(),
-        "seed": cfg.seed, "data": {"path": str(Path(cfg.data.path).resolve()), "name": cfg.data.name,
-                                    "sha256": data_sha, "rows": df_shape[0], "columns": df_shape[1]},
+        "seed": cfg.seed, "data": {**_data_source(cfg, src), "name": cfg.data.name, "sha256": data_sha,
+                                    "sha256_of": data_sha_of, "rows": df_shape[0], "columns": df_shape[1]},
         "target": target, "task": task, "metric": metric_name, "greater_is_better": metric.greater_is_better,
         "classes": classes, "budget": {"time_s": cfg.budget.time_s, "n_trials": cfg.budget.n_trials,
                                        "trial_time_s": budget.trial_time_s, "trial_memory_mb": budget.trial_memory_mb},
@@ -268,7 +276,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         "search": {"sampler": cfg.search.sampler, "cv_folds": len(folds), "families": families,
                    "n_workers": n_workers, "storage": redact(cfg.search.storage) or "journal",
                    "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
-                   "search_rows": len(y), "holdout_rows": len(y_hold), "completed": result.completed,
+                   "search_rows": len(data.y), "holdout_rows": len(y_hold), "completed": result.completed,
                    "failed": result.failed, "pruned": result.pruned, "stopped_because": result.stopped_because,
                    "trials_total": sum(t.state.name != "WAITING" for t in study.trials)},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
@@ -276,7 +284,6 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     manifest["budget"].update(mem.to_json())
     if sampled is not None:
         manifest["data"].update(rows=sampled.scan.n_rows, rows_in_memory=len(y_all))
-        sampled.info["final_model_rows"] = len(y) + (len(y_hold) if cfg.export.refit_full else 0)
         manifest["sampling"] = sampled.info
 
     from optuna.trial import TrialState
@@ -313,39 +320,59 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         plans += [("single", [(t_, 1.0)]) for t_ in done]
 
         def cost_of(tr: Any) -> float:
-            return final_cost(tr.user_attrs, len(folds), budget.refit_full)
+            return final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale, budget.holdout_scale)
 
         resorts = last_resort(done, cost_of)
         first_resort = len(plans)
         plans += [("single", [(tr, 1.0)]) for tr in resorts]
-        fallback_s = 1.5 * cost_of(resorts[0]) + 0.5
+        # kept free by every earlier attempt, so that the first last resort still fits in the budget
+        fallback_s = 1.5 * final_cost(resorts[0].user_attrs, len(folds), budget.refit_full, 1.0,
+                                      budget.holdout_scale) + 0.5
         failures: list[str] = []
         attempts = 0
         for i_plan, (kind, members) in enumerate(plans):
             if attempts >= 3 and i_plan < first_resort:
                 continue
             cands = [(candidate(tr), w) for tr, w in members]
-            cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
-            room = budget.left() - budget.reports_s
-            resort = i_plan >= first_resort
-            if cost > 1.15 * (room - fallback_s) and not resort:  # estimates err both ways
-                failures.append(f"{kind} of trials {[tr.number for tr, _ in members]}: expected {cost:.1f}s, "
-                                f"{room:.1f}s left")
-                continue
-            # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time
-            # for the last resort to run within the budget; the last resorts must ship something, and on a
-            # loaded machine a refit can take 3-4x its estimate
-            limit = max(room, 4.0 * cost) if resort else max(1.0, room - fallback_s)
-            attempts += 1
-            floor = _floor(members, data, metric, paths)
-            threshold = _threshold(members, data, metric, paths)
-            outcome = supervise(refit_export, (data, cands, X_hold, y_hold, classes, meta, cfg.export.parity_tol,
-                                               cfg.export.parity_rows, floor, cfg.export.refit_full,
-                                               min(1.5, 0.02 * cfg.budget.time_s), threshold),
-                                timeout_s=limit, memory_mb=budget.trial_memory_mb if sampled or cfg.budget.memory_mb else 0)
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
-            if outcome.status == COMPLETE and "model" in outcome.value:
+            floor = _floor(members, data, metric, paths)
+            threshold = _threshold(members, data, metric, paths)
+            small = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, 1.0, budget.holdout_scale)
+                        for tr, _ in members)
+            # on sampled data: the larger final sample first, keeping time to retry on the search rows (a
+            # family whose cost is not linear in the rows, such as k-NN scoring the holdout, can overrun)
+            tries = [(final_data, sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale,
+                                                 budget.holdout_scale) for tr, _ in members)),
+                     (data, small)] if final_data is not data else [(data, small)]
+            outcome = None
+            for fit_data, cost in tries:
+                room = budget.left() - budget.reports_s
+                resort = i_plan >= first_resort and fit_data is data
+                # time kept free if this attempt fails: the retry on the search rows, and the last resort
+                keep = (1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else fallback_s)
+                if cost > 1.15 * (room - keep) and not resort:  # estimates err both ways
+                    failures.append(f"{label} on {len(fit_data.y)} rows: expected {cost:.1f}s, {room - keep:.1f}s left")
+                    continue
+                attempts += 1
+                # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time
+                # for its fallbacks; a last resort must ship something and gets 4x its estimate, since on a
+                # loaded machine a refit can take 3-4x
+                limit = max(room, 4.0 * cost) if resort else max(1.0, room - keep)
+                outcome = supervise(refit_export, (fit_data, cands, X_hold, y_hold, classes, meta,
+                                                   cfg.export.parity_tol, cfg.export.parity_rows, floor,
+                                                   cfg.export.refit_full, min(1.5, 0.02 * cfg.budget.time_s), threshold),
+                                    timeout_s=limit,
+                                    memory_mb=budget.trial_memory_mb if sampled or cfg.budget.memory_mb else 0)
+                if outcome.status == COMPLETE and "model" in outcome.value:
+                    break
+                why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
+                       else f"{outcome.status}: {outcome.error}")
+                failures.append(f"{label} on {len(fit_data.y)} rows: {why}")
+                log.error("final model (%s, %d rows) failed: %s", label, len(fit_data.y), why)
+                if outcome.status == COMPLETE:  # a parity failure does not depend on the rows
+                    break
+            if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
                 final = outcome.value
                 best = members[0][0]
                 final.update(kind=kind, trial=best.number if kind == "single" else "ensemble",
@@ -356,14 +383,18 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                              probability_floor=floor, decision_threshold=threshold,
                              members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
                                        "cv_mean": tr.value} for tr, w in members])
+                final["fit_rows"] = len(fit_data.y)
+                if sampled is not None:
+                    sampled.info["final_model_rows"] = len(fit_data.y) + (len(y_hold) if cfg.export.refit_full else 0)
+                    if fit_data is not final_data:
+                        sampled.info["final_sample_reason"] = (
+                            f"the search sample: the planned {len(final_data.y)}-row refit did not fit the time left "
+                            f"(planned: {sampled.info['final_sample_reason']})")
+                        sampled.info["final_sample_rows"] = len(fit_data.y)
                 if failures:
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                 break
-            why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
-                   else f"{outcome.status}: {outcome.error}")
-            failures.append(f"{label}: {why}")
-            log.error("final model (%s) failed: %s", label, why)
         timings["final_s"] = time.time() - t
         if not final:
             status, error = "FAILED", "no candidate passed refit, export and the parity gate: " + "; ".join(failures)
@@ -493,7 +524,8 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof / f"trial_{t.number}.npy").astype(np.float64) for t in pool]
-    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full) for t in pool]
+    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full, budget.final_scale,
+                        budget.holdout_scale) for t in pool]
     room = budget.left() - budget.reports_s - 1.5
     from automl.evaluation.threshold import scorer
 
@@ -529,6 +561,61 @@ def _leaderboard(study: Any, metric: Any, final: dict[str, Any]) -> pd.DataFrame
     from automl.evaluation.leaderboard import build_leaderboard
 
     return build_leaderboard(study, metric.greater_is_better, final)
+
+
+def _size_samples(data: Any, sampled: Any, budget: Any, n_hold: int, cfg: RunConfig,
+                  resumed: list[int] | None = None) -> tuple[Any, Any]:
+    """(search data, final data) on sampled data: the search on a time-bound prefix of the memory-bound
+    sample, the final refit on as much of it as its time allows (automl/search/sample_size.py).
+    `resumed`: the [search, final] row counts an earlier run of this study chose, kept as they were."""
+    import dataclasses
+
+    from automl.data.scan import CLASS_FLOOR
+    from automl.data.split import cv_folds
+    from automl.search.sample_size import plan, subset
+
+    lc = sampled.info.get("learning_curve") or {}
+    sizes = plan(lc.get("points", []), len(data.y), n_hold, len(data.folds), budget.left() - budget.reports_s,
+                 cfg.export.refit_full)
+    if resumed:
+        sizes.search_rows, sizes.final_rows = min(resumed), max(resumed)
+        sizes.search_reason = sizes.final_reason = "kept from the earlier run of this study (resumed)"
+    sampled.info.update(sizes.to_json())
+    sampled.info["planned_rows"] = [sizes.search_rows, sizes.final_rows]  # before the class floors are added
+    classification = data.task != "regression"
+
+    def rows(d: Any, n: int) -> Any:
+        if n >= len(d.y):
+            return d
+        keep = subset(d.y, n, classification, CLASS_FLOOR)
+        y = d.y[keep]
+        return dataclasses.replace(d, X=d.X.iloc[keep].reset_index(drop=True), y=y,
+                                   folds=cv_folds(y, d.task, len(d.folds), cfg.seed))
+
+    final = rows(data, sizes.final_rows)
+    search = rows(final, sizes.search_rows)
+    sampled.info["search_sample_rows"] = len(search.y)  # with the class floors
+    sampled.info["final_sample_rows"] = len(final.y)
+    sampled.info["final_model_rows"] = len(final.y) + (n_hold if cfg.export.refit_full else 0)  # as planned
+    budget.final_scale = len(final.y) / len(search.y)
+    if not cfg.budget.trial_time_s and sizes.per_trial_s:  # a family far slower than planned cannot eat the search
+        from automl.search.sample_size import TRIAL_LIMIT_FACTOR
+
+        budget.trial_time_s = max(10.0, TRIAL_LIMIT_FACTOR * sizes.per_trial_s)
+        sampled.info["trial_time_limit_s"] = round(budget.trial_time_s, 1)
+    # the holdout is drawn from the whole file, and may be larger than a CV fold: scored twice (Python, ONNX)
+    budget.holdout_scale = max(1.0, 2.0 * n_hold / max(len(search.y) / len(search.folds), 1.0))
+    log.info("sample sizes: search %d rows (%s); final model %d rows (%s); memory allowed %d",
+             len(search.y), sizes.search_reason, len(final.y), sizes.final_reason, sizes.memory_rows)
+    return search, final
+
+
+def _data_source(cfg: RunConfig, src: Any) -> dict[str, str]:
+    """Where the data came from, for the manifest: a database URL with its password masked."""
+    if src is not None and src.kind == "sql":
+        return {"path": src.sql.masked, "format": "sql", **({"table": src.sql.table} if src.sql.table
+                                                            else {"query": src.sql.query})}
+    return {"path": str(Path(cfg.data.path).resolve())}
 
 
 def _trial_memory_mb(cfg: RunConfig, n_workers: int = 1, mem: Any = None) -> float:

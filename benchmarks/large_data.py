@@ -2,7 +2,7 @@
 under budget.memory_mb = a fifth of the data's in-memory size, and score the whole file with
 `automl predict`, measuring memory from outside.
 
-    nice -n 10 python benchmarks/large_data.py build --rows 40000000       # /tmp/bigdata/german_big.{csv,parquet}
+    nice -n 10 python benchmarks/large_data.py build --rows 50000000       # /tmp/bigdata/german_big.{csv,parquet}
     nice -n 10 python benchmarks/large_data.py run --time 120              # engine on the CSV
     nice -n 10 python benchmarks/large_data.py predict                     # predict over CSV and Parquet
 
@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,14 +98,22 @@ def build(rows: int, chunk: int = 1_000_000, seed: int = 0) -> None:
 
 
 class TreeSampler(threading.Thread):
-    """Peak of RSS and PSS summed over a process and all its descendants, polled."""
+    """Peak of RSS and PSS summed over a process and all its descendants, polled; and a timeline of the
+    root's RSS against the progress the process logs ("scored N rows", read from its log file)."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, every: float = 0.2, log: Path | None = None) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every = pid, every
+        self.pid, self.every, self.log = pid, every, log
         self.peak_rss = self.peak_pss = 0.0
         self.peak_procs = 0
+        self.timeline: list[tuple[float, int, float]] = []  # (seconds, rows done, root RSS MB)
         self.stop = threading.Event()
+
+    def _rows_done(self) -> int:
+        if self.log is None:
+            return 0
+        hits = re.findall(r"scored (\d+) rows", self.log.read_text(errors="replace")[-4000:])
+        return int(hits[-1]) if hits else 0
 
     def run(self) -> None:
         import psutil
@@ -126,6 +135,10 @@ class TreeSampler(threading.Thread):
                     pss += mi.pss
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
+            try:
+                self.timeline.append((time.time(), self._rows_done(), root.memory_info().rss / 2**20))
+            except psutil.NoSuchProcess:
+                pass
             self.peak_rss = max(self.peak_rss, rss / 2**20)
             self.peak_pss = max(self.peak_pss, pss / 2**20)
             self.peak_procs = max(self.peak_procs, len(procs))
@@ -143,13 +156,14 @@ def measured(cmd: list[str], log: Path) -> dict:
         import psutil
 
         kids = psutil.Process(proc.pid).children()  # /usr/bin/time's child is the engine
-        sampler = TreeSampler(kids[0].pid if kids else proc.pid)
+        sampler = TreeSampler(kids[0].pid if kids else proc.pid, log=log)
         sampler.start()
         code = proc.wait()
         sampler.stop.set()
         sampler.join()
     text = log.read_text()
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    measured.timeline = sampler.timeline  # type: ignore[attr-defined]
     return {
         "exit_code": code,
         "wall_s": round(time.time() - t0, 1),
@@ -163,7 +177,7 @@ def measured(cmd: list[str], log: Path) -> dict:
 def run(time_s: float, data: Path) -> None:
     f = _facts()
     memory_mb = int(f["in_memory_mb"] / 5)
-    run_dir = OUT / "run"
+    run_dir = OUT / ("run" if data.suffix == ".csv" else f"run_{data.suffix.lstrip('.')}")
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     cmd = [
         sys.executable,
@@ -175,7 +189,7 @@ def run(time_s: float, data: Path) -> None:
         f"budget.memory_mb={memory_mb}",
         f"hydra.run.dir={run_dir}",
     ]
-    res = measured(cmd, OUT / "run.log")
+    res = measured(cmd, OUT / f"{run_dir.name}.log")
     man = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
     s = man.get("sampling", {})
     res.update(
@@ -188,7 +202,12 @@ def run(time_s: float, data: Path) -> None:
             k: s.get(k)
             for k in (
                 "rows_total",
+                "memory_sample_rows",
                 "search_sample_rows",
+                "search_sample_reason",
+                "final_sample_rows",
+                "final_sample_reason",
+                "fit_time_model",
                 "holdout_rows",
                 "final_model_rows",
                 "scan_s",
@@ -200,12 +219,35 @@ def run(time_s: float, data: Path) -> None:
         holdout=man.get("final", {}).get("holdout_score"),
         family=man.get("final", {}).get("family"),
         completed=man.get("search", {}).get("completed"),
+        failed=man.get("search", {}).get("failed"),
+        timings=man.get("timings"),
+        uptime=subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     )
-    _save(run=res)
+    _save(**{"run" if data.suffix == ".csv" else f"run_{data.suffix.lstrip('.')}": res})
     print(json.dumps(res, indent=1))
 
 
-def predict(chunk_rows: int) -> None:
+def rss_by_progress(timeline: list[tuple[float, int, float]], rows: int) -> dict[str, Any]:
+    """The driver's RSS when 10%, 50% and all rows were scored, the highest RSS over the whole run, and
+    the growth from the 10% mark to the end (flat memory: ~0)."""
+    out: dict[str, Any] = {}
+    for share in (0.1, 0.5, 1.0):
+        hit = [r for _, done, r in timeline if done >= share * rows]
+        if hit:
+            out[f"{share:.0%}"] = round(hit[0], 1)
+    for step in range(5, 100, 5):  # a coarse timeline: RSS when each further 5% of the rows was scored
+        hit = [r for _, done, r in timeline if done >= step / 100 * rows]
+        if hit:
+            out.setdefault("every_5pct", []).append(round(hit[0], 1))
+    if timeline:
+        out["max"] = round(max(r for *_, r in timeline), 1)
+        if "10%" in out:
+            after = [r for _, done, r in timeline if done >= 0.1 * rows]
+            out["growth_after_10pct_pct"] = round(100 * (max(after) - out["10%"]) / out["10%"], 1)
+    return out
+
+
+def predict(chunk_rows: int, model: Path) -> None:
     out = {}
     for name, data, dest in (
         ("parquet", PARQUET, OUT / "pred_from_parquet.parquet"),
@@ -217,7 +259,7 @@ def predict(chunk_rows: int) -> None:
             "automl",
             "predict",
             "--model",
-            str(OUT / "run"),
+            str(model),
             "--data",
             str(data),
             "--out",
@@ -228,9 +270,11 @@ def predict(chunk_rows: int) -> None:
         res = measured(cmd, OUT / f"predict_{name}.log")
         rows = _facts()["rows"]
         res.update(
+            model=str(model),
             rows=rows,
             rows_per_s=round(rows / res["wall_s"]),
             out_bytes=dest.stat().st_size if dest.exists() else 0,
+            rss_at=rss_by_progress(measured.timeline, rows),  # type: ignore[attr-defined]
         )
         out[name] = res
         print(name, json.dumps(res, indent=1))
@@ -240,17 +284,18 @@ def predict(chunk_rows: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("step", choices=["build", "run", "predict"])
-    ap.add_argument("--rows", type=int, default=20_000_000)
+    ap.add_argument("--rows", type=int, default=50_000_000)
     ap.add_argument("--time", type=float, default=120.0)
     ap.add_argument("--data", default=str(CSV))
     ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--model", default=str(OUT / "run"), help="predict: the run folder whose model.onnx scores")
     a = ap.parse_args()
     if a.step == "build":
         build(a.rows)
     elif a.step == "run":
         run(a.time, Path(a.data))
     else:
-        predict(a.chunk_rows)
+        predict(a.chunk_rows, Path(a.model))
 
 
 if __name__ == "__main__":

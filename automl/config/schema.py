@@ -9,6 +9,7 @@ it to `RunConfig` with `OmegaConf.to_object`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -38,8 +39,11 @@ class RelationshipConfig:
 
 @dataclass
 class DataConfig:
-    path: str = MISSING  # CSV or Parquet file, or a folder of Parquet files
-    name: str = "${stem:${data.path}}"  # used in run-folder names
+    path: str = MISSING  # CSV or Parquet file, a folder of Parquet files, or a database URL (SQLAlchemy)
+    # a database URL reads data.query (a SELECT) or data.table (a table name) in chunks (automl/data/sql.py)
+    query: str = ""
+    table: str = ""
+    name: str = "${stem:${data.path},${data.table}}"  # used in run-folder names
     id_columns: list[str] = field(default_factory=list)  # excluded from features, reported
     drop_columns: list[str] = field(default_factory=list)  # excluded from features (e.g. known leaks)
     # several tables (automl/data/relational.py): empty = the single table at data.path
@@ -143,13 +147,22 @@ def demo_path(name: str = "penguins.csv") -> str:
     return str(Path(__file__).resolve().parent.parent / "demo" / name)
 
 
+def data_name(path: str, table: str = "") -> str:
+    """A run-folder name for the data: the file's stem; for a database URL the table or the database
+    name (never a part of the URL that could hold a password)."""
+    if re.match(r"^[a-z][a-z0-9+]*://", str(path)):
+        db = str(path).split("?", 1)[0].rsplit("/", 1)[-1] if str(path).count("/") >= 3 else ""
+        return str(table) or Path(db).stem or "sql"
+    return Path(str(path)).stem or "data"
+
+
 def register_configs() -> None:
     """Store the schemas and resolvers with Hydra (idempotent)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("stem"):
-        OmegaConf.register_new_resolver("stem", lambda p: Path(str(p)).stem or "data")
+        OmegaConf.register_new_resolver("stem", data_name)
     if not OmegaConf.has_resolver("automl_demo"):
         OmegaConf.register_new_resolver("automl_demo", demo_path)
     cs = ConfigStore.instance()

@@ -48,6 +48,23 @@ def validate_config(cfg: RunConfig) -> None:
         if cfg.task.metric != name and value:
             raise UserError(f"task.{fld}", f"is set ({value:g}) but only metric {name} uses it",
                             f"Set task.metric={name}, or remove task.{fld}.")
+    d = cfg.data
+    from automl.data.sql import is_sql_url
+
+    if is_sql_url(d.path):
+        if d.tables:
+            raise UserError("data.tables", "several tables are read from files, not from a database URL",
+                            "Set each table's path to a CSV or Parquet file, or join them in data.query.")
+        if bool(d.query) == bool(d.table):
+            raise UserError("data.query",
+                            "a database URL needs exactly one of data.query (a SELECT) or data.table"
+                            + (", both are set" if d.query else ""),
+                            "Set data.query='SELECT ...' or data.table=<name>.")
+    elif d.query or d.table:
+        raise UserError("data.query" if d.query else "data.table", f"is set but data.path '{d.path}' is not a "
+                        "database URL", "Set data.path=sqlite:///file.db (or postgresql://user@host/db), or remove it.")
+    if d.max_rows < 0:
+        raise UserError("data.max_rows", f"must be >= 0, got {d.max_rows}", "Use 0 to size it to budget.memory_mb.")
     if not cfg.task.target:
         raise UserError("task.target", "is empty", "Set task.target=<the column to predict>.")
     if cfg.export.format != "onnx":

@@ -102,19 +102,32 @@ def _label(key: str, was_int: bool) -> str:
     return key
 
 
+def _read_whole(path: str, src: Any) -> pd.DataFrame:
+    if src.kind == "sql":
+        from automl.data.sql import read_frame
+
+        return read_frame(src.sql)
+    from automl.data.load import read_table
+
+    return read_table(path)
+
+
 def load_for_run(
-    path: str, target: str, budget: MemoryBudget, n_workers: int, holdout: float, seed: int, max_rows: int = 0
+    path: str, target: str, budget: MemoryBudget, n_workers: int, holdout: float, seed: int, max_rows: int = 0,
+    src: Any = None,
 ) -> tuple[pd.DataFrame, Sampled | None]:
     """The frame the run works on, and how it was sampled (None: the whole table fits and was read).
-    max_rows > 0 caps the rows held (search + holdout) and always samples when the data has more."""
-    from automl.data.load import read_table
+    max_rows > 0 caps the rows held (search + holdout) and always samples when the data has more.
+    `src` is the opened source (automl/data/scan.py open_source; a database needs it), else `path` is opened."""
     from automl.data.scan import estimate, open_source, scan
 
-    src = open_source(path)
+    src = src or open_source(path)
     driver = process_mb()
     allowance = data_allowance_mb(budget, driver, n_workers)
-    if not max_rows and src.bytes * _EXPANSION[src.kind] / 2**20 <= allowance:
-        return read_table(path), None  # small: no estimate needed (and the reader's own error messages)
+    # a file small on disk is small in memory: no estimate needed (and the reader's own error messages);
+    # a database has no size on disk, so its rows are counted first
+    if not max_rows and src.kind != "sql" and src.bytes * _EXPANSION[src.kind] / 2**20 <= allowance:
+        return _read_whole(path, src), None
     rows, per_row = estimate(src)
     full_mb = rows * per_row / 2**20
     fits = full_mb <= allowance and (not max_rows or rows <= max_rows)
@@ -132,7 +145,7 @@ def load_for_run(
         "reading it whole" if fits else "scanning and sampling",
     )
     if fits:
-        return read_table(path), None
+        return _read_whole(path, src), None
     total = int(allowance * 2**20 / per_row)
     if max_rows:
         total = min(total, max_rows)
@@ -149,7 +162,8 @@ def load_for_run(
             if full_mb > allowance
             else f"data.max_rows={max_rows}"
         ),
-        "source": {"files": len(src.files), "bytes": src.bytes, "format": src.kind},
+        "source": {"files": len(src.files), "bytes": src.bytes, "format": src.kind}
+        if src.kind != "sql" else {"format": "sql", "url": src.sql.masked, "read": src.sql.what},
         "rows_total": result.n_rows,
         "rows_scanned": result.n_rows_read,
         "estimated_rows": rows,
@@ -157,7 +171,8 @@ def load_for_run(
         "bytes_per_row": round(per_row, 1),
         "data_allowance_mb": round(allowance, 1),
         "driver_mb_before_load": round(driver, 1),
-        "search_sample_rows": s.n_search,
+        "search_sample_rows": s.n_search,  # the search's own rows: may be cut to its time (run.py)
+        "memory_sample_rows": s.n_search,
         "holdout_rows": s.n_holdout,
         "holdout_selection": f"each row of the whole file joins the holdout with probability {holdout}; "
         f"{s.n_holdout} of them kept uniformly at random",
@@ -192,12 +207,25 @@ def card_lines(m: dict[str, Any]) -> list[str]:
         "data. The engine did not load the file: it scanned it once "
         f"({s['rows_scanned']} rows in {s['scan_s']:.1f} s) and streamed the profile (exact counts, missing shares, "
         "mean/std/min/max and class counts; approximate quantiles and distinct counts).",
-        f"- Search sample: **{s['search_sample_rows']}** rows ({s['search_selection']}).",
+        f"- Memory-bound sample: **{s.get('memory_sample_rows', s['search_sample_rows'])}** rows besides the "
+        f"holdout, the most the memory budget allows ({s['search_selection']}).",
+        f"- Search sample: **{s['search_sample_rows']}** rows"
+        + (f" ({s['search_sample_reason']}; a prefix of the memory-bound sample in its random order, with the "
+           "per-class floor rows)." if s.get("search_sample_reason") else "."),
         f"- Holdout: **{s['holdout_rows']}** rows drawn from the whole file ({s['holdout_selection']}); "
         "never seen by the search.",
-        f"- Final model fitted on **{s['final_model_rows']}** rows, the largest sample the budget allows.",
+        f"- Final model fitted on **{s['final_model_rows']}** rows"
+        + (f": {s.get('final_sample_rows')} sample rows ({s['final_sample_reason']})"
+           if s.get("final_sample_reason") else "")
+        + (" plus the holdout rows" if s["final_model_rows"] > s.get("final_sample_rows", s["final_model_rows"])
+           else "") + ".",
         f"- Per-trial memory limit {b['trial_memory_mb']:.0f} MB (what the budget leaves after the driver).",
     ]
+    if s.get("fit_time_model"):
+        out.append(f"- Fit time priced from the learning curve: {s['fit_time_model']}.")
+    if s.get("trial_time_limit_s"):
+        out.append(f"- Trial time limit {s['trial_time_limit_s']:.0f} s (4x the planned trial time): a family far "
+                   "slower than planned (k-NN scoring grows with the square of the rows) is stopped, not waited for.")
     lc = s.get("learning_curve") or {}
     if lc.get("points"):
         out += [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -86,6 +87,18 @@ def _check_unique_header(p: Path, field: str) -> None:
             raise UserError(f"column '{name}'", "column names must be unique, but the header repeats it",
                             "Rename or drop the duplicate column in the file.")
         seen.add(name)
+
+
+def source_sha256(src: Any, path: str) -> tuple[str, str]:
+    """(hash, what it covers) for the manifest and the resumed-study check. A database has no file:
+    its hash covers the masked URL, the query and every row, taken while the run streamed them."""
+    if src is not None and src.kind == "sql":
+        if not src.sql.sha256:  # no complete pass yet (cannot happen after a load, kept for safety)
+            for _ in src.sql.batches():
+                pass
+        return src.sql.sha256, "SHA-256 of the masked URL, the query and every row streamed (Arrow IPC, result order)"
+    return file_sha256(path), "SHA-256 of the file's bytes" if not Path(path).is_dir() else \
+        "SHA-256 of the folder's file names and their SHA-256"
 
 
 def file_sha256(path: str) -> str:

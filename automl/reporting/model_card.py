@@ -48,7 +48,9 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
         f"# Model card: {m['data']['name']} -> {m['target']}",
         "",
         "## Task and intended use",
-        f"- Predicts **{m['target']}** ({task}) from {profile['n_features']} raw columns of `{m['data']['path']}`.",
+        f"- Predicts **{m['target']}** ({task}) from {profile['n_features']} raw columns of `{m['data']['path']}`"
+        + (f" (table `{m['data']['table']}`)" if m["data"].get("table") else
+           f" (query `{m['data']['query']}`)" if m["data"].get("query") else "") + ".",
         f"- Chosen by **{metric}** ({'higher' if m['greater_is_better'] else 'lower'} is better) under a "
         f"{m['budget']['time_s']:.0f} s budget, seed {m['seed']}.",
         "- Intended use: scoring new rows drawn from the same population as the training data, through "

@@ -192,8 +192,12 @@ def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Any, tick
     """Everything a joining worker needs, in the study's user attrs."""
     import dataclasses
 
+    from automl.search.storage import redact
+
+    conf = json.loads(json.dumps(dataclasses.asdict(config), default=lambda o: getattr(o, "value", str(o))))
+    conf["data"]["path"] = redact(conf["data"]["path"])  # a database URL's password stays in this process
     spec = {
-        "config": json.loads(json.dumps(dataclasses.asdict(config), default=lambda o: getattr(o, "value", str(o)))),
+        "config": conf,
         "data_sha256": data_sha, "task": data.task, "metric": data.metric.name, "n_folds": len(data.folds),
         "fingerprint": fingerprint(data), "deadline": budget.deadline, "time_s": budget.time_s,
         "tickets": tickets, "run_dir": run_dir, "driver": worker_id(),

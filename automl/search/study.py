@@ -35,6 +35,8 @@ class Budget:
     trial_memory_mb: float = 0.0
     reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
+    final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
+    holdout_scale: float = 1.0  # scoring the holdout vs scoring one CV fold (sampled data: a large holdout)
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
 
     @property
@@ -187,15 +189,24 @@ def warm_start(study: Any, data: obj.SearchData, limit: int = 0) -> None:
         study.enqueue_trial(params, user_attrs={"origin": origin})
 
 
-def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True) -> float:
+def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
+               holdout_scale: float = 1.0) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
-    rows), export it and check parity, from what its CV folds cost."""
-    grow = n_folds / max(n_folds - 1, 1)  # the search-rows refit sees 1/(k-1) more rows than a fold did
+    rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
+    the search rows (a sampled run refits on a larger sample than it searched; automl/search/sample_size.py)."""
+    # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample)
+    grow = scale * n_folds / max(n_folds - 1, 1)
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
     fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows
     export = 1.5 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
-    return fit + export + 0.5
+    # scoring the holdout: what scoring one validation fold cost (a trial's time beyond its fits), times
+    # `holdout_scale` (holdout rows over a fold's, twice: Python and onnxruntime) and `scale` for families
+    # whose prediction cost grows with the training rows (k-NN: 1.6 s fits in a 220 s trial)
+    k = max(n_folds, 1)
+    predict = (1.2 * max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k * max(scale, 1.0)
+               * holdout_scale)
+    return fit + export + predict + 0.5
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:
@@ -251,7 +262,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
     done: list[tuple[float, float]] = []  # (sign * CV score, final-stage cost) of completed trials
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
-        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full)))
+        done.append((sign * t.value, final_cost(t.user_attrs, k, budget.refit_full, budget.final_scale,
+                                                      budget.holdout_scale)))
         best_val = max(best_val, sign * t.value)
     rng = np.random.default_rng(data.seed)
     prunable = obj.fold_scores_comparable(data)
@@ -347,7 +359,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
                         np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
                     study.tell(trial, v["mean"])
                     res.completed += 1
-                    done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full)))
+                    done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full,
+                                                           budget.final_scale, budget.holdout_scale)))
                     best_val = max(best_val, sign * v["mean"])
                 elif outcome.status == PRUNED:
                     study.tell(trial, state=TrialState.PRUNED)

@@ -120,6 +120,10 @@ def main(argv: list[str]) -> int:
     spec = _load_spec(a.storage, a.study, a.wait)
     cfg = from_dict(RunConfig, spec["config"])
     data_path = a.data or cfg.data.path
+    if cfg.data.query or cfg.data.table:
+        raise UserError("--storage", "the driver reads its data from a database (data.query / data.table); "
+                        "automl worker joins runs on a CSV or Parquet file only",
+                        "Export the query to Parquet and run the driver on that file.")
     if not Path(data_path).is_file():
         raise UserError("--data", f"the driver's data file {data_path} is not on this machine",
                         "Pass --data with the path of the same file here.")
