@@ -356,9 +356,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                     continue
                 attempts += 1
                 # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time
-                # for its fallbacks; a last resort must ship something and gets 4x its estimate, since on a
-                # loaded machine a refit can take 3-4x
-                limit = max(room, 4.0 * cost) if resort else max(1.0, room - keep)
+                # for its fallbacks; a last resort must ship something and gets 4x its estimate (at least 5 s),
+                # since on a loaded machine a refit can take 3-4x
+                limit = max(room, 4.0 * cost, 5.0) if resort else max(1.0, room - keep)
                 outcome = supervise(refit_export, (fit_data, cands, X_hold, y_hold, classes, meta,
                                                    cfg.export.parity_tol, cfg.export.parity_rows, floor,
                                                    cfg.export.refit_full, min(1.5, 0.02 * cfg.budget.time_s), threshold),
