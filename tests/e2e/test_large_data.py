@@ -128,7 +128,7 @@ def test_predict_memory_stays_flat_over_millions_of_rows(sampled_run, tmp_path, 
     for _ in range(12):  # 3M rows
         writer.write_table(part)
     writer.close()
-    rss: list[tuple[int, float]] = []
+    rss: list[tuple[int, float, float]] = []
     proc, chunks = psutil.Process(), P._chunks
 
     def watched(*a, **k):
@@ -136,13 +136,16 @@ def test_predict_memory_stays_flat_over_millions_of_rows(sampled_run, tmp_path, 
         for c in chunks(*a, **k):
             yield c
             done += len(c)
-            rss.append((done, proc.memory_info().rss / 2**20))  # after the previous chunk was written
+            # after the previous chunk was written: RSS, and the bytes pyarrow holds (what pre-buffering grew)
+            rss.append((done, proc.memory_info().rss / 2**20, pa.total_allocated_bytes() / 2**20))
 
     P._chunks = watched
     try:
         assert P.predict_file(str(run), str(src), str(tmp_path / "p.parquet"), chunk_rows=100_000) == 3_000_000
     finally:
         P._chunks = chunks
-    at_10 = next(r for done, r in rss if done >= 300_000)
-    peak_after = max(r for done, r in rss if done >= 300_000)
-    assert peak_after <= 1.04 * at_10 + 8, (at_10, peak_after, rss[::5])
+    after = [(r, a) for done, r, a in rss if done >= 300_000]
+    assert max(r for r, _ in after) <= 1.04 * after[0][0] + 8, rss[::5]
+    if in_ext == "parquet":  # arrow memory: no growth with the rows (pre-buffering grew it ~0.7 MB/M rows);
+        # CSV's read-ahead makes it swing by several MB either way, so only RSS is bounded there
+        assert max(a for _, a in after) <= after[0][1] + 2, rss[::5]
