@@ -312,8 +312,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         plans += [("single", [(tr, 1.0)]) for tr in resorts]
         failures: list[str] = []
         attempts = 0
+        failed: set[int] = set()  # trials whose single refit already failed: no second attempt as a resort
         for i_plan, (kind, members) in enumerate(plans):
             if attempts >= 3 and i_plan < first_resort:
+                continue
+            if i_plan >= first_resort and members[0][0].number in failed and i_plan < len(plans) - 1:
                 continue
             cands = [(candidate(tr), w) for tr, w in members]
             cost = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full) for tr, _ in members)
@@ -351,6 +354,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
             why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
                    else f"{outcome.status}: {outcome.error}")
             failures.append(f"{label}: {why}")
+            if kind == "single":
+                failed.add(members[0][0].number)
             log.error("final model (%s) failed: %s", label, why)
         timings["final_s"] = time.time() - t
         if not final:
