@@ -330,8 +330,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                                       budget.holdout_scale) + 0.5
         failures: list[str] = []
         attempts = 0
+        failed: set[int] = set()  # trials whose single refit already failed: no second attempt as a resort
         for i_plan, (kind, members) in enumerate(plans):
             if attempts >= 3 and i_plan < first_resort:
+                continue
+            if i_plan >= first_resort and members[0][0].number in failed and i_plan < len(plans) - 1:
                 continue
             cands = [(candidate(tr), w) for tr, w in members]
             label = (f"ensemble of trials {[tr.number for tr, _ in members]}" if kind == "ensemble"
@@ -395,6 +398,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                 break
+            if kind == "single" and outcome is not None:  # it ran and failed: not again as a last resort
+                failed.add(members[0][0].number)
         timings["final_s"] = time.time() - t
         if not final:
             status, error = "FAILED", "no candidate passed refit, export and the parity gate: " + "; ".join(failures)
