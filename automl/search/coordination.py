@@ -61,12 +61,35 @@ def claim(study: Any) -> Any | None:
 
 
 def ask(study: Any) -> Any:
-    """study.ask() without Optuna's warning that heartbeats are meant for optimize(): this loop beats itself."""
+    """study.ask() without Optuna's warning that heartbeats are meant for optimize(): this loop beats itself.
+    A queued retry of a trial whose process died runs first: Optuna pops queued trials oldest first, and
+    on a resume the retry was queued behind what was left of the warm start, so it ran late or never."""
     import warnings
+
+    import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        trial_id = _pop_retry(study)
+        if trial_id is not None:
+            study._thread_local.cached_all_trials = None  # as study.ask() does: read the storage afresh
+            return optuna.Trial(study, trial_id)
         return study.ask()
+
+
+def _pop_retry(study: Any) -> int | None:
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    for t in study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        if "retry_of" not in t.user_attrs:
+            continue
+        try:  # False or an error: another worker claimed it first
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                return t._trial_id
+        except UpdateFinishedTrialError:
+            continue
+    return None
 
 
 def mark_claimed(trial: Any) -> None:
