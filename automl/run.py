@@ -319,15 +319,15 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         # tried whatever the clock says, are the best of the cheap pipelines, then the cheapest one
         plans += [("single", [(t_, 1.0)]) for t_ in done]
 
-        def cost_of(tr: Any) -> float:
-            return final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale, budget.holdout_scale)
+        def cost_of(tr: Any, scale: float = budget.final_scale) -> float:
+            """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows)."""
+            return final_cost(tr.user_attrs, len(folds), budget.refit_full, scale, budget.holdout_scale)
 
         resorts = last_resort(done, cost_of)
         first_resort = len(plans)
         plans += [("single", [(tr, 1.0)]) for tr in resorts]
         # kept free by every earlier attempt, so that the first last resort still fits in the budget
-        fallback_s = 1.5 * final_cost(resorts[0].user_attrs, len(folds), budget.refit_full, 1.0,
-                                      budget.holdout_scale) + 0.5
+        fallback_s = 1.5 * cost_of(resorts[0], 1.0) + 0.5
         failures: list[str] = []
         attempts = 0
         failed: set[int] = set()  # trials whose single refit already failed: no second attempt as a resort
@@ -341,13 +341,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                      else f"trial {members[0][0].number} ({members[0][0].params['family']})")
             floor = _floor(members, data, metric, paths)
             threshold = _threshold(members, data, metric, paths)
-            small = sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, 1.0, budget.holdout_scale)
-                        for tr, _ in members)
+            small = sum(cost_of(tr, 1.0) for tr, _ in members)
             # on sampled data: the larger final sample first, keeping time to retry on the search rows (a
             # family whose cost is not linear in the rows, such as k-NN scoring the holdout, can overrun)
-            tries = [(final_data, sum(final_cost(tr.user_attrs, len(folds), budget.refit_full, budget.final_scale,
-                                                 budget.holdout_scale) for tr, _ in members)),
-                     (data, small)] if final_data is not data else [(data, small)]
+            tries = ([(final_data, sum(cost_of(tr) for tr, _ in members)), (data, small)]
+                     if final_data is not data else [(data, small)])
             outcome = None
             for fit_data, cost in tries:
                 room = budget.left() - budget.reports_s
