@@ -123,7 +123,14 @@ def _kill_mid_trial(storage: str, name: str, worker: subprocess.Popen, timeout: 
             continue
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get("worker") == me:
-                complete = {c.number for c in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+                # stopped, the worker cannot finish the trial between this check and the kill (a trial
+                # pruned on its first fold finished in that window, and the test found it PRUNED)
+                os.kill(worker.pid, signal.SIGSTOP)
+                now = {c.number: c for c in _study(storage, name).get_trials(deepcopy=False)}
+                if now[t.number].state != TrialState.RUNNING:
+                    os.kill(worker.pid, signal.SIGCONT)
+                    break
+                complete = {n for n, c in now.items() if c.state == TrialState.COMPLETE}
                 os.kill(worker.pid, signal.SIGKILL)
                 worker.wait()
                 return t.number, complete
