@@ -535,14 +535,15 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     from automl.evaluation.threshold import scorer
 
     score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
+    rounds = 25
     t = time.perf_counter()
     best_single = score(data.y, oofs[0])
     # the selection's own time (one score per pool member per round; 0.9 s on 14k rows x 11 classes)
     # comes out of the refit's room, which the attempt measures after it
-    select_s = (time.perf_counter() - t) * len(pool) * 25
+    select_s = (time.perf_counter() - t) * len(pool) * rounds
     # x1.15: the attempt's own tolerance (estimates err both ways)
     room = 1.15 * (budget.left() - budget.reports_s - keep_s - select_s)
-    sel = greedy_select(oofs, data.y, score, metric.greater_is_better, costs=costs, max_cost=room, rounds=25)
+    sel = greedy_select(oofs, data.y, score, metric.greater_is_better, costs=costs, max_cost=room, rounds=rounds)
     better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
     log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
              metric.name, sel.score, best_single)

@@ -242,8 +242,8 @@ def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
     cost = max(shippable)[1] if shippable else 0.0
     # room to refit one or two more pipelines if greedy ensemble selection wants them
     ensemble = min(1.5 * cost, 0.1 * budget.time_s)
-    # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s,
-    # at most this: the last resort costs at most twice the cheapest trial or one second more)
+    # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
+    # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
     floor = min(c for _, c in done)
     keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
     return cost + ensemble + keep + _margin(budget)
