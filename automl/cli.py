@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(getattr(importlib.import_module(module), func)(args[1:]))
         except UserError as e:
             _fail(e)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM of `automl worker`, `serve`, `predict`: no traceback
+            print(f"error: {args[0]} interrupted", file=sys.stderr)
+            sys.exit(130)
         return
     sys.argv = [sys.argv[0], *args]
     try:

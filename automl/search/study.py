@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,15 @@ import numpy as np
 
 from automl.estimators import REGISTRY
 from automl.search import objective as obj
-from automl.search.supervisor import COMPLETE, INTERRUPTED, PRUNED, request_stop, stop_requested, supervise
+from automl.search.supervisor import (
+    COMPLETE,
+    INTERRUPTED,
+    PRUNED,
+    request_stop,
+    stop_at_safe_points,
+    stop_requested,
+    supervise,
+)
 
 log = logging.getLogger("automl")
 SKIPPED = "SKIPPED"
@@ -96,7 +104,8 @@ def run_workers(n_workers: int, make: Any, data: obj.SearchData, budget: Budget,
         if pid == 0:  # worker
             import signal
 
-            signal.signal(signal.SIGTERM, request_stop)  # stop between storage writes, never inside one
+            for sig in (signal.SIGTERM, signal.SIGINT):  # stop between storage writes, never inside one
+                signal.signal(sig, request_stop)
             code = 0
             try:
                 from functools import partial
@@ -111,10 +120,11 @@ def run_workers(n_workers: int, make: Any, data: obj.SearchData, budget: Budget,
                 os._exit(code)
         pids.append(pid)
     try:
-        res = run_search(make(seed_offset=0), data, budget, on_trial=on_trial, oof_dir=oof_dir, tickets=tickets)
+        res = run_search(make(seed_offset=0), data, budget, on_trial=on_trial, oof_dir=oof_dir,
+                         tickets=tickets, forward_stop_to=pids)
     except BaseException:
-        # SIGTERM reaches the driver only: pass it on, so each worker ends its running trial as
-        # INTERRUPTED and the study is left with nothing RUNNING
+        # SIGTERM reaches the driver only (run_search passes a signal on as it lands; this covers an
+        # error): each worker ends its running trial as INTERRUPTED, the study holds nothing RUNNING
         import signal
 
         for pid in pids:
@@ -251,9 +261,12 @@ def _reserve(done: list[tuple[float, float]], budget: Budget) -> float:
 
 def run_search(study: Any, data: obj.SearchData, budget: Budget,
                on_trial: Callable[[dict[str, Any]], None] | None = None,
-               oof_dir: Path | None = None, tickets: bool = False) -> SearchResult:
+               oof_dir: Path | None = None, tickets: bool = False,
+               forward_stop_to: Sequence[int] = ()) -> SearchResult:
     """One worker's loop. tickets=True: run only trials claimed from the queue the driver filled with
-    budget.n_trials tickets (exact count across workers, automl/search/coordination.py)."""
+    budget.n_trials tickets (exact count across workers, automl/search/coordination.py).
+    SIGINT/SIGTERM end it at the next safe point, then raise KeyboardInterrupt; forward_stop_to are
+    the pids of forked workers that a stop is passed on to."""
     from optuna.trial import TrialState
 
     from automl.search import coordination as co
@@ -279,120 +292,127 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget,
 
     n_before = n_ran()
     beat = co.Heartbeat(study, None)
-    try:
-        while True:
-            # the trial cap counts every worker's trials of this invocation (shared study)
-            n_done = n_ran() - n_before
-            if not tickets and budget.n_trials and n_done >= budget.n_trials:
-                res.stopped_because = f"trial budget reached ({budget.n_trials})"
-                break
-            if stop_requested():
-                res.stopped_because = "interrupted"
-                break
-            left = budget.left() - _reserve(done, budget)
-            if left < 1.0:
-                res.stopped_because = "time budget (remaining time reserved for refit and export)"
-                break
-            if not co.searching(study):
-                res.stopped_because = "the driver ended the search"
-                break
-            dead = co.fail_dead(study)  # what optimize() does before each ask: fail stale trials, retry once
-            if dead:
-                log.warning("trial(s) %s of a dead worker failed and queued for one retry", dead)
-            if tickets:
-                trial = co.claim(study)
-                if trial is None:
-                    if co.running(study):  # another worker's trial may still die and come back as a retry
-                        time.sleep(0.5)
-                        continue
+    with stop_at_safe_points(forward_stop_to):  # a signal stops the loop between storage writes
+        try:
+            while True:
+                # the trial cap counts every worker's trials of this invocation (shared study)
+                n_done = n_ran() - n_before
+                if not tickets and budget.n_trials and n_done >= budget.n_trials:
                     res.stopped_because = f"trial budget reached ({budget.n_trials})"
                     break
-            else:
-                trial = co.ask(study)
-            try:
-                co.mark_claimed(trial)
-                beat.stop()
-                beat = co.Heartbeat(study, trial).start()  # beats from the claim on: a death while sampling is caught too
-                cand = obj.sample(trial, data)
-                costs = res.family_cost.get(cand.family)
-                expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
-                if expected > left:
-                    trial.set_user_attr("status", SKIPPED)
-                    trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
-                    if tickets:  # a skipped trial did not run: the steering trial below replaces its ticket
-                        trial.set_user_attr("refunded", True)
-                    study.tell(trial, state=TrialState.PRUNED)
-                    skips += 1
-                    # steer the sampler to a family that fits: fix it in the next trial, sample the rest
-                    fits = [f for f in data.families if (f != "baseline" or not res.completed)
-                            and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
-                    if not fits or skips >= 30:
-                        res.stopped_because = "time budget (no family fits in the remaining time)"
-                        break
-                    study.enqueue_trial({"family": fits[int(rng.integers(len(fits)))]}, skip_if_exists=False)
-                    continue
-                skips = 0
-                limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
-
-                def on_message(msg: Any, trial: Any = trial) -> str:
-                    _, step, score = msg
-                    trial.report(float(score), step=int(step))
-                    return "prune" if prunable and trial.should_prune() else "go"
-
-                outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
-                                    memory_mb=budget.trial_memory_mb, on_message=on_message)
-                res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
-                trial.set_user_attr("status", outcome.status)
-                trial.set_user_attr("seconds", round(outcome.seconds, 3))
-                trial.set_user_attr("preprocessing", cand.summary())
-                if outcome.error:
-                    trial.set_user_attr("error", outcome.error)
-                if outcome.status == COMPLETE:
-                    v = outcome.value
-                    trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
-                    trial.set_user_attr("cv_std", v["std"])
-                    trial.set_user_attr("fit_s", round(v["fit_s"], 3))
-                    trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
-                    trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
-                    trial.set_user_attr("export_s", round(v["export_s"], 3))
-                    trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
-                    if v.get("threshold") is not None:
-                        trial.set_user_attr("threshold", round(v["threshold"], 6))
-                    if oof_dir is not None:
-                        oof_dir.mkdir(exist_ok=True)
-                        np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
-                    study.tell(trial, v["mean"])
-                    res.completed += 1
-                    done.append((sign * v["mean"], final_cost(dict(trial.user_attrs), k, budget.refit_full,
-                                                           budget.final_scale, budget.holdout_scale)))
-                    best_val = max(best_val, sign * v["mean"])
-                elif outcome.status == PRUNED:
-                    study.tell(trial, state=TrialState.PRUNED)
-                    res.pruned += 1
-                elif outcome.status == INTERRUPTED:
-                    study.tell(trial, state=TrialState.FAIL)
+                if stop_requested():
                     res.stopped_because = "interrupted"
                     break
+                left = budget.left() - _reserve(done, budget)
+                if left < 1.0:
+                    res.stopped_because = "time budget (remaining time reserved for refit and export)"
+                    break
+                if not co.searching(study):
+                    res.stopped_because = "the driver ended the search"
+                    break
+                # what optimize() does before each ask: fail stale trials, retry once
+                dead = co.fail_dead(study)
+                if dead:
+                    log.warning("trial(s) %s of a dead worker failed and queued for one retry", dead)
+                if tickets:
+                    trial = co.claim(study)
+                    if trial is None:
+                        if co.running(study):  # another worker's trial may still die and come back as a retry
+                            time.sleep(0.5)
+                            continue
+                        res.stopped_because = f"trial budget reached ({budget.n_trials})"
+                        break
                 else:
-                    study.tell(trial, state=TrialState.FAIL)
-                    res.failed += 1
-                # budget accounting survives a crash of the driver
-                study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
-                if on_trial:
-                    on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
-                              "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
-                              "best": sign * best_val if best_val > -math.inf else None, "seconds": outcome.seconds,
-                              "left": budget.left(), "completed": res.completed, "failed": res.failed,
-                              "pruned": res.pruned, "error": outcome.error})
-            except BaseException:
-                # Ctrl-C / SIGTERM at any point of the trial (sampling included): it ends as interrupted,
-                # so the storage holds nothing RUNNING
-                if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                    trial.set_user_attr("status", "INTERRUPTED")
-                    trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
-                    study.tell(trial, state=TrialState.FAIL)
-                raise
-    finally:
-        beat.stop()
+                    trial = co.ask(study)
+                try:
+                    co.mark_claimed(trial)
+                    beat.stop()
+                    # beats from the claim on: a death while sampling is caught too
+                    beat = co.Heartbeat(study, trial).start()
+                    cand = obj.sample(trial, data)
+                    costs = res.family_cost.get(cand.family)
+                    expected = float(np.median(costs)) if costs else _unseen_cost(cand.family)
+                    if expected > left:
+                        trial.set_user_attr("status", SKIPPED)
+                        trial.set_user_attr("error", f"skipped: expected {expected:.1f}s, {left:.1f}s left")
+                        # a skipped trial did not run: the steering trial below replaces its ticket
+                        if tickets:
+                            trial.set_user_attr("refunded", True)
+                        study.tell(trial, state=TrialState.PRUNED)
+                        skips += 1
+                        # steer the sampler to a family that fits: fix it in the next trial, sample the rest
+                        fits = [f for f in data.families if (f != "baseline" or not res.completed)
+                                and float(np.median(res.family_cost.get(f, [_unseen_cost(f)]))) <= left]
+                        if not fits or skips >= 30:
+                            res.stopped_because = "time budget (no family fits in the remaining time)"
+                            break
+                        pick = fits[int(rng.integers(len(fits)))]
+                        study.enqueue_trial({"family": pick}, skip_if_exists=False)
+                        continue
+                    skips = 0
+                    limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
+
+                    def on_message(msg: Any, trial: Any = trial) -> str:
+                        _, step, score = msg
+                        trial.report(float(score), step=int(step))
+                        return "prune" if prunable and trial.should_prune() else "go"
+
+                    outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,
+                                        memory_mb=budget.trial_memory_mb, on_message=on_message)
+                    res.family_cost.setdefault(cand.family, []).append(outcome.seconds)
+                    trial.set_user_attr("status", outcome.status)
+                    trial.set_user_attr("seconds", round(outcome.seconds, 3))
+                    trial.set_user_attr("preprocessing", cand.summary())
+                    if outcome.error:
+                        trial.set_user_attr("error", outcome.error)
+                    if outcome.status == COMPLETE:
+                        v = outcome.value
+                        trial.set_user_attr("fold_scores", [round(s, 6) for s in v["fold_scores"]])
+                        trial.set_user_attr("cv_std", v["std"])
+                        trial.set_user_attr("fit_s", round(v["fit_s"], 3))
+                        trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
+                        trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
+                        trial.set_user_attr("export_s", round(v["export_s"], 3))
+                        trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+                        if v.get("threshold") is not None:
+                            trial.set_user_attr("threshold", round(v["threshold"], 6))
+                        if oof_dir is not None:
+                            oof_dir.mkdir(exist_ok=True)
+                            np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
+                        study.tell(trial, v["mean"])
+                        res.completed += 1
+                        cost = final_cost(dict(trial.user_attrs), k, budget.refit_full, budget.final_scale,
+                                          budget.holdout_scale)
+                        done.append((sign * v["mean"], cost))
+                        best_val = max(best_val, sign * v["mean"])
+                    elif outcome.status == PRUNED:
+                        study.tell(trial, state=TrialState.PRUNED)
+                        res.pruned += 1
+                    elif outcome.status == INTERRUPTED:
+                        study.tell(trial, state=TrialState.FAIL)
+                        res.stopped_because = "interrupted"
+                        break
+                    else:
+                        study.tell(trial, state=TrialState.FAIL)
+                        res.failed += 1
+                    # budget accounting survives a crash of the driver
+                    study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
+                    if on_trial:
+                        on_trial({"number": trial.number, "family": cand.family, "status": outcome.status,
+                                  "value": outcome.value["mean"] if outcome.status == COMPLETE else None,
+                                  "best": sign * best_val if best_val > -math.inf else None,
+                                  "seconds": outcome.seconds,
+                                  "left": budget.left(), "completed": res.completed, "failed": res.failed,
+                                  "pruned": res.pruned, "error": outcome.error})
+                except BaseException:
+                    # Ctrl-C / SIGTERM at any point of the trial (sampling included): it ends as interrupted,
+                    # so the storage holds nothing RUNNING
+                    if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                        trial.set_user_attr("status", "INTERRUPTED")
+                        trial.set_user_attr("error", "interrupted: the run was stopped while this trial ran")
+                        study.tell(trial, state=TrialState.FAIL)
+                    raise
+        finally:
+            beat.stop()
     return res
 

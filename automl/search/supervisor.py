@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,36 @@ def request_stop(*_: Any) -> None:
 
 def stop_requested() -> bool:
     return _stop["requested"]
+
+
+@contextmanager
+def stop_at_safe_points(forward_to: Sequence[int] = ()) -> Iterator[None]:
+    """Within: SIGINT and SIGTERM request a stop (and are passed on to forward_to, the forked workers,
+    which SIGTERM of the driver does not reach) instead of raising at whatever bytecode they land on.
+    A KeyboardInterrupt raised inside `study.ask()` left the trial it had just created RUNNING forever.
+    On a clean exit a requested stop raises KeyboardInterrupt, as the signal would have. A second
+    signal raises at once: the way out if something does not reach a safe point."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if _stop["requested"]:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        request_stop()
+        for pid in forward_to:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            if h is not None:  # None: a handler not installed from Python, which cannot be restored
+                signal.signal(s, h)
+    if _stop["requested"]:
+        raise KeyboardInterrupt("stop requested")
 
 
 class Pruned(Exception):

@@ -89,3 +89,44 @@ def test_last_resort_is_the_best_of_the_cheap_trials():
     assert numbers([trial(3, 9.0), trial(1, 1.4), trial(2, 2.5), trial(0, 0.8)]) == [1, 0]
     assert numbers([trial(3, 9.0), trial(0, 0.8)]) == [0]  # nothing else is cheap
     assert numbers([trial(5, 4.0), trial(6, 7.9), trial(7, 8.5)]) == [5]
+
+
+def test_a_signal_inside_ask_leaves_no_trial_running(tmp_path, monkeypatch):
+    """SIGTERM raises KeyboardInterrupt in the driver (cli.py). Landing inside `study.ask()`, after the
+    storage created the trial, it left that trial RUNNING forever (CI: 'assert not [4]'). Within the
+    search a signal only requests a stop; the loop ends the trial as interrupted, then raises."""
+    import os
+    import signal
+
+    import pytest
+    from optuna.trial import TrialState
+
+    from automl.search import coordination as co
+    from automl.search import supervisor
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    data, study = _setup(tmp_path)
+    real_ask, asked = co.ask, []
+
+    def ask_then_signal(study):
+        trial = real_ask(study)
+        asked.append(trial.number)
+        if len(asked) == 2:  # the second trial: created in the storage, not yet handed to the loop
+            os.kill(os.getpid(), signal.SIGTERM)
+        return trial
+
+    monkeypatch.setattr(co, "ask", ask_then_signal)
+    monkeypatch.setitem(supervisor._stop, "requested", False)
+    old = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_search(study, data, Budget(start=time.time(), time_s=60.0, n_trials=5, trial_time_s=20.0))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert signal.getsignal(signal.SIGTERM) is old  # the search put the caller's handler back
+    states = {t.number: t.state for t in study.trials}
+    assert asked == [0, 1] and states[0] == TrialState.COMPLETE
+    assert states[1] == TrialState.FAIL and study.trials[1].user_attrs["status"] == "INTERRUPTED"
+    assert TrialState.RUNNING not in states.values()
