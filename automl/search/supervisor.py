@@ -96,6 +96,9 @@ def _child_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], parent
     _die_with_parent(parent_pid)
     faulthandler.disable()  # a crash is reported by the parent as CRASHED, not as a dump on stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    # killed by the parent (time, memory, stop): die at once, never in a handler inherited from it,
+    # which would request a stop here, or pass it on to the workers (stop_at_safe_points)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
     try:
         conn.send(("done", fn(conn, *args)))

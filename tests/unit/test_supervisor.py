@@ -147,3 +147,24 @@ def test_messages_reach_the_parent_and_back():
 def test_a_prune_answer_ends_the_trial_as_pruned():
     assert supervise(_pruned, (), timeout_s=10, memory_mb=0, on_message=lambda m: "prune").status == PRUNED
     assert supervise(_pruned, (), timeout_s=10, memory_mb=0, on_message=lambda m: "go").value == "not pruned"
+
+
+def test_a_trial_killed_inside_the_stop_handler_dies_at_once_and_stops_no_worker(monkeypatch):
+    """The trial is forked while the search's stop handler is installed (stop_at_safe_points). Killed
+    for its time, it must die on SIGTERM: not set a stop flag of its own and wait for SIGKILL, and
+    not pass the SIGTERM on to the forked workers, which would end their search too."""
+    from automl.search import supervisor
+    from automl.search.supervisor import stop_at_safe_points
+
+    monkeypatch.setitem(supervisor._stop, "requested", False)
+    worker = subprocess.Popen(["sleep", "30"])  # stands in for a forked worker
+    try:
+        with stop_at_safe_points(forward_to=[worker.pid]):
+            out = supervise(_sleep, (), timeout_s=0.5, memory_mb=0)
+        assert out.status == TIMEOUT
+        assert out.seconds < 1.3, f"{out.seconds:.2f}s: the trial outlived SIGTERM until SIGKILL"
+        assert worker.poll() is None, "the killed trial passed SIGTERM on to a worker"
+        assert not supervisor.stop_requested()
+    finally:
+        worker.kill()
+        worker.wait()
