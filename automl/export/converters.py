@@ -279,8 +279,8 @@ def register_converters() -> None:
         convert_sklearn_random_forest_regressor_converter,
     )
 
-    from automl.estimators.hgb import Float32HGBClassifier, Float32HGBRegressor
-    from automl.estimators.knn import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+    from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
+    from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
 
     update_registered_converter(Float32HGBClassifier, "AutomlHGBClassifier", calculate_linear_classifier_output_shapes,
                                 convert_sklearn_random_forest_classifier,

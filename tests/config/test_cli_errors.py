@@ -89,3 +89,17 @@ def test_help_is_fast_and_names_the_subcommands():
     p = run_cli("--help", timeout=60)
     assert p.returncode == 0 and "automl predict" in p.stdout
     assert time.monotonic() - t < 10
+
+
+def test_the_registry_imports_no_model_library():
+    """Config validation reads the registry (estimators.include); a bad config should fail in about a
+    second, not wait for scikit-learn to import (it did: HGB and k-NN subclassed it at module level)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, automl.estimators, automl.config; "
+            "print(sorted(m for m in ('sklearn', 'catboost', 'lightgbm', 'xgboost', 'onnxruntime', 'torch') "
+            "if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
