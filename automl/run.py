@@ -96,8 +96,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     target = cfg.task.target
 
     t = time.time()
+    from automl.export.converters import register_converters
     from automl.memory import resolve_budget
 
+    # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries), imported once: before
+    # the driver measures itself for the data allowance, since it holds these all run, and before trials fork
+    register_converters()
     mem = resolve_budget(cfg.budget.memory_mb)  # data over the memory budget is scanned and sampled
     sampled = src = None
     if cfg.data.tables:  # several tables: point-in-time aggregates joined onto the target table's rows
@@ -177,7 +181,6 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
                       tune_threshold=cfg.task.tune_threshold)
 
-    from automl.export.converters import register_converters
     from automl.search.study import (
         Budget,
         final_cost,
@@ -189,7 +192,6 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         warm_start,
     )
 
-    register_converters()  # import the export stack once, before trials fork
     df_shape = df.shape
     if not cfg.data.tables:  # several tables: the end-to-end parity check compares against this frame
         del df  # the model frame (X_all) holds what the run needs from here (large data: it is the peak)
