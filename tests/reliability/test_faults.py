@@ -289,7 +289,9 @@ def killed_and_resumed(tmp_path_factory) -> dict[str, Any]:
     command on the same run folder. Returns what both runs left behind."""
     tmp = tmp_path_factory.mktemp("kill9")
     run_dir, markers = tmp / "run", tmp / "markers"
-    args = fault_args("hang", run_dir, 20)
+    # 28 s: the rerun must have room for the retry (5 s) beyond the reserve for refit and export. With
+    # 20 s, on a loaded box the first run used 5.6 s and the rerun's reserve took all of the 14.4 s left
+    args = fault_args("hang", run_dir, 28)
     env = cli_env(markers)
     out = {"run_dir": run_dir}
     with (tmp / "stdout.txt").open("w") as so, (tmp / "stderr.txt").open("w") as se:
