@@ -100,6 +100,9 @@ def _hydra_main() -> None:
 
         try:
             config = to_run_config(cfg)
+            from automl.config.validate import validate_config
+
+            validate_config(config)  # before importing the engine: a config error is told in about a second
             from automl.run import run
 
             manifest = run(config, HydraConfig.get().runtime.output_dir, start=start)

@@ -96,12 +96,8 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     target = cfg.task.target
 
     t = time.time()
-    from automl.export.converters import register_converters
     from automl.memory import resolve_budget
 
-    # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries), imported once: before
-    # the driver measures itself for the data allowance, since it holds these all run, and before trials fork
-    register_converters()
     mem = resolve_budget(cfg.budget.memory_mb)  # data over the memory budget is scanned and sampled
     sampled = src = None
     if cfg.data.tables:  # several tables: point-in-time aggregates joined onto the target table's rows
@@ -113,6 +109,12 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         from automl.data.scan import open_source
 
         src = open_source(cfg.data.path, query=cfg.data.query, table=cfg.data.table)
+        # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries) before the driver
+        # measures itself for the data allowance: it holds them all run. After the path checks, so a
+        # wrong path is still told in about a second
+        from automl.export.converters import register_converters
+
+        register_converters()
         df, sampled = load_for_run(cfg.data.path, target, mem, cfg.search.n_workers or 1, cfg.search.holdout,
                                    cfg.seed, cfg.data.max_rows, src=src)
     if target not in df.columns:
@@ -192,6 +194,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         warm_start,
     )
 
+    from automl.export.converters import register_converters
+
+    register_converters()  # import the export stack once, before trials fork (done already for one table)
     df_shape = df.shape
     if not cfg.data.tables:  # several tables: the end-to-end parity check compares against this frame
         del df  # the model frame (X_all) holds what the run needs from here (large data: it is the peak)
