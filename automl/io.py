@@ -49,6 +49,69 @@ class RunPaths:
     def oof(self) -> Path:
         return self.root / "oof"
 
+    def oof_file(self, trial_number: int) -> Path:
+        """One trial's out-of-fold predictions (written by whichever worker ran it)."""
+        return self.oof / f"trial_{trial_number}.npy"
+
+    @property
+    def holdout_predictions(self) -> Path:
+        return self.root / "holdout_predictions.npy"
+
+    @property
+    def holdout_labels(self) -> Path:
+        return self.root / "holdout_labels.npy"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "run.log"
+
+    @property
+    def reference_profile(self) -> Path:
+        return self.root / "reference_profile.json"
+
+    @property
+    def relational_features(self) -> Path:
+        return self.root / "features.json"
+
+    @property
+    def relational_layout(self) -> Path:
+        return self.root / "layout.json"
+
+    @property
+    def relational_parity(self) -> Path:
+        return self.root / "relational_parity.json"
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """A Hydra multirun folder: one run folder per job below it, and the sweep's own summaries."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.csv"
+
+    @property
+    def compare_csv(self) -> Path:
+        return self.root / "compare.csv"
+
+    @property
+    def compare_md(self) -> Path:
+        return self.root / "compare.md"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def jobs(self) -> list[RunPaths]:
+        """Every job folder below the sweep that wrote a manifest, in name order."""
+        return [RunPaths(m.parent) for m in sorted(self.root.glob("*/manifest.json"))]
+
 
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
