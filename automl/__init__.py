@@ -5,19 +5,21 @@ validates it and calls it. Heavy libraries are imported lazily so `import automl
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from automl.version import __version__
 
 if TYPE_CHECKING:
     from automl.config.schema import RunConfig
+    from automl.stages.outputs import Manifest
 
 
-def run(config: RunConfig, output_dir: str) -> dict[str, Any]:
-    """Run one AutoML task end to end; return the manifest written to `output_dir`."""
-    from automl.run import run as _run
+def run(config: RunConfig, output_dir: str) -> Manifest:
+    """Run one AutoML task end to end; return the manifest written to `output_dir` (manifest.json)."""
+    # imported when called: `import automl` stays light (the engine pulls in pandas and the search)
+    from automl.run import run as run_pipeline
 
-    return _run(config, output_dir)
+    return run_pipeline(config, output_dir)
 
 
 __all__ = ["__version__", "run"]

@@ -110,7 +110,7 @@ def _hydra_main() -> None:
             _fail(e)
             return
         # in a sweep a failed job is a row in the comparison (its manifest says why), not the end of the sweep
-        if manifest["status"] != "COMPLETE" and HydraConfig.get().mode.name != "MULTIRUN":
+        if manifest.status != "COMPLETE" and HydraConfig.get().mode.name != "MULTIRUN":
             sys.exit(1)
 
     task()

@@ -10,8 +10,11 @@ it fits (fold slices, preprocessed arrays, the model): rough on purpose, and err
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("automl")
 
 DEFAULT_FRACTION = 0.6  # of available memory when budget.memory_mb = 0: leaves room for the OS and neighbours
 DRIVER_COPIES = 4.0  # sample frame + model frame + search/holdout slices, while the driver holds them
@@ -62,6 +65,18 @@ def trial_limit_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> tu
     too small and MIN_TRIAL_MB was used instead."""
     share = (1.0 - DRIVER_RESERVE) * (budget.total_mb - driver_mb) / max(n_workers, 1)
     return (max(share, MIN_TRIAL_MB), share < MIN_TRIAL_MB)
+
+
+def trial_memory_mb(fixed_mb: float, budget: MemoryBudget, n_workers: int = 1) -> float:
+    """Each trial's memory limit: budget.trial_memory_mb if set, else what the memory budget leaves after
+    the driver, split over the workers' side-by-side trials."""
+    if fixed_mb:
+        return float(fixed_mb)
+    limit, floored = trial_limit_mb(budget, process_mb(), n_workers)
+    if floored:
+        log.warning("budget.memory_mb leaves less than %.0f MB per trial after the driver; trials get %.0f MB",
+                    limit, limit)
+    return limit
 
 
 def release_freed() -> None:

@@ -95,7 +95,7 @@ def test_several_tables_end_to_end_raw_tables_in_predictions_out(tmp_path):
     """From config on raw tables: run, then `automl predict --tables`; the Python pipeline's holdout
     predictions (on the flat frame) equal ONNX predictions computed from the raw tables."""
     from automl.data.split import holdout_split
-    from automl.run import prepare_target
+    from automl.data.target import prepare_target
 
     t = make(tmp_path / "tables")
     run = tmp_path / "run"

@@ -8,7 +8,7 @@ import numpy as np
 from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.metrics import get_metric
-from automl.run import prepare_target
+from automl.data.target import prepare_target
 from automl.search.objective import SearchData
 from automl.search.study import Budget, make_study, run_search, warm_start
 

@@ -1,0 +1,251 @@
+"""The final stage: from the ranked trials to one shipped graph.
+
+A ladder of plans, each refitted, exported and parity-gated in a supervised child: the Caruana ensemble
+(if it beats the best single on out-of-fold predictions), then every completed trial by rank (the first
+that fits in the time left ships), then the last resorts, tried whatever the clock says. The refit and
+the supervisor are injected, so the ladder can be tested without fitting anything.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automl.config.schema import RunConfig
+from automl.ensemble import choose_floor, greedy_select
+from automl.evaluation.metrics import Metric
+from automl.evaluation.threshold import for_members, scorer
+from automl.io import RunPaths
+from automl.search.objective import Candidate, SearchData
+from automl.search.study import Budget, final_cost, last_resort
+from automl.search.supervisor import COMPLETE, Outcome, supervise
+from automl.stages.prepare import Prepared
+from automl.stages.refit import refit_export
+from automl.stages.search import Searched
+
+log = logging.getLogger("automl")
+MAX_RANKED_ATTEMPTS = 3  # refits tried before the ladder skips to the last resorts
+SELECTION_ROUNDS = 25
+
+
+@dataclass
+class Plan:
+    kind: str  # "ensemble" or "single"
+    members: list[tuple[Any, float]]  # (trial, weight)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "ensemble":
+            return f"ensemble of trials {[tr.number for tr, _ in self.members]}"
+        return f"trial {self.members[0][0].number} ({self.members[0][0].params['family']})"
+
+
+@dataclass
+class FinalResult:
+    final: dict[str, Any]  # what was shipped ({} when nothing passed): model bytes, scores, parity, members
+    status: str  # COMPLETE or FAILED
+    error: str = ""
+    ensemble_selection: dict[str, Any] | None = None
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def candidate(trial: Any) -> Candidate:
+    """A trial's pipeline as the refit builds it, from its flat Optuna parameters."""
+    fam = trial.params["family"]
+    return Candidate(fam, {k.split(".", 1)[1]: v for k, v in trial.params.items() if k.startswith(fam + ".")},
+                     {k.split(".", 1)[1]: v for k, v in trial.params.items() if k.startswith("pre.")},
+                     {k.split(".", 1)[1]: v for k, v in trial.params.items() if k.startswith("imb.")})
+
+
+def diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:
+    """The best `top` trials plus the best `per_family` of every other family, best first. The top of a
+    leaderboard is often one family in near-identical configurations (their OOF errors agree, so
+    averaging them gains nothing); other families' best errors differ, which is what averaging needs."""
+    pool = ranked[:top]
+    seen = Counter(t.params.get("family", "") for t in pool)
+    for t in ranked[top:]:
+        fam = t.params.get("family", "")
+        if len(pool) < cap and seen[fam] < per_family:
+            pool.append(t)
+            seen[fam] += 1
+    return pool
+
+
+def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: RunPaths, budget: Budget,
+                    keep_s: float = 0.0) -> dict[str, Any] | None:
+    """Caruana selection over the OOF predictions of the best completed trials, within the refit time left
+    once `keep_s` (the last resort's time) is kept free, as the final stage's attempt will count it."""
+    # the baseline is a constant per fold: in pooled OOF metrics (AUC) it shifts folds against each other,
+    # which can look like a gain that is not there on new data
+    ok = [t for t in done if t.params.get("family") != "baseline" and paths.oof_file(t.number).exists()]
+    pool = diverse_pool(ok)
+    if len(pool) < 2:
+        return None
+    oofs = [np.load(paths.oof_file(t.number)).astype(np.float64) for t in pool]
+    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full, budget.final_scale,
+                        budget.holdout_scale) for t in pool]
+    score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
+    t = time.perf_counter()
+    best_single = score(data.y, oofs[0])
+    # the selection's own time (one score per pool member per round; 0.9 s on 14k rows x 11 classes)
+    # comes out of the refit's room, which the attempt measures after it
+    select_s = (time.perf_counter() - t) * len(pool) * SELECTION_ROUNDS
+    # x1.15: the attempt's own tolerance (estimates err both ways)
+    room = 1.15 * (budget.left() - budget.reports_s - keep_s - select_s)
+    sel = greedy_select(oofs, data.y, score, metric.greater_is_better, costs=costs, max_cost=room,
+                        rounds=SELECTION_ROUNDS)
+    better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
+    log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
+             metric.name, sel.score, best_single)
+    if len(sel.members) < 2 or not better:
+        return None
+    return {"members": [(pool[i], w) for i, w in zip(sel.members, sel.weights, strict=True)],
+            "oof_score": sel.score, "best_single_oof": best_single, "rounds": len(sel.history)}
+
+
+class FinalStage:
+    """Runs the ladder for one run. `refit` and `run_supervised` default to the real ones."""
+
+    def __init__(self, cfg: RunConfig, prep: Prepared, searched: Searched, paths: RunPaths, meta: dict[str, str],
+                 refit: Callable[..., Any] = refit_export, run_supervised: Callable[..., Outcome] = supervise):
+        self.cfg, self.prep, self.searched, self.paths, self.meta = cfg, prep, searched, paths, meta
+        self.refit, self.run_supervised = refit, run_supervised
+        self.budget = searched.budget
+        self.data, self.final_data = searched.data, searched.final_data
+
+    def cost_of(self, trial: Any, scale: float | None = None) -> float:
+        """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows)."""
+        b = self.budget
+        return final_cost(trial.user_attrs, len(self.data.folds), b.refit_full,
+                          b.final_scale if scale is None else scale, b.holdout_scale)
+
+    def _oofs(self, plan: Plan) -> list[np.ndarray] | None:
+        files = [self.paths.oof_file(tr.number) for tr, _ in plan.members]
+        return [np.load(f) for f in files] if all(f.exists() for f in files) else None
+
+    def floor(self, plan: Plan) -> float:
+        """A probability floor for log loss, chosen on the OOF predictions of the final combination."""
+        metric = self.data.metric
+        oofs = self._oofs(plan)
+        if metric.name != "log_loss" or oofs is None:
+            return 0.0
+        oof = sum(w * o.astype(np.float64) for o, (_, w) in zip(oofs, plan.members, strict=True))
+        return choose_floor(oof, self.data.y, lambda y, p: metric(y, p, self.data.n_classes))
+
+    def threshold(self, plan: Plan) -> float | None:
+        """The binary decision threshold, on the OOF predictions of the final combination (threshold metrics)."""
+        oofs = self._oofs(plan)
+        if oofs is None:
+            return None
+        d = self.data
+        return for_members(d.metric, d.task, d.tune_threshold, d.y, oofs, [w for _, w in plan.members])
+
+    def run(self, done: list[Any]) -> FinalResult:
+        """`done`: the completed trials, best first."""
+        t0 = time.time()
+        if not done:
+            return FinalResult({}, "FAILED", "no trial completed within the budget")
+        resorts = last_resort(done, lambda tr: self.cost_of(tr))
+        # kept free by every earlier attempt, so that the first last resort still fits in the budget
+        fallback_s = 1.5 * self.cost_of(resorts[0], 1.0) + 0.5
+        plans: list[Plan] = []
+        # members are chosen within the room the attempt below will have: an ensemble selected in more
+        # room than that is skipped, and a smaller one that fits would still have beaten the single
+        ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget, keep_s=fallback_s)
+        if ens is not None:
+            plans.append(Plan("ensemble", ens["members"]))
+        # then every completed trial by rank: the first that fits in the time left ships; the last resorts,
+        # tried whatever the clock says, are the best of the cheap pipelines, then the cheapest one
+        plans += [Plan("single", [(t, 1.0)]) for t in done]
+        first_resort = len(plans)
+        plans += [Plan("single", [(t, 1.0)]) for t in resorts]
+        failures: list[str] = []
+        attempts = 0
+        failed: set[int] = set()  # trials whose single refit already failed: no second attempt as a resort
+        selection = {k: v for k, v in ens.items() if k != "members"} if ens is not None else None
+        for i, plan in enumerate(plans):
+            if attempts >= MAX_RANKED_ATTEMPTS and i < first_resort:
+                continue
+            if i >= first_resort and plan.members[0][0].number in failed and i < len(plans) - 1:
+                continue
+            floor, threshold = self.floor(plan), self.threshold(plan)
+            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, fallback_s, floor, threshold, failures)
+            attempts += tried
+            if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
+                final = self._shipped(plan, outcome.value, fit_data, ens, floor, threshold)
+                if failures:
+                    final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
+                                                + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
+                return FinalResult(final, "COMPLETE", "", selection, failures, time.time() - t0)
+            if plan.kind == "single" and outcome is not None:  # it ran and failed: not again as a last resort
+                failed.add(plan.members[0][0].number)
+        return FinalResult({}, "FAILED", "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
+                           selection, failures, time.time() - t0)
+
+    def _attempt(self, plan: Plan, is_resort: bool, fallback_s: float, floor: float, threshold: float | None,
+                 failures: list[str]) -> tuple[Outcome | None, SearchData, int]:
+        """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to
+        retry on the search rows (a family whose cost is not linear in the rows, such as k-NN scoring the
+        holdout, can overrun). Returns (outcome of the last try or None, its rows, refits started)."""
+        cfg, prep, budget, data = self.cfg, self.prep, self.budget, self.data
+        cands = [(candidate(tr), w) for tr, w in plan.members]
+        small = sum(self.cost_of(tr, 1.0) for tr, _ in plan.members)
+        tries = ([(self.final_data, sum(self.cost_of(tr) for tr, _ in plan.members)), (data, small)]
+                 if self.final_data is not data else [(data, small)])
+        outcome, fit_data, started = None, data, 0
+        for fit_data, cost in tries:
+            room = budget.left() - budget.reports_s
+            resort = is_resort and fit_data is data
+            # time kept free if this attempt fails: the retry on the search rows, and the last resort
+            keep = (1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else fallback_s)
+            if cost > 1.15 * (room - keep) and not resort:  # estimates err both ways
+                failures.append(f"{plan.label} on {len(fit_data.y)} rows: expected {cost:.1f}s, {room - keep:.1f}s left")
+                continue
+            started += 1
+            # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time
+            # for its fallbacks; a last resort must ship something and gets 4x its estimate (at least 5 s),
+            # since on a loaded machine a refit can take 3-4x
+            limit = max(room, 4.0 * cost, 5.0) if resort else max(1.0, room - keep)
+            outcome = self.run_supervised(
+                self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
+                             cfg.export.parity_rows, floor, cfg.export.refit_full,
+                             min(1.5, 0.02 * cfg.budget.time_s), threshold),
+                timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
+            if outcome.status == COMPLETE and "model" in outcome.value:
+                return outcome, fit_data, started
+            why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
+                   else f"{outcome.status}: {outcome.error}")
+            failures.append(f"{plan.label} on {len(fit_data.y)} rows: {why}")
+            log.error("final model (%s, %d rows) failed: %s", plan.label, len(fit_data.y), why)
+            if outcome.status == COMPLETE:  # a parity failure does not depend on the rows
+                break
+        return outcome, fit_data, started
+
+    def _shipped(self, plan: Plan, final: dict[str, Any], fit_data: SearchData, ens: dict[str, Any] | None,
+                 floor: float, threshold: float | None) -> dict[str, Any]:
+        single = plan.kind == "single"
+        best = plan.members[0][0]
+        cand = candidate(best)
+        final.update(kind=plan.kind, trial=best.number if single else "ensemble",
+                     family=best.params["family"] if single else "ensemble",
+                     params=cand.params if single else {}, preprocessing=cand.summary() if single else "",
+                     cv_mean=best.value if single else (ens or {}).get("oof_score"),
+                     probability_floor=floor, decision_threshold=threshold,
+                     members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
+                               "cv_mean": tr.value} for tr, w in plan.members])
+        final["fit_rows"] = len(fit_data.y)
+        sampled, n_hold = self.prep.sampled, len(self.prep.y_hold)
+        if sampled is not None:
+            sampled.info["final_model_rows"] = len(fit_data.y) + (n_hold if self.cfg.export.refit_full else 0)
+            if fit_data is not self.final_data:
+                sampled.info["final_sample_reason"] = (
+                    f"the search sample: the planned {len(self.final_data.y)}-row refit did not fit the time left "
+                    f"(planned: {sampled.info['final_sample_reason']})")
+                sampled.info["final_sample_rows"] = len(fit_data.y)
+        return final

@@ -1,0 +1,215 @@
+"""The outputs stage: the run folder's files from the other stages' results. The manifest is a dataclass
+built here once; manifest.json is its JSON form (readers load it back with `Manifest.from_json`)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.version import __version__
+from automl.config.schema import RunConfig
+from automl.evaluation.leaderboard import build_leaderboard
+from automl.io import RunPaths, write_bytes, write_json, write_text
+from automl.monitoring.reference import write_reference_profile
+from automl.reporting.explain import onnx_latency
+from automl.reporting.model_card import render
+from automl.reporting.report import write_report
+from automl.search.storage import redact
+from automl.stages.final import FinalResult
+from automl.stages.prepare import Prepared
+from automl.stages.search import Searched
+
+log = logging.getLogger("automl")
+ALLOWANCE_S = 3.0  # stated allowance over budget.time_s: interpreter exit after the last write, estimate error
+PACKAGES = ["scikit-learn", "optuna", "catboost", "skl2onnx", "onnx", "onnxruntime", "onnxmltools",
+            "hydra-core", "pandas", "numpy", "protobuf"]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "automl": __version__}
+    for p in PACKAGES:
+        try:
+            out[p] = importlib_metadata.version(p)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_sha() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        return {"git_sha": sha or None, "git_dirty": dirty if sha else None}
+    except Exception:
+        return {"git_sha": None, "git_dirty": None}
+
+
+@dataclass
+class Manifest:
+    """manifest.json: what ran, on what, how it ended and what it shipped. Field order is the file's."""
+
+    engine_version: str
+    versions: dict[str, str]
+    git_sha: str | None
+    git_dirty: bool | None
+    seed: int
+    data: dict[str, Any]
+    target: str
+    task: str
+    metric: str
+    greater_is_better: bool
+    classes: list[Any] | None
+    budget: dict[str, Any]
+    rows_dropped_missing_target: int
+    resumed: bool
+    orphans_recovered: int
+    search: dict[str, Any]
+    started_at: str
+    sampling: dict[str, Any] | None = None
+    ensemble_selection: dict[str, Any] | None = None
+    relational: dict[str, Any] | None = None
+    status: str = "FAILED"
+    error: str = ""
+    final: dict[str, Any] = field(default_factory=dict)
+    reproducible: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    finished_at: str = ""
+
+    OPTIONAL = ("sampling", "ensemble_selection", "relational")
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if not (k in self.OPTIONAL and v is None)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Manifest:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def data_source(cfg: RunConfig, src: Any) -> dict[str, str]:
+    """Where the data came from, for the manifest: a database URL with its password masked."""
+    if src is not None and src.kind == "sql":
+        return {"path": src.sql.masked, "format": "sql", **({"table": src.sql.table} if src.sql.table
+                                                            else {"query": src.sql.query})}
+    return {"path": str(Path(cfg.data.path).resolve())}
+
+
+def reproducible(cfg: RunConfig, n_workers: int, stopped_because: str, leaderboard: pd.DataFrame) -> dict[str, Any]:
+    """Whether the same command gives the same leaderboard and predictions, and if not, why not."""
+    why = []
+    if n_workers > 1:
+        why.append(f"{n_workers} workers interleave their trials (set search.n_workers=1)")
+    if not cfg.budget.n_trials:
+        why.append("the search stopped on wall-clock time (set budget.n_trials for a fixed trial count)")
+    elif not stopped_because.startswith("trial budget"):
+        why.append(f"the search stopped before its trial count ({stopped_because})")
+    timed = leaderboard["status"].isin(["TIMEOUT", "MEMOUT", "SKIPPED", "INTERRUPTED"]).sum()
+    if timed:
+        why.append(f"{timed} trial(s) ended on time or memory limits, which depend on machine load")
+    return {"reproducible": not why, "why_not": why}
+
+
+def start_manifest(cfg: RunConfig, prep: Prepared, searched: Searched, start: float) -> Manifest:
+    """The manifest's facts known when the search has ended."""
+    b, res, data = searched.budget, searched.result, searched.data
+    m = Manifest(
+        engine_version=__version__, versions=versions(), **git_sha(), seed=cfg.seed,
+        data={**data_source(cfg, prep.src), "name": cfg.data.name, "sha256": prep.data_sha,
+              "sha256_of": prep.data_sha_of, "rows": prep.shape[0], "columns": prep.shape[1]},
+        target=cfg.task.target, task=prep.task, metric=prep.metric_name,
+        greater_is_better=data.metric.greater_is_better, classes=prep.classes,
+        budget={"time_s": cfg.budget.time_s, "n_trials": cfg.budget.n_trials, "trial_time_s": b.trial_time_s,
+                "trial_memory_mb": b.trial_memory_mb, **prep.mem.to_json()},
+        rows_dropped_missing_target=prep.n_missing_target, resumed=searched.resumed,
+        orphans_recovered=searched.orphans,
+        search={"sampler": cfg.search.sampler, "cv_folds": len(data.folds), "families": data.families,
+                "n_workers": prep.n_workers, "storage": redact(cfg.search.storage) or "journal",
+                "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
+                "search_rows": len(data.y), "holdout_rows": len(prep.y_hold), "completed": res.completed,
+                "failed": res.failed, "pruned": res.pruned, "stopped_because": res.stopped_because,
+                "trials_total": sum(t.state.name != "WAITING" for t in searched.study.trials)},
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)))
+    if prep.sampled is not None:
+        m.data.update(rows=prep.sampled.scan.n_rows, rows_in_memory=len(prep.X_all))
+        m.sampling = prep.sampled.info
+    return m
+
+
+def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str, Any]) -> None:
+    """model.onnx and what belongs to it: parity.json, the drift reference, holdout arrays, latency."""
+    model_bytes = final.pop("model")
+    write_bytes(paths.model, model_bytes)
+    final["model_bytes"] = len(model_bytes)
+    final["model_sha256"] = hashlib.sha256(model_bytes).hexdigest()
+    # drift baseline: binned, no raw rows
+    final["reference_profile_sha256"] = write_reference_profile(paths.root, prep.X_all, prep.schema)
+    write_json(paths.parity, final["parity"])
+    hp = final.pop("holdout_pred", None)
+    if hp is not None:
+        np.save(paths.holdout_predictions, hp)
+        np.save(paths.holdout_labels, prep.y_hold)
+    rows = prep.X_hold if len(prep.X_hold) else prep.data.X
+    try:
+        final["latency"] = onnx_latency(model_bytes, rows, prep.schema.to_json(),
+                                        time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
+    except Exception as e:  # a measurement, never a reason to fail the run
+        log.warning("latency not measured: %s", e)
+
+
+def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: FinalResult, paths: RunPaths,
+                  start: float, timings: dict[str, float]) -> Manifest:
+    """Every file of the run folder after the search; returns the manifest as written."""
+    from automl.data.relational import PARITY_FILE, card_section, end_to_end_parity
+
+    manifest = start_manifest(cfg, prep, searched, start)
+    manifest.ensemble_selection = fin.ensemble_selection
+    final, status, error = fin.final, fin.status, fin.error
+    if final:
+        write_model(cfg, prep, paths, final)
+    if final and cfg.data.tables:
+        manifest.relational = end_to_end_parity(paths.root, prep.raw, paths.model, cfg.export.parity_tol)
+        write_json(paths.root / PARITY_FILE, manifest.relational)
+        if not manifest.relational["passed"]:
+            status, error = "FAILED", f"raw-table parity failed: {manifest.relational}"
+    study = searched.study
+    leaderboard = build_leaderboard(study, manifest.greater_is_better, final)
+    write_text(paths.leaderboard, leaderboard.to_csv(index=False))
+    write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
+    manifest.status, manifest.error = status, error
+    manifest.final = {k: v for k, v in final.items() if k != "oof"}
+    manifest.reproducible = reproducible(cfg, prep.n_workers, searched.result.stopped_because, leaderboard)
+
+    def stamp() -> None:
+        timings["total_s"] = time.time() - start
+        manifest.timings = {k: round(v, 3) for k, v in timings.items()}
+        manifest.budget["used_s"] = round(timings["total_s"], 2)
+
+    stamp()
+    manifest.budget["used_by_earlier_run_s"] = round(searched.used_before_s, 2)
+    manifest.budget["allowance_s"] = ALLOWANCE_S
+    study.set_user_attr("run_state", "finished")
+    manifest.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    as_json = manifest.to_json()
+    card = render(as_json, prep.profile, leaderboard)
+    if final and cfg.data.tables:
+        card += card_section(paths.root, manifest.relational or {})
+    write_text(paths.model_card, card)
+    # what is left of the budget after the report, less the manifest write and interpreter exit
+    timings["report_s"] = write_report(paths.root, as_json, study, searched.budget.left() - 1.0)
+    stamp()
+    write_json(paths.manifest, manifest.to_json())
+    return manifest

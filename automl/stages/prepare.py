@@ -1,0 +1,200 @@
+"""The prepare stage: load, validate, target, schema, profile, split. The driver and every joining worker
+build their search data through the same functions here, so nothing restates a choice the other made."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.config.schema import RunConfig
+from automl.config.validate import resolve_task, validate_config
+from automl.data.large import load_for_run
+from automl.data.load import read_table, source_sha256
+from automl.data.profile import build_profile
+from automl.data.relational import build_flat_frame, tables_sha256
+from automl.data.roles import Schema, infer_schema, infer_task, to_model_frame
+from automl.data.scan import open_source
+from automl.data.split import check_class_counts, cv_folds, holdout_split
+from automl.data.target import prepare_target
+from automl.errors import UserError
+from automl.estimators import REGISTRY
+from automl.evaluation.metrics import CONSTRAINED, Metric, get_metric
+from automl.io import RunPaths, write_json
+from automl.memory import MemoryBudget, resolve_budget
+from automl.preprocessing.imbalance import search_imbalance
+from automl.preprocessing.pipeline import indicator_columns
+from automl.search.objective import SearchData
+
+log = logging.getLogger("automl")
+
+# Up to this many cells (rows x columns) a trial is short and mostly per-trial overhead and
+# single-threaded work: one worker per core gave 2.2x the trials of one 2-thread worker
+# (medpar, 1196 rows, 40 s on 2 cores: 63 vs 28 completed).
+AUTO_WORKERS_MAX_CELLS = 2_000_000
+
+
+@dataclass
+class Prepared:
+    """What the search and the final stage need from the data, and what the outputs report of it."""
+
+    data: SearchData  # the search rows, their folds and everything a trial needs
+    X_all: pd.DataFrame  # every row in memory as model input (drift reference, category levels)
+    X_hold: pd.DataFrame
+    y_hold: np.ndarray
+    classes: list[Any] | None
+    task: str
+    metric_name: str
+    schema: Schema
+    profile: dict[str, Any]
+    mem: MemoryBudget
+    n_workers: int
+    data_sha: str
+    data_sha_of: str
+    shape: tuple[int, int]  # of the frame as loaded (rows with a target, all columns)
+    n_missing_target: int
+    src: Any = None  # the opened source (file or SQL) of a one-table run
+    sampled: Any = None  # data.large.Sampled when the data were scanned and sampled
+    raw: pd.DataFrame | None = None  # the flat frame of a several-table run, for its end-to-end parity check
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def metric_for(cfg: RunConfig, metric_name: str) -> Metric:
+    constrained = CONSTRAINED.get(metric_name)
+    return get_metric(metric_name, getattr(cfg.task, constrained) if constrained else None)
+
+
+def families_for(cfg: RunConfig, task: str) -> list[str]:
+    return [k for k in cfg.estimators.include if k not in cfg.estimators.exclude and task in REGISTRY.get(k).tasks]
+
+
+def n_folds_for(cfg: RunConfig, n_rows: int) -> int:
+    return cfg.search.cv_folds or (5 if n_rows * (1 - cfg.search.holdout) <= 4000 else 3)
+
+
+def resolve_workers(cfg: RunConfig, cells: int) -> int:
+    """search.n_workers=0 (auto): one worker per core (at most 4) on small data, else one. A fixed
+    trial count (budget.n_trials) keeps one worker, so the run is reproducible."""
+    if cfg.search.n_workers:
+        return cfg.search.n_workers
+    if cfg.budget.n_trials or cells > AUTO_WORKERS_MAX_CELLS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, task: str, metric: Metric,
+                n_classes: int, n_folds: int, n_jobs: int) -> SearchData:
+    """The search rows with their folds, spaces and settings: the one recipe of driver and worker."""
+    return SearchData(X=X, y=y, folds=cv_folds(y, task, n_folds, cfg.seed), schema=schema,
+                      missing_numeric=indicator_columns(X, schema.names("numeric")), task=task, metric=metric,
+                      n_classes=n_classes, seed=cfg.seed, families=families_for(cfg, task),
+                      space_dir=cfg.search.space_dir, n_jobs=n_jobs,
+                      imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
+                      tune_threshold=cfg.task.tune_threshold)
+
+
+def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:
+    """(frame, source, sampled): several tables joined, or one source read whole or scanned and sampled."""
+    if cfg.data.tables:  # point-in-time aggregates joined onto the target table's rows
+        return build_flat_frame(cfg.data, cfg.task.target, paths.root), None, None
+    src = open_source(cfg.data.path, query=cfg.data.query, table=cfg.data.table)
+    # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries) before the driver
+    # measures itself for the data allowance: it holds them all run. After the path checks, so a
+    # wrong path is still told in about a second
+    from automl.export.converters import register_converters
+
+    register_converters()
+    df, sampled = load_for_run(cfg.data.path, cfg.task.target, mem, cfg.search.n_workers or 1, cfg.search.holdout,
+                               cfg.seed, cfg.data.max_rows, src=src)
+    return df, src, sampled
+
+
+def check_frame(cfg: RunConfig, df: pd.DataFrame, src: Any, sampled: Any) -> tuple[pd.DataFrame, int]:
+    """The frame's user errors, each named by column or key; rows without a target dropped (and counted)."""
+    target = cfg.task.target
+    if target not in df.columns:
+        cols = list(df.columns)
+        raise UserError("task.target", f"'{target}' is not a column of {src.name if src else Path(cfg.data.path).name}",
+                        f"Set task.target to one of: {', '.join(cols[:20])}{' ...' if len(cols) > 20 else ''}.")
+    if df[target].isna().all():
+        raise UserError(f"column '{target}'", "the target is missing in every row", "Choose a target with values.")
+    n_missing = int(df[target].isna().sum()) if sampled is None else sampled.scan.missing_target
+    if n_missing:
+        log.warning("dropping %d rows whose target '%s' is missing", n_missing, target)
+        df = df[df[target].notna()].reset_index(drop=True)
+    for col in cfg.data.id_columns + cfg.data.drop_columns:
+        if col not in df.columns:
+            raise UserError("data.id_columns" if col in cfg.data.id_columns else "data.drop_columns",
+                            f"'{col}' is not a column of the data", "Remove it or fix its spelling.")
+    if len(df) < 10:
+        raise UserError("data.path", f"{len(df)} data row(s) with a target are too few for cross-validation and a holdout",
+                        "Provide at least a few dozen rows.")
+    return df, n_missing
+
+
+def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
+    """The driver's prepare stage; writes profile.json. Heavy frames it no longer needs are dropped."""
+    timings: dict[str, float] = {}
+    t = time.time()
+    validate_config(cfg)
+    target = cfg.task.target
+    mem = resolve_budget(cfg.budget.memory_mb)  # data over the memory budget is scanned and sampled
+    df, src, sampled = load_frame(cfg, paths, mem)
+    df, n_missing = check_frame(cfg, df, src, sampled)
+    task, metric_name = resolve_task(cfg, infer_task(df[target]), target, int(df[target].nunique()))
+    metric = metric_for(cfg, metric_name)
+    y_all, classes = prepare_target(df, target, task)
+    n_folds = n_folds_for(cfg, len(df))
+    if task != "regression":
+        check_class_counts(np.asarray(classes, dtype=object)[y_all], n_folds, cfg.search.holdout, target)
+    elif len(df) < 2 * n_folds + 2:
+        raise UserError("data.path", f"{len(df)} rows are too few for {n_folds}-fold CV and a holdout",
+                        "Provide more rows or lower search.cv_folds.")
+    schema = infer_schema(df, target, list(cfg.data.id_columns), list(cfg.data.drop_columns))
+    timings["load_s"] = time.time() - t
+
+    t = time.time()
+    profile = build_profile(df, target, task, schema, cfg.seed)
+    if sampled is not None:
+        profile = sampled.merge_profile(profile, target, task)
+    write_json(paths.profile, profile)
+    timings["profile_s"] = time.time() - t
+    for w in profile["warnings"]:
+        log.warning("data: %s", w)
+
+    data_sha, data_sha_of = source_sha256(src, cfg.data.path)
+    if cfg.data.tables:  # a resumed study must see the same tables, not only the same target table
+        data_sha = tables_sha256(cfg.data)
+    X_all = to_model_frame(df, schema)
+    tr, ho = sampled.split() if sampled is not None else holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
+    X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
+    n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
+    data = search_data(cfg, X, y, schema, task, metric, len(classes) if classes is not None else 0, n_folds,
+                       max(1, (os.cpu_count() or 1) // n_workers))
+    # several tables: the end-to-end parity check compares against the flat frame; otherwise the model
+    # frame (X_all) holds what the run needs from here (large data: it is the peak)
+    return Prepared(data=data, X_all=X_all, X_hold=X_all.iloc[ho].reset_index(drop=True), y_hold=y_all[ho],
+                    classes=classes, task=task, metric_name=metric_name, schema=schema, profile=profile, mem=mem,
+                    n_workers=n_workers, data_sha=data_sha, data_sha_of=data_sha_of, shape=df.shape,
+                    n_missing_target=n_missing, src=src, sampled=sampled,
+                    raw=df if cfg.data.tables else None, timings=timings)
+
+
+def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, data_path: str,
+                   n_jobs: int) -> SearchData:
+    """A joining worker's search data from the driver's published choices (task, metric, folds), through
+    the same target, schema, split and search-data recipe as the driver (checked by fingerprint)."""
+    target = cfg.task.target
+    df = read_table(data_path)
+    df = df[df[target].notna()].reset_index(drop=True)
+    y_all, classes = prepare_target(df, target, task)
+    schema = infer_schema(df, target, list(cfg.data.id_columns), list(cfg.data.drop_columns))
+    X_all = to_model_frame(df, schema)
+    tr, _ = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
+    return search_data(cfg, X_all.iloc[tr].reset_index(drop=True), np.asarray(y_all[tr]), schema, task,
+                       metric_for(cfg, metric_name), len(classes) if classes is not None else 0, n_folds, n_jobs)
