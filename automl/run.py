@@ -16,7 +16,7 @@ from automl import __version__
 from automl.config.schema import RunConfig
 from automl.errors import UserError
 from automl.io import RunPaths, write_bytes, write_json, write_text
-from automl.search.storage import redact
+from automl.urls import redact
 
 log = logging.getLogger("automl")
 PROCESS_START = time.time()
@@ -106,7 +106,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         df = build_flat_frame(cfg.data, target, paths.root)
     else:
         from automl.data.large import load_for_run
-        from automl.data.scan import open_source
+        from automl.data.source import open_source
 
         src = open_source(cfg.data.path, query=cfg.data.query, table=cfg.data.table)
         # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries) before the driver
@@ -433,10 +433,10 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
         except Exception as e:  # a measurement, never a reason to fail the run
             log.warning("latency not measured: %s", e)
     if final and cfg.data.tables:
-        from automl.data.relational import PARITY_FILE, end_to_end_parity
+        from automl.export.relational_parity import end_to_end_parity
 
         manifest["relational"] = end_to_end_parity(paths.root, df, paths.model, cfg.export.parity_tol)
-        write_json(paths.root / PARITY_FILE, manifest["relational"])
+        write_json(paths.relational_parity, manifest["relational"])
         if not manifest["relational"]["passed"]:
             status, error = "FAILED", f"raw-table parity failed: {manifest['relational']}"
     leaderboard = _leaderboard(study, metric, final)
@@ -456,7 +456,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
 
     card = render(manifest, profile, leaderboard)
     if final and cfg.data.tables:
-        from automl.data.relational import card_section
+        from automl.reporting.relational_card import card_section
 
         card += card_section(paths.root, manifest.get("relational", {}))
     write_text(paths.model_card, card)

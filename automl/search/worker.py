@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
     from automl.config.schema import RunConfig
     from automl.data.load import file_sha256
     from automl.search import coordination as coord
-    from automl.search.storage import is_url
+    from automl.urls import is_url
 
     if not is_url(a.storage) and not Path(a.storage).is_file():
         raise UserError("--storage", f"'{a.storage}' is neither a database URL nor a journal file",
