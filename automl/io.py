@@ -74,12 +74,17 @@ class RunPaths:
         return self.root / "reference_profile.json"
 
     @property
+    def relational(self) -> Path:
+        """A run on several tables: what `automl predict --tables` needs to recompute the aggregates."""
+        return self.root / "relational"
+
+    @property
     def relational_features(self) -> Path:
-        return self.root / "features.json"
+        return self.relational / "features.json"
 
     @property
     def relational_layout(self) -> Path:
-        return self.root / "layout.json"
+        return self.relational / "layout.json"
 
     @property
     def relational_parity(self) -> Path:

@@ -13,18 +13,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.data.arrow import PANDAS_NA
+from automl.data.relational import compute_from_run, read_layout
+from automl.data.source import open_source
 from automl.errors import UserError
+from automl.io import RunPaths
 from automl.memory import release_freed
+from automl.urls import is_url, redact
 
 log = logging.getLogger("automl")
 PROGRESS_ROWS = 1_000_000  # a progress line each time this many more rows are scored
 CSV_BLOCK_BYTES = 1 << 20
 
 
-def _model_path(p: str) -> Path:
+def model_path(p: str) -> Path:
+    """The model.onnx that --model names: the file itself, or the run folder holding it."""
     path = Path(p)
     if path.is_dir():
-        path = path / "model.onnx"
+        path = RunPaths(path).model
     if not path.exists():
         raise UserError("--model", f"'{p}' is not a model.onnx file or a run folder holding one",
                         "Point --model to outputs/<run>/model.onnx.")
@@ -66,8 +72,6 @@ def _batches(path: str, rows: int, schema: list[dict[str, str]] | None, query: s
              table: str) -> Iterator[Any]:
     """The input's record batches, as the reader of its format gives them."""
     import pyarrow as pa
-
-    from automl.data.scan import PANDAS_NA, open_source
 
     src = open_source(path, "--data", query, table)
     want = [c["name"] for c in schema] if schema is not None else None
@@ -151,7 +155,7 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000, que
     from automl.export.contract import class_labels, feeds_from_frame, input_schema
     from automl.export.onnx import session
 
-    mpath = _model_path(model)
+    mpath = model_path(model)
     sess = session(mpath.read_bytes())
     meta = sess.get_modelmeta().custom_metadata_map
     if "input_schema" not in meta:
@@ -200,9 +204,7 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000, que
         if writer is not None:
             writer.close()
         if total == 0:
-            from automl.data.sql import is_sql_url, mask
-
-            what = f"the query on {mask(data)}" if is_sql_url(data) else f"file '{data}'"
+            what = f"the query on {redact(data)}" if is_url(data) else f"file '{data}'"
             raise UserError("--data", f"{what} has no data rows", "Send at least one row.")
         for col, (n, example) in unseen.items():
             log.warning("column '%s': %d row(s) hold categories not seen in training (e.g. %r); they are "
@@ -211,6 +213,34 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000, que
     finally:
         Path(tmp).unlink(missing_ok=True)
     return total
+
+
+def maybe_predict_tables(model: str, pairs: list[str] | None, data: str | None, out: str,
+                         chunk_rows: int) -> int | None:
+    """`automl predict` for a run on several tables: aggregates from raw tables, then the ONNX graph.
+
+    --tables name=path replaces tables by name (others are read from their training paths); --data alone
+    is the new target table. Returns None for a single-table run (the caller scores --data as is)."""
+    run = RunPaths(model_path(model).parent)
+    if not run.relational_layout.exists():
+        if pairs is not None or data is None:
+            raise UserError("--data", "is required: this model was trained on one table",
+                            "Pass --data FILE (--tables is for runs on several tables).")
+        return None
+    pairs = list(pairs or [])
+    if data is not None:
+        pairs.append(f"{read_layout(run.root)['target_table']}={data}")
+    paths = {}
+    for p in pairs:
+        name, sep, path = p.partition("=")
+        if not sep or not name or not path:
+            raise UserError("--tables", f"'{p}' is not NAME=PATH", "Write e.g. --tables sessions=new_sessions.csv.")
+        paths[name] = path
+    flat = compute_from_run(run.root, paths)
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "model_frame.parquet"
+        flat.to_parquet(f, index=False)
+        return predict_file(str(run.model), str(f), out, chunk_rows)
 
 
 def main(argv: list[str]) -> int:
@@ -228,8 +258,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--chunk-rows", type=int, default=100_000, help="rows scored per chunk (memory bound)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from automl.data.relational import maybe_predict_tables  # a run on several tables: aggregates first
-
     n = maybe_predict_tables(a.model, a.tables, a.data, a.out, a.chunk_rows)
     if n is None:
         n = predict_file(a.model, a.data, a.out, a.chunk_rows, a.query, a.table)

@@ -9,12 +9,13 @@ it to `RunConfig` with `OmegaConf.to_object`.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from omegaconf import MISSING
+
+from automl.urls import is_url
 
 
 class TaskType(str, Enum):
@@ -150,7 +151,7 @@ def demo_path(name: str = "penguins.csv") -> str:
 def data_name(path: str, table: str = "") -> str:
     """A run-folder name for the data: the file's stem; for a database URL the table or the database
     name (never a part of the URL that could hold a password)."""
-    if re.match(r"^[a-z][a-z0-9+]*://", str(path)):
+    if is_url(path):
         db = str(path).split("?", 1)[0].rsplit("/", 1)[-1] if str(path).count("/") >= 3 else ""
         return str(table) or Path(db).stem or "sql"
     return Path(str(path)).stem or "data"

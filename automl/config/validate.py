@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from automl.config.schema import RunConfig
 from automl.errors import UserError
+from automl.urls import is_url
 
 MIN_TIME_S = 10.0
 
@@ -49,9 +50,7 @@ def validate_config(cfg: RunConfig) -> None:
             raise UserError(f"task.{fld}", f"is set ({value:g}) but only metric {name} uses it",
                             f"Set task.metric={name}, or remove task.{fld}.")
     d = cfg.data
-    from automl.data.sql import is_sql_url
-
-    if is_sql_url(d.path):
+    if is_url(d.path):
         if d.tables:
             raise UserError("data.tables", "several tables are read from files, not from a database URL",
                             "Set each table's path to a CSV or Parquet file, or join them in data.query.")

@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.data.load import read_table
+from automl.data.scan import ScanResult, scan
+from automl.data.source import Source, estimate, open_source
+from automl.data.sql import read_frame
 from automl.memory import MIN_SAMPLE_ROWS, MemoryBudget, data_allowance_mb, process_mb
 
 log = logging.getLogger("automl")
@@ -25,7 +29,7 @@ _EXPANSION = {"csv": 10.0, "parquet": 40.0}
 
 @dataclass
 class Sampled:
-    scan: Any  # ScanResult
+    scan: ScanResult
     n_search: int
     n_holdout: int
     info: dict[str, Any] = field(default_factory=dict)  # manifest["sampling"]
@@ -102,25 +106,19 @@ def _label(key: str, was_int: bool) -> str:
     return key
 
 
-def _read_whole(path: str, src: Any) -> pd.DataFrame:
+def _read_whole(path: str, src: Source) -> pd.DataFrame:
     if src.kind == "sql":
-        from automl.data.sql import read_frame
-
         return read_frame(src.sql)
-    from automl.data.load import read_table
-
     return read_table(path)
 
 
 def load_for_run(
     path: str, target: str, budget: MemoryBudget, n_workers: int, holdout: float, seed: int, max_rows: int = 0,
-    src: Any = None,
+    src: Source | None = None,
 ) -> tuple[pd.DataFrame, Sampled | None]:
     """The frame the run works on, and how it was sampled (None: the whole table fits and was read).
     max_rows > 0 caps the rows held (search + holdout) and always samples when the data has more.
-    `src` is the opened source (automl/data/scan.py open_source; a database needs it), else `path` is opened."""
-    from automl.data.scan import estimate, open_source, scan
-
+    `src` is the opened source (automl/data/source.py open_source; a database needs it), else `path` is opened."""
     src = src or open_source(path)
     driver = process_mb()
     allowance = data_allowance_mb(budget, driver, n_workers)
@@ -190,55 +188,3 @@ def load_for_run(
         s.n_holdout,
     )
     return df, s
-
-
-def card_lines(m: dict[str, Any]) -> list[str]:
-    """The model card's section on a sampled run: sizes, how rows were chosen, the learning curve."""
-    s = m.get("sampling")
-    if not s:
-        return []
-    b = m["budget"]
-    out = [
-        "",
-        "## Data larger than the memory budget",
-        f"- Sampled because {s['reason']}.",
-        f"- The data has **{s['rows_total']}** rows (~{s['estimated_memory_mb']:.0f} MB in memory); the memory budget "
-        f"is {b['memory_mb']:.0f} MB ({b['memory_mb_source']}), which leaves {s['data_allowance_mb']:.0f} MB for "
-        "data. The engine did not load the file: it scanned it once "
-        f"({s['rows_scanned']} rows in {s['scan_s']:.1f} s) and streamed the profile (exact counts, missing shares, "
-        "mean/std/min/max and class counts; approximate quantiles and distinct counts).",
-        f"- Memory-bound sample: **{s.get('memory_sample_rows', s['search_sample_rows'])}** rows besides the "
-        f"holdout, the most the memory budget allows ({s['search_selection']}).",
-        f"- Search sample: **{s['search_sample_rows']}** rows"
-        + (f" ({s['search_sample_reason']}; a prefix of the memory-bound sample in its random order, with the "
-           "per-class floor rows)." if s.get("search_sample_reason") else "."),
-        f"- Holdout: **{s['holdout_rows']}** rows drawn from the whole file ({s['holdout_selection']}); "
-        "never seen by the search.",
-        f"- Final model fitted on **{s['final_model_rows']}** rows"
-        + (f": {s.get('final_sample_rows')} sample rows ({s['final_sample_reason']})"
-           if s.get("final_sample_reason") else "")
-        + (" plus the holdout rows" if s["final_model_rows"] > s.get("final_sample_rows", s["final_model_rows"])
-           else "") + ".",
-        f"- Per-trial memory limit {b['trial_memory_mb']:.0f} MB (what the budget leaves after the driver).",
-    ]
-    if s.get("fit_time_model"):
-        out.append(f"- Fit time priced from the learning curve: {s['fit_time_model']}.")
-    if s.get("trial_time_limit_s"):
-        out.append(f"- Trial time limit {s['trial_time_limit_s']:.0f} s (4x the planned trial time): a family far "
-                   "slower than planned (k-NN scoring grows with the square of the rows) is stopped, not waited for.")
-    lc = s.get("learning_curve") or {}
-    if lc.get("points"):
-        out += [
-            "",
-            f"### Learning curve ({lc['model']}, holdout {lc['metric']})",
-            "",
-            "| rows | holdout score | fit s |",
-            "|---|---|---|",
-        ]
-        out += [f"| {int(p['rows'])} | {p['score']:.5g} | {p['fit_s']:.2f} |" for p in lc["points"]]
-        out += ["", f"- Verdict: {lc['verdict']}."]
-        if lc.get("stopped"):
-            out.append(f"- Curve cut short: {lc['stopped']}.")
-    elif lc:
-        out.append(f"- Learning curve: {lc.get('verdict', 'not measured')}; {lc.get('stopped', '')}")
-    return out

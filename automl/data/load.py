@@ -11,31 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from automl.data.source import check_readable, iter_batches, open_source
 from automl.errors import UserError
-
-SUPPORTED = (".csv", ".parquet", ".pq")
-
-
-def check_readable(path: str, field: str = "data.path") -> Path:
-    p = Path(path).expanduser()
-    if not str(path):
-        raise UserError(field, "no file given", f"Set {field}=<file.csv|file.parquet>.")
-    if not p.exists():
-        raise UserError(field, f"file '{path}' does not exist", f"Set {field} to an existing CSV or Parquet file.")
-    if p.is_dir():
-        raise UserError(field, f"'{path}' is a directory, not a file", f"Set {field} to a CSV or Parquet file.")
-    if p.suffix.lower() not in SUPPORTED:
-        raise UserError(field, f"'{p.suffix or p.name}' is not a supported format (csv, parquet)",
-                        f"Convert the file or set {field} to a .csv or .parquet file.")
-    try:
-        with open(p, "rb") as fh:
-            fh.read(1)
-    except OSError as e:
-        raise UserError(field, f"file '{path}' cannot be read ({e.strerror})",
-                        "Fix the file permissions or point to a readable copy.") from None
-    if p.stat().st_size == 0:
-        raise UserError(field, f"file '{path}' is empty", "Point to a file with a header row and data rows.")
-    return p
 
 
 def read_table(path: str, field: str = "data.path") -> pd.DataFrame:
@@ -65,8 +42,6 @@ def read_table(path: str, field: str = "data.path") -> pd.DataFrame:
 
 def _read_folder(path: str, field: str) -> pd.DataFrame:
     import pyarrow as pa
-
-    from automl.data.scan import iter_batches, open_source
 
     src = open_source(path, field)
     df = pa.Table.from_batches(list(iter_batches(src, field))).to_pandas()
@@ -103,8 +78,6 @@ def source_sha256(src: Any, path: str) -> tuple[str, str]:
 
 def file_sha256(path: str) -> str:
     if Path(path).is_dir():  # a folder: the hash of its files' names and hashes, in name order
-        from automl.data.scan import open_source
-
         h = hashlib.sha256()
         src = open_source(path)
         for f in src.files:

@@ -8,23 +8,21 @@ Aggregates over other tables cannot live in a single-row ONNX graph, so the run 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from automl.config.schema import DataConfig
+from automl.data.load import file_sha256, read_table
 from automl.errors import UserError
+from automl.io import RunPaths, write_json, write_text
 
 log = logging.getLogger("automl")
-FOLDER = "relational"  # inside the run folder
-FEATURES_FILE = "features.json"
-LAYOUT_FILE = "layout.json"
-PARITY_FILE = "relational_parity.json"
 
 
 def layout_from_config(data: DataConfig) -> dict[str, Any]:
@@ -136,8 +134,6 @@ def _check_primitives(names: list[str]) -> None:
 
 def read_frames(layout: dict[str, Any], paths: dict[str, str] | None = None,
                 field: str = "data.tables") -> dict[str, pd.DataFrame]:
-    from automl.data.load import read_table
-
     out = {}
     for name, t in layout["tables"].items():
         path = (paths or {}).get(name, t["path"])
@@ -243,14 +239,11 @@ def build_flat_frame(data: DataConfig, target: str, run_dir: Path) -> pd.DataFra
         logical = {n: {c: str(v) for c, v in es[n].ww.logical_types.items()} for n in layout["tables"]}
     finally:
         ctx.__exit__(None, None, None)
-    folder = Path(run_dir) / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    from automl.io import write_json, write_text
-
-    write_text(folder / FEATURES_FILE, ft.save_features(features))
-    write_json(folder / LAYOUT_FILE, {**layout, "target": target, "logical_types": logical,
-                                      "point_in_time": bool(layout["tables"][tt]["time_index"]),
-                                      "features": describe(features)})
+    run = RunPaths(Path(run_dir))
+    write_text(run.relational_features, ft.save_features(features))
+    write_json(run.relational_layout, {**layout, "target": target, "logical_types": logical,
+                                       "point_in_time": bool(layout["tables"][tt]["time_index"]),
+                                       "features": describe(features)})
     flat = _join(layout, frame, fm)
     log.info("relational: %d tables -> %d aggregate feature(s) on '%s' (%d rows)%s", len(frames), len(features), tt,
              len(flat), ", point in time" if layout["tables"][tt]["time_index"] else ", NO cutoff (no time_index)")
@@ -272,15 +265,21 @@ def describe(features: list[Any]) -> list[dict[str, str]]:
     return out
 
 
+def read_layout(run_dir: Path) -> dict[str, Any]:
+    """The layout a run on several tables saved: tables, relationships, logical types, feature definitions."""
+    return json.loads(RunPaths(Path(run_dir)).relational_layout.read_text())
+
+
 def compute_from_run(run_dir: Path, paths: dict[str, str] | None = None, field: str = "--tables") -> pd.DataFrame:
     """The model frame from raw tables, with the run's saved feature definitions and layout (no refitting)."""
     import featuretools as ft
 
-    folder = Path(run_dir) / FOLDER
-    if not (folder / LAYOUT_FILE).exists():
-        raise UserError("--model", f"run folder '{run_dir}' holds no {FOLDER}/{LAYOUT_FILE}",
+    run = RunPaths(Path(run_dir))
+    if not run.relational_layout.exists():
+        raise UserError("--model", f"run folder '{run_dir}' holds no "
+                        f"{run.relational_layout.relative_to(run.root).as_posix()}",
                         "Use --tables only with a run trained on several tables (data.tables).")
-    layout = json.loads((folder / LAYOUT_FILE).read_text())
+    layout = read_layout(run_dir)
     unknown = [n for n in (paths or {}) if n not in layout["tables"]]
     if unknown:
         raise UserError(field, f"'{unknown[0]}' is not a table of this model",
@@ -291,7 +290,7 @@ def compute_from_run(run_dir: Path, paths: dict[str, str] | None = None, field: 
     ctx = _quiet()
     try:
         es = _entityset(layout, frames, layout.get("target"), layout["logical_types"])
-        features = ft.load_features((folder / FEATURES_FILE).read_text())
+        features = ft.load_features(run.relational_features.read_text())
         cut = _cutoffs(layout, frames[tt])
         fm = (ft.calculate_feature_matrix(features, entityset=es, cutoff_time=cut, n_jobs=1, verbose=False)
               if cut is not None else ft.calculate_feature_matrix(features, entityset=es, n_jobs=1, verbose=False))
@@ -300,124 +299,8 @@ def compute_from_run(run_dir: Path, paths: dict[str, str] | None = None, field: 
     return _join(layout, frames[tt], fm)
 
 
-def check_parity(run_dir: Path, flat: pd.DataFrame, input_names: list[str], tol: float = 1e-6) -> dict[str, Any]:
-    """Raw tables -> saved definitions -> frame, against the frame the model was trained on."""
-    again = compute_from_run(run_dir, None, "data.tables")
-    layout = json.loads((Path(run_dir) / FOLDER / LAYOUT_FILE).read_text())
-    idx = layout["tables"][layout["target_table"]]["index"]
-    n_again = len(again)
-    # the engine dropped rows without a target; line the recomputed rows up by the target table's index
-    again = again.set_index(idx, drop=False).loc[flat[idx].to_numpy()].reset_index(drop=True)
-    agg = [d["name"] for d in layout["features"]]
-    worst, worst_col, mismatched = 0.0, "", []
-    for c in agg:
-        a, b = flat[c], again[c]
-        if pd.api.types.is_numeric_dtype(a):
-            av, bv = a.to_numpy(np.float64), pd.to_numeric(b, errors="coerce").to_numpy(np.float64)
-            same_nan = np.isnan(av) == np.isnan(bv)
-            d = np.nanmax(np.abs(av - bv)) if np.isfinite(av).any() else 0.0
-            if not same_nan.all() or d > tol * max(1.0, np.nanmax(np.abs(av)) if np.isfinite(av).any() else 1.0):
-                mismatched.append(c)
-            if d > worst:
-                worst, worst_col = float(d), c
-        elif not (a.astype(str).fillna("") == b.astype(str).fillna("")).all():
-            mismatched.append(c)
-    used = [c for c in agg if c in input_names]
-    return {"rows": len(flat), "aggregate_features": len(agg), "used_by_model": len(used),
-            "max_abs_diff": worst, "worst_feature": worst_col, "mismatched": mismatched,
-            "passed": not mismatched and n_again >= len(flat), "frame_from_raw_tables": again}
-
-
-def end_to_end_parity(run_dir: Path, flat: pd.DataFrame, model_path: Path, tol: float) -> dict[str, Any]:
-    """Raw tables in, predictions out: the ONNX graph on the recomputed frame vs on the training frame.
-
-    With parity.json (pipeline vs graph on the training frame) this closes the chain from raw tables
-    to the Python pipeline's predictions."""
-    from automl.export.contract import feeds_from_frame, input_schema
-    from automl.export.onnx import session
-
-    sess = session(Path(model_path).read_bytes())
-    schema = input_schema(sess.get_modelmeta().custom_metadata_map)
-    out = check_parity(run_dir, flat, [c["name"] for c in schema], tol)
-    again = out.pop("frame_from_raw_tables")
-    names = [o.name for o in sess.get_outputs()]
-    key = "probabilities" if "probabilities" in names else "label"
-    a = np.asarray(dict(zip(names, sess.run(None, feeds_from_frame(flat, schema)), strict=True))[key], np.float64)
-    b = np.asarray(dict(zip(names, sess.run(None, feeds_from_frame(again, schema)), strict=True))[key], np.float64)
-    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-    scale = 1.0 if key == "probabilities" else max(1.0, float(np.max(np.abs(a))) if a.size else 1.0)
-    out.update(onnx_output=key, onnx_max_abs_diff=diff, tol=tol,
-               used=[c["name"] for c in schema if c["name"] in {d["name"] for d in
-                     json.loads((Path(run_dir) / FOLDER / LAYOUT_FILE).read_text())["features"]}])
-    out["passed"] = bool(out["passed"] and diff <= tol * scale)
-    return out
-
-
-def card_section(run_dir: Path, parity: dict[str, Any]) -> str:
-    """Model-card section: the layout and every synthesised feature the final model takes, with its definition."""
-    layout = json.loads((Path(run_dir) / FOLDER / LAYOUT_FILE).read_text())
-    tt = layout["target_table"]
-    lines = ["", "## Features from related tables", "",
-             f"Target table `{tt}`; tables: " + ", ".join(
-                 f"`{n}` (index `{t['index']}`" + (f", time `{t['time_index']}`)" if t["time_index"] else ")")
-                 for n, t in layout["tables"].items()) + ".",
-             "Relationships: " + ", ".join(f"`{r['parent']}` -> `{r['child']}`" for r in layout["relationships"]) + ".",
-             ("Aggregates are computed **point in time**: each row of the target table sees only related rows whose "
-              f"time is at or before its own `{layout['tables'][tt]['time_index']}` (featuretools cutoff times)."
-              if layout["point_in_time"] else
-              "**Not point in time**: the target table has no time_index, so aggregates use every related row."),
-             "`automl predict --model RUN --tables name=path ...` recomputes them from raw tables with the saved "
-             f"definitions (`{FOLDER}/{FEATURES_FILE}`, featuretools JSON) before the ONNX graph runs."]
-    if parity:
-        lines.append(f"Recomputed from the raw tables: {parity['aggregate_features']} aggregate features, "
-                     f"max abs difference {parity['max_abs_diff']:.3g}, "
-                     f"ONNX predictions max abs difference {parity.get('onnx_max_abs_diff', float('nan')):.3g} "
-                     f"({'passed' if parity['passed'] else 'FAILED'}).")
-    used = [d for d in layout["features"] if d["name"] in set(parity.get("used", []))]
-    lines += ["", f"{len(used)} synthesised feature(s) are inputs of the final model:", "",
-              "| feature | definition |", "|---|---|"]
-    lines += [f"| `{d['name']}` | {d['definition'].replace('|', '/')} |" for d in used]
-    return "\n".join(lines) + "\n"
-
-
-def maybe_predict_tables(model: str, pairs: list[str] | None, data: str | None, out: str,
-                         chunk_rows: int) -> int | None:
-    """`automl predict` for a run on several tables: aggregates from raw tables, then the ONNX graph.
-
-    --tables name=path replaces tables by name (others are read from their training paths); --data alone
-    is the new target table. Returns None for a single-table run (the caller scores --data as is)."""
-    import tempfile
-
-    from automl.predict import _model_path, predict_file
-
-    run_dir = _model_path(model).parent
-    if not (run_dir / FOLDER / LAYOUT_FILE).exists():
-        if pairs is not None or data is None:
-            raise UserError("--data", "is required: this model was trained on one table",
-                            "Pass --data FILE (--tables is for runs on several tables).")
-        return None
-    pairs = list(pairs or [])
-    if data is not None:
-        pairs.append(f"{json.loads((run_dir / FOLDER / LAYOUT_FILE).read_text())['target_table']}={data}")
-    paths = {}
-    for p in pairs:
-        name, sep, path = p.partition("=")
-        if not sep or not name or not path:
-            raise UserError("--tables", f"'{p}' is not NAME=PATH", "Write e.g. --tables sessions=new_sessions.csv.")
-        paths[name] = path
-    flat = compute_from_run(run_dir, paths)
-    with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / "model_frame.parquet"
-        flat.to_parquet(f, index=False)
-        return predict_file(str(run_dir / "model.onnx"), str(f), out, chunk_rows)
-
-
 def tables_sha256(data: DataConfig) -> str:
     """One hash over every table file and the layout: what a resumed study must match."""
-    import hashlib
-
-    from automl.data.load import file_sha256
-
     layout = layout_from_config(data)
     h = hashlib.sha256(json.dumps({k: v for k, v in layout.items() if k != "tables"}, sort_keys=True).encode())
     for name in sorted(layout["tables"]):

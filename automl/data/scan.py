@@ -12,190 +12,21 @@ so a rare class reaches the search sample (stratification without knowing the co
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automl.data.arrow import to_pandas
+from automl.data.source import Source, csv_column_types, iter_batches
 from automl.errors import UserError
 
-# CSV block read at a time. The reader runs single-threaded: with threads it reads ahead of a slower
-# consumer without bound (a 1.3 GB file peaked at +900 MB with 16 MB blocks; +330 MB with 4 MB blocks)
-BLOCK_BYTES = 8 << 20
 QUANTILE_RESERVOIR = 20_000  # values kept per numeric column; quantile error ~ 1/sqrt(n)
 KMV_K = 4096  # distinct-count sketch size: exact below it, ~1.6% relative error above
 TOP_KEYS = 10_000  # value counts kept per string column; beyond it top values become approximate
 CLASS_FLOOR = 200  # rows kept per class (at most MAX_FLOOR_CLASSES classes) whatever the sample size
 MAX_FLOOR_CLASSES = 100
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
-# what pandas.read_csv reads as missing, so a scanned CSV means what a loaded one means
-PANDAS_NA = [
-    "",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "-1.#IND",
-    "-1.#QNAN",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "1.#QNAN",
-    "<NA>",
-    "N/A",
-    "NA",
-    "NULL",
-    "NaN",
-    "None",
-    "n/a",
-    "nan",
-    "null",
-]
-
-
-@dataclass
-class Source:
-    files: list[Path]
-    kind: str  # csv | parquet | sql
-    bytes: int  # on disk (0 for a database)
-    sql: Any = None  # SqlSource (automl/data/sql.py) when kind == "sql"
-
-    @property
-    def name(self) -> str:
-        if self.sql is not None:
-            return self.sql.name
-        return self.files[0].name if len(self.files) == 1 else self.files[0].parent.name
-
-
-def open_source(path: str, field_name: str = "data.path", query: str = "", table: str = "") -> Source:
-    """A checked source: a file, a folder of Parquet files, or a database URL with a query or a table."""
-    from automl.data.load import check_readable
-    from automl.data.sql import is_sql_url, open_sql
-
-    if is_sql_url(path):
-        return Source([], "sql", 0, open_sql(path, query, table, field_name))
-    if query or table:
-        where = ("data." if field_name == "data.path" else "--") + ("query" if query else "table")
-        raise UserError(where, "is only read from a database",
-                        f"Set {field_name} to a database URL (sqlite:///file.db, postgresql://user@host/db), "
-                        "or leave it empty for a file.")
-    p = Path(path).expanduser()
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in (".parquet", ".pq"))
-        if not files:
-            raise UserError(
-                field_name,
-                f"folder '{path}' holds no .parquet files",
-                f"Set {field_name} to a CSV/Parquet file or a folder of Parquet files.",
-            )
-        return Source(files, "parquet", sum(f.stat().st_size for f in files))
-    p = check_readable(path, field_name)
-    return Source([p], "csv" if p.suffix.lower() == ".csv" else "parquet", p.stat().st_size)
-
-
-def _csv_types(src: Source) -> dict[str, Any]:
-    return _csv_first(src)[0]
-
-
-def _csv_first(src: Source) -> tuple[dict[str, Any], list[str]]:
-    """Column types for the streaming CSV reader, fixed from the first block: integers are read as
-    float64 (a later block may hold a missing value or a decimal), columns empty in the first block as
-    strings. Without this, a type inferred from block one can fail on block fifty."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES))
-    types: dict[str, Any] = {}
-    ints = [f.name for f in reader.schema if pa.types.is_integer(f.type)]
-    for f in reader.schema:
-        t = f.type
-        if pa.types.is_integer(t):
-            t = pa.float64()
-        elif pa.types.is_null(t):
-            t = pa.string()
-        types[f.name] = t
-    return types, ints
-
-
-def iter_batches(
-    src: Source,
-    field_name: str = "data.path",
-    column_types: dict[str, Any] | None = None,
-    batch_rows: int = 262_144,
-) -> Iterator[Any]:
-    """pyarrow RecordBatches over the whole source, in file order."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    if src.kind == "sql":  # the SQL reader raises its own one-line errors
-        yield from src.sql.batches(min(batch_rows, 65_536))
-        return
-    try:
-        if src.kind == "csv":
-            types = column_types if column_types is not None else _csv_types(src)
-            reader = pcsv.open_csv(
-                src.files[0],
-                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
-                convert_options=pcsv.ConvertOptions(
-                    column_types=types, strings_can_be_null=True, null_values=PANDAS_NA
-                ),
-            )
-            for batch in reader:
-                yield batch
-        else:
-            first = None
-            for f in src.files:
-                # pre_buffer=False: a pre-buffering reader caches every column chunk it read until closed
-                # (arrow memory grew by ~0.65 MB per 100k rows read, the whole file by the end)
-                pf = pq.ParquetFile(f, pre_buffer=False)
-                if first is None:
-                    first = pf.schema_arrow
-                for batch in pf.iter_batches(batch_size=batch_rows):
-                    if batch.schema.names != first.names:
-                        raise UserError(
-                            field_name,
-                            f"'{f.name}' has other columns than '{src.files[0].name}'",
-                            "Put only files of one table in the folder.",
-                        )
-                    yield batch
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as e:
-        raise UserError(
-            field_name,
-            f"'{src.name}' cannot be scanned ({str(e).splitlines()[0][:200]})",
-            "Clean the column named in the message (one type per column), or convert the file to Parquet.",
-        ) from None
-
-
-def estimate(src: Source) -> tuple[int, float]:
-    """(estimated rows, estimated pandas bytes per row), from Parquet metadata, the first CSV block, or a
-    COUNT(*) and the first chunk of a query."""
-    import pyarrow.parquet as pq
-
-    if src.kind == "sql":
-        it = src.sql.batches(hash_rows=False)
-        first = next(it, None)
-        it.close()  # the rest of the result is not fetched
-    else:
-        first = next(iter_batches(src), None)
-    if first is None or first.num_rows == 0:
-        raise UserError("data.path", f"'{src.name}' has no data rows", "Point to a file with data rows.")
-    sample = first.slice(0, min(first.num_rows, 20_000))
-    per_row = float(sample.to_pandas().memory_usage(deep=True).sum()) / sample.num_rows
-    if src.kind == "sql":
-        rows = src.sql.count()
-    elif src.kind == "parquet":
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in src.files)
-    else:
-        rows = int(src.bytes / max(first.nbytes / first.num_rows, 1.0)) if first.num_rows else 0
-        # arrow's in-memory size is close to the CSV bytes for numbers; refine with the first block's text size
-        with open(src.files[0], "rb") as fh:
-            head = fh.read(BLOCK_BYTES)
-        n_lines = head.count(b"\n")
-        if n_lines > 1:
-            rows = int(src.bytes * (n_lines - 1) / len(head))
-    return max(rows, 1), per_row
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -388,7 +219,7 @@ def scan(
     import pyarrow.compute as pc
 
     t0 = time.time()
-    types, int_cols = _csv_first(src) if src.kind == "csv" else (None, [])  # ints are read as float64
+    types, int_cols = csv_column_types(src) if src.kind == "csv" else (None, [])  # ints are read as float64
     rng_rows = np.random.default_rng([seed, 9001])
     rng_stats = np.random.default_rng([seed, 9002])
     stats: dict[str, ColumnStats] = {}
@@ -456,8 +287,8 @@ def scan(
     if floors:  # add each class's floor rows the uniform sample missed (rare classes)
         search_tab = _union_floor(search_tab, [r.table() for r in floors.values()], target)
     hold_tab = hold.table()
-    search_df = _to_pandas(search_tab, int_cols)
-    hold_df = _to_pandas(hold_tab, int_cols) if hold_tab is not None else search_df.iloc[:0]
+    search_df = to_pandas(search_tab, int_cols)
+    hold_df = to_pandas(hold_tab, int_cols) if hold_tab is not None else search_df.iloc[:0]
     del search, hold, floors, search_tab, hold_tab
     pa.default_memory_pool().release_unused()  # the scan's freed buffers back to the OS, not kept by the pool
     columns = {name: st.to_json(n) for name, st in stats.items()}
@@ -487,14 +318,3 @@ def _union_floor(search_tab: Any, floor_tabs: list[Any], target: str) -> Any:
         if need > 0:
             add.append(t.slice(have, need))
     return pa.concat_tables([search_tab, *add]) if add else search_tab
-
-
-def _to_pandas(table: Any, int_cols: list[str]) -> Any:
-    """Like pandas.read_csv would give: integer columns without missing values back to int64."""
-    df = table.to_pandas()
-    for c in int_cols:
-        s = df[c]
-        if s.notna().all() and np.all(np.mod(s.to_numpy(), 1) == 0):
-            df[c] = s.astype(np.int64)
-    df.columns = [str(c) for c in df.columns]
-    return df.reset_index(drop=True)

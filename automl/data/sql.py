@@ -19,30 +19,21 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from automl.data.arrow import to_pandas
 from automl.errors import UserError
+from automl.urls import normalize, redact
 
-_URL = re.compile(r"^[a-z][a-z0-9+]*://")
 _SELECT = re.compile(r"^\s*(\(\s*)*(select|with)\b", re.IGNORECASE)
 CHUNK_ROWS = 65_536  # rows per fetch: a few MB of Python tuples for a table of a dozen columns
-
-
-def is_sql_url(path: str) -> bool:
-    return bool(_URL.match(str(path)))
-
-
-def mask(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    from automl.search.storage import redact
-
-    return redact(url)
 
 
 def _one_line(e: BaseException) -> str:
     """A driver error without its SQL echo and traceback hints, and without any credentials in it."""
     msg = str(getattr(e, "orig", None) or e).strip().splitlines()
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", msg[0] if msg else type(e).__name__)[:200]
+    return redact(msg[0] if msg else type(e).__name__)[:200]
 
 
 @dataclass
@@ -58,7 +49,7 @@ class SqlSource:
 
     @property
     def masked(self) -> str:
-        return mask(self.url)
+        return redact(self.url)
 
     @property
     def name(self) -> str:
@@ -181,18 +172,16 @@ def _create_engine(url: str, field_name: str) -> Any:
     import sqlalchemy as sa
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    from automl.search.storage import normalize_url
-
     try:
-        return sa.create_engine(normalize_url(url))
+        return sa.create_engine(normalize(url))
     except NoSuchModuleError as e:
-        raise UserError(field_name, f"no SQLAlchemy dialect for {mask(url)} ({_one_line(e)})",
+        raise UserError(field_name, f"no SQLAlchemy dialect for {redact(url)} ({_one_line(e)})",
                         "Use a URL like sqlite:///file.db or postgresql+psycopg2://user@host/db.") from None
     except ModuleNotFoundError as e:
-        raise UserError(field_name, f"the database driver '{e.name}' for {mask(url)} is not installed",
+        raise UserError(field_name, f"the database driver '{e.name}' for {redact(url)} is not installed",
                         f"Install it (pip install {_driver_package(e.name)}) or use another driver in the URL.") from None
     except ArgumentError as e:
-        raise UserError(field_name, f"'{mask(url)}' is not a valid database URL ({_one_line(e)})",
+        raise UserError(field_name, f"'{redact(url)}' is not a valid database URL ({_one_line(e)})",
                         "Use a URL like sqlite:///file.db or postgresql+psycopg2://user@host/db.") from None
 
 
@@ -244,15 +233,13 @@ def open_sql(url: str, query: str = "", table: str = "", field_name: str = "data
 
 def _check_sqlite_file(url: str, field_name: str) -> None:
     """SQLite creates a missing database file on connect: say it is missing instead."""
-    from pathlib import Path
-
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         u = make_url(url)
     except ArgumentError as e:
-        raise UserError(field_name, f"'{mask(url)}' is not a valid database URL ({_one_line(e)})",
+        raise UserError(field_name, f"'{redact(url)}' is not a valid database URL ({_one_line(e)})",
                         "Use a URL like sqlite:///file.db or postgresql+psycopg2://user@host/db.") from None
     db = u.database or ""
     if u.get_backend_name() == "sqlite" and db not in ("", ":memory:") and not db.startswith("file:"):
@@ -265,9 +252,7 @@ def read_frame(src: SqlSource) -> Any:
     """The whole result as a pandas frame (small data), with the same types a scan gives."""
     import pyarrow as pa
 
-    from automl.data.scan import _to_pandas
-
     batches = list(src.batches())
     if not batches:
         raise UserError(src.field_name, f"{src.what} on {src.masked} returned no rows", "Point to a table or query with rows.")
-    return _to_pandas(pa.Table.from_batches(batches), src.int_columns)
+    return to_pandas(pa.Table.from_batches(batches), src.int_columns)

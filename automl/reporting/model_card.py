@@ -5,6 +5,8 @@ from typing import Any
 
 import pandas as pd
 
+from automl.reporting.sampling_card import card_lines
+
 
 def _table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
@@ -149,8 +151,6 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 lines.append(f"- `label` output checked against the Python decision rule on {p['labels_checked']} rows "
                              f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
                              "mismatches.")
-    from automl.data.large import card_lines
-
     lines += card_lines(m)  # sampled runs: sizes, row selection, learning curve
     rep = m.get("reproducible", {})
     if rep:

@@ -215,7 +215,7 @@ def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Any, tick
     """Everything a joining worker needs, in the study's user attrs."""
     import dataclasses
 
-    from automl.search.storage import redact
+    from automl.urls import redact
 
     conf = json.loads(json.dumps(dataclasses.asdict(config), default=lambda o: getattr(o, "value", str(o))))
     conf["data"]["path"] = redact(conf["data"]["path"])  # a database URL's password stays in this process
@@ -256,7 +256,7 @@ def check_owner(study: Any, storage: str, run_dir: str) -> None:
     from pathlib import Path
 
     from automl.errors import UserError
-    from automl.search.storage import is_url, redact
+    from automl.urls import is_url, redact
 
     spec = study.user_attrs.get(SPEC_ATTR) or {}
     owner = spec.get("run_dir")
@@ -266,6 +266,6 @@ def check_owner(study: Any, storage: str, run_dir: str) -> None:
 
 
 def join_command(storage: str, study_name: str, journal: str) -> str:
-    from automl.search.storage import is_url, redact
+    from automl.urls import is_url, redact
 
     return f"automl worker --storage {redact(storage) if is_url(storage) else journal} --study {study_name}"

@@ -6,36 +6,15 @@ heartbeats while a trial runs and any worker fails a trial whose heartbeat went 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-_URL = re.compile(r"^[a-z][a-z0-9+]*://")
-
-
-def is_url(spec: str) -> bool:
-    return bool(_URL.match(spec))
-
-
-def normalize_url(url: str) -> str:
-    """SQLAlchemy 2.1 maps `postgresql://` to psycopg 3; use psycopg2 when only that driver is installed."""
-    if url.startswith(("postgresql://", "postgres://")):
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-            return "postgresql+psycopg2://" + url.split("://", 1)[1]
-    return url
-
-
-def redact(spec: str) -> str:
-    """The storage for logs and manifests: a database password never leaves the process."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", spec)
+from automl.errors import UserError
+from automl.urls import is_url, normalize, redact
 
 
 def open_storage(spec: str, journal_path: Path | None = None, heartbeat_s: int = 10, create_tables: bool = True) -> Any:
     """`spec` "" -> journal at journal_path; an existing journal file path; or a database URL."""
-    from automl.errors import UserError
-
     if not spec or not is_url(spec):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -52,7 +31,7 @@ def open_storage(spec: str, journal_path: Path | None = None, heartbeat_s: int =
     except AttributeError:  # older names
         callback_cls = optuna.storages.RetryFailedTrialCallback
         cb_kw = "failed_trial_callback"
-    url = normalize_url(spec)
+    url = normalize(spec)
     engine_kwargs = {"connect_args": {"timeout": 20.0}} if url.startswith("sqlite") else None
     hb = max(1, int(heartbeat_s))
     import warnings

@@ -15,7 +15,7 @@ from automl.data.load import file_sha256
 from automl.errors import UserError
 from automl.memory import resolve_budget, trial_memory_mb
 from automl.search import coordination as coord
-from automl.search.storage import is_url
+from automl.urls import is_url
 from automl.search.study import Budget, make_study, run_search
 from automl.search.worker import from_dict, load_spec
 from automl.stages.prepare import prepare_worker

@@ -19,12 +19,14 @@ import pandas as pd
 from automl.version import __version__
 from automl.config.schema import RunConfig
 from automl.evaluation.leaderboard import build_leaderboard
+from automl.export.relational_parity import end_to_end_parity
 from automl.io import RunPaths, write_bytes, write_json, write_text
 from automl.monitoring.reference import write_reference_profile
 from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
+from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
-from automl.search.storage import redact
+from automl.urls import redact
 from automl.stages.final import FinalResult
 from automl.stages.prepare import Prepared
 from automl.stages.search import Searched
@@ -173,8 +175,6 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
 def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: FinalResult, paths: RunPaths,
                   start: float, timings: dict[str, float]) -> Manifest:
     """Every file of the run folder after the search; returns the manifest as written."""
-    from automl.data.relational import PARITY_FILE, card_section, end_to_end_parity
-
     manifest = start_manifest(cfg, prep, searched, start)
     manifest.ensemble_selection = fin.ensemble_selection
     final, status, error = fin.final, fin.status, fin.error
@@ -182,7 +182,7 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
         write_model(cfg, prep, paths, final)
     if final and cfg.data.tables:
         manifest.relational = end_to_end_parity(paths.root, prep.raw, paths.model, cfg.export.parity_tol)
-        write_json(paths.root / PARITY_FILE, manifest.relational)
+        write_json(paths.relational_parity, manifest.relational)
         if not manifest.relational["passed"]:
             status, error = "FAILED", f"raw-table parity failed: {manifest.relational}"
     study = searched.study

@@ -19,7 +19,7 @@ from automl.data.load import read_table, source_sha256
 from automl.data.profile import build_profile
 from automl.data.relational import build_flat_frame, tables_sha256
 from automl.data.roles import Schema, infer_schema, infer_task, to_model_frame
-from automl.data.scan import open_source
+from automl.data.source import open_source
 from automl.data.split import check_class_counts, cv_folds, holdout_split
 from automl.data.target import prepare_target
 from automl.errors import UserError

@@ -105,11 +105,11 @@ def test_postgres_query_run_masks_the_password_and_predicts(tmp_path):
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    from automl.search.storage import normalize_url
+    from automl.urls import normalize
 
     df = _data(2500, seed=3)
     name = f"automl_e2e_{uuid.uuid4().hex[:8]}"
-    eng = sa.create_engine(normalize_url(PG_URL))
+    eng = sa.create_engine(normalize(PG_URL))
     df.to_sql(name, eng, index=False)
     try:
         run = tmp_path / "run"

@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 
 from automl.data import scan as scan_mod
+from automl.data import source as source_mod
 from automl.data.large import load_for_run
 from automl.data.load import file_sha256, read_table
 from automl.data.profile import QUANTILES, build_profile
 from automl.data.roles import infer_schema
+from automl.data.source import open_source
 from automl.memory import MemoryBudget, data_allowance_mb, trial_limit_mb
 
 
@@ -35,7 +37,7 @@ def _frame(n: int = 5000, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture()
 def small_blocks(monkeypatch):
     monkeypatch.setattr(
-        scan_mod, "BLOCK_BYTES", 1 << 14
+        source_mod, "BLOCK_BYTES", 1 << 14
     )  # many CSV blocks: the merge across batches is tested
 
 
@@ -64,7 +66,7 @@ def _check_against_pandas(res: scan_mod.ScanResult, df: pd.DataFrame) -> None:
 def test_streamed_statistics_match_pandas_on_csv(tmp_path, small_blocks):
     df = _frame()
     df.to_csv(tmp_path / "d.csv", index=False)
-    res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 1000, 250, 0.2, 0)
+    res = scan_mod.scan(open_source(str(tmp_path / "d.csv")), "y", 1000, 250, 0.2, 0)
     _check_against_pandas(res, df)
 
 
@@ -73,7 +75,7 @@ def test_streamed_statistics_match_pandas_on_a_parquet_folder(tmp_path):
     (tmp_path / "parts").mkdir()
     for i, part in enumerate(np.array_split(df, 4)):
         part.to_parquet(tmp_path / "parts" / f"part-{i}.parquet", index=False)
-    src = scan_mod.open_source(str(tmp_path / "parts"))
+    src = open_source(str(tmp_path / "parts"))
     assert len(src.files) == 4 and src.kind == "parquet"
     _check_against_pandas(scan_mod.scan(src, "y", 1000, 250, 0.2, 0), df)
     whole = read_table(str(tmp_path / "parts"))  # the folder also reads whole, as one table
@@ -84,7 +86,7 @@ def test_streamed_statistics_match_pandas_on_a_parquet_folder(tmp_path):
 def test_distinct_count_is_approximate_above_the_sketch(tmp_path):
     n = 30_000
     pd.DataFrame({"u": np.arange(n) * 1.5, "y": np.arange(n) % 2}).to_parquet(tmp_path / "u.parquet")
-    res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "u.parquet")), "y", 100, 20, 0.2, 0)
+    res = scan_mod.scan(open_source(str(tmp_path / "u.parquet")), "y", 100, 20, 0.2, 0)
     st = res.columns["u"]
     assert not st["cardinality_exact"] and abs(st["cardinality"] - n) / n < 0.06
 
@@ -97,7 +99,7 @@ def test_samples_are_sized_disjoint_and_keep_rare_classes(tmp_path, small_blocks
     )
     df.loc[rng.random(n) < 0.01, "y"] = None  # missing targets are dropped and counted
     df.to_csv(tmp_path / "d.csv", index=False)
-    res = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
+    res = scan_mod.scan(open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
     assert res.missing_target == int(df["y"].isna().sum()) and res.n_rows == n - res.missing_target
     n_rare_search = int((res.search["y"] == "rare").sum())
     assert len(res.holdout) == 200 and 800 <= len(res.search) <= 800 + scan_mod.CLASS_FLOOR
@@ -107,7 +109,7 @@ def test_samples_are_sized_disjoint_and_keep_rare_classes(tmp_path, small_blocks
     assert n_rare_search >= min(scan_mod.CLASS_FLOOR, int(0.7 * total_rare))  # floor: most rare rows reach it
     assert res.search["id_"].dtype == np.int64  # integers read back as pandas would
     # seeded: the same scan gives the same rows
-    again = scan_mod.scan(scan_mod.open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
+    again = scan_mod.scan(open_source(str(tmp_path / "d.csv")), "y", 800, 200, 0.2, 0)
     assert list(again.search["id_"]) == list(res.search["id_"])
 
 

@@ -16,9 +16,11 @@ import pytest
 from automl.data import scan as scan_mod
 from automl.data.large import load_for_run
 from automl.data.load import source_sha256
-from automl.data.sql import mask, open_sql
+from automl.data.source import open_source
+from automl.data.sql import open_sql
 from automl.errors import UserError
 from automl.memory import MemoryBudget
+from automl.urls import normalize, redact
 from tests.unit.test_scan import _check_against_pandas, _frame
 
 PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "")
@@ -38,10 +40,8 @@ def pg_table():
         pytest.skip("AUTOML_TEST_PG_URL is not set: PostgreSQL tests need a server (.ci/run starts one)")
     import sqlalchemy as sa
 
-    from automl.search.storage import normalize_url
-
     name = f"automl_sql_{uuid.uuid4().hex[:8]}"
-    eng = sa.create_engine(normalize_url(PG_URL))
+    eng = sa.create_engine(normalize(PG_URL))
     yield PG_URL, name, eng
     with eng.begin() as con:
         con.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
@@ -51,7 +51,7 @@ def pg_table():
 def test_sqlite_table_streams_in_chunks_and_matches_pandas(tmp_path, monkeypatch):
     df = _frame()
     url = _sqlite(tmp_path, df)
-    src = scan_mod.open_source(url, table="t")
+    src = open_source(url, table="t")
     assert src.kind == "sql" and src.name == "t"
     monkeypatch.setattr("automl.data.sql.CHUNK_ROWS", 700)  # many chunks: the merge across them is tested
     sizes = [b.num_rows for b in src.sql.batches(700)]
@@ -65,7 +65,7 @@ def test_sqlite_whole_read_gives_the_frame_back(tmp_path):
     df = _frame(3000)
     url = _sqlite(tmp_path, df)
     whole, sampled = load_for_run(url, "y", MemoryBudget(100_000, "t"), 1, 0.2, 0,
-                                  src=scan_mod.open_source(url, query="SELECT * FROM t"))
+                                  src=open_source(url, query="SELECT * FROM t"))
     assert sampled is None
     pd.testing.assert_frame_equal(whole, df)  # integers stay int64, text with NULLs stays text
 
@@ -73,7 +73,7 @@ def test_sqlite_whole_read_gives_the_frame_back(tmp_path):
 def test_forced_scan_on_a_query_samples_and_profiles_every_row(tmp_path):
     df = _frame(6000)
     url = _sqlite(tmp_path, df)
-    src = scan_mod.open_source(url, query="SELECT income, age, city, code, y FROM t WHERE age >= 30")
+    src = open_source(url, query="SELECT income, age, city, code, y FROM t WHERE age >= 30")
     part, sampled = load_for_run(url, "y", MemoryBudget(100_000, "t"), 1, 0.2, 0, max_rows=2500, src=src)
     sub = df[df["age"] >= 30]
     assert sampled is not None and sampled.scan.n_rows == len(sub)
@@ -88,7 +88,7 @@ def test_data_hash_covers_rows_and_query(tmp_path):
     url = _sqlite(tmp_path, df)
 
     def sha(query: str) -> str:
-        src = scan_mod.open_source(url, query=query)
+        src = open_source(url, query=query)
         load_for_run(url, "y", MemoryBudget(100_000, "t"), 1, 0.2, 0, src=src)
         digest, what = source_sha256(src, url)
         assert "every row" in what and len(digest) == 64
@@ -131,7 +131,7 @@ def test_url_errors_mask_the_password(tmp_path):
     with pytest.raises(UserError) as e:
         open_sql("postgresql+psycopg2://user:s3cret@127.0.0.1:1/db", table="t")
     assert e.value.where == "data.path" and "cannot connect" in e.value.rule and "s3cret" not in str(e.value)
-    assert mask("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
+    assert redact("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
 
 
 def test_a_column_that_changes_type_is_named(tmp_path):
@@ -139,7 +139,7 @@ def test_a_column_that_changes_type_is_named(tmp_path):
     with sqlite3.connect(path) as con:  # SQLite stores what it is given: text after numbers
         con.execute("CREATE TABLE t (x, y)")
         con.executemany("INSERT INTO t VALUES (?, ?)", [(float(i), i % 2) for i in range(100)] + [("abc", 1)])
-    src = scan_mod.open_source(f"sqlite:///{path}", table="t")
+    src = open_source(f"sqlite:///{path}", table="t")
     with pytest.raises(UserError) as e:
         list(src.sql.batches(50))
     assert e.value.where == "column 'x'" and "type" in e.value.rule
@@ -149,7 +149,7 @@ def test_postgres_table_scan_and_whole_read(pg_table):
     url, name, eng = pg_table
     df = _frame(3000)
     df.to_sql(name, eng, index=False)
-    src = scan_mod.open_source(url, table=name)
+    src = open_source(url, table=name)
     _check_against_pandas(scan_mod.scan(src, "y", 1000, 250, 0.2, 0), df)
     whole, sampled = load_for_run(url, "y", MemoryBudget(100_000, "t"), 1, 0.2, 0, src=src)
     assert sampled is None
