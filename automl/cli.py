@@ -101,8 +101,12 @@ def _hydra_main() -> None:
         try:
             config = to_run_config(cfg)
             from automl.config.validate import validate_config
+            from automl.data.source import open_source
+            from automl.urls import is_url
 
             validate_config(config)  # before importing the engine: a config error is told in about a second
+            if not config.data.tables and not is_url(config.data.path):  # and a wrong data path too
+                open_source(config.data.path, query=config.data.query, table=config.data.table)
             from automl.run import run
 
             manifest = run(config, HydraConfig.get().runtime.output_dir, start=start)
