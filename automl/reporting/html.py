@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any
+import math
+import numbers
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;
@@ -30,15 +32,17 @@ def esc(v: Any) -> str:
 
 def fmt(v: Any) -> str:
     """A cell's text: five significant digits for floats, nothing for a missing or infinite value."""
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
-    if isinstance(v, float | np.floating):
+    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral):  # float and numpy floats
         return f"{v:.5g}"
     return str(v)
 
 
 def table(df: pd.DataFrame, highlight: Any = None, key: str = "") -> str:
     """An HTML table of `df`; the row whose `key` column equals `highlight` is marked as the chosen one."""
+    import pandas as pd  # deferred: the sweep callback imports this kit in every run's start-up
+
     head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
     body = []
     for _, r in df.iterrows():
