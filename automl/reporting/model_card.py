@@ -5,6 +5,9 @@ from typing import Any
 
 import pandas as pd
 
+from automl.data.large import card_lines
+from automl.reporting.features_section import synthesised_features
+
 
 def _table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
@@ -111,8 +114,6 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",
                 f"- Parameters: `{final['params']}`",
             ]
-        from automl.reporting.features_section import synthesised_features
-
         lines += synthesised_features(final)
         if final.get("probability_floor"):
             lines.append(f"- Probabilities are floored for log loss: p' = (1 - {final['probability_floor']:g}) p + "
@@ -149,8 +150,6 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 lines.append(f"- `label` output checked against the Python decision rule on {p['labels_checked']} rows "
                              f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
                              "mismatches.")
-    from automl.data.large import card_lines
-
     lines += card_lines(m)  # sampled runs: sizes, row selection, learning curve
     rep = m.get("reproducible", {})
     if rep:
