@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from automl.errors import UserError
+from automl.io import RunPaths
 from automl.memory import release_freed
 
 log = logging.getLogger("automl")
@@ -24,7 +25,7 @@ CSV_BLOCK_BYTES = 1 << 20
 def _model_path(p: str) -> Path:
     path = Path(p)
     if path.is_dir():
-        path = path / "model.onnx"
+        path = RunPaths(path).model
     if not path.exists():
         raise UserError("--model", f"'{p}' is not a model.onnx file or a run folder holding one",
                         "Point --model to outputs/<run>/model.onnx.")
