@@ -127,9 +127,9 @@ JOB_COLUMNS = ["job", "data", "seed", "config", "status", "metric", "holdout", "
                "trials", "trials_per_min", "time_s", "budget_s"]  # the jobs table of compare.md and the sweep page
 
 # summary.csv's columns (its own names: `model` is the shipped family)
-SUMMARY_COLUMNS = {"job": "job", "data": "data", "seed": "seed", "task": "task", "metric": "metric", "status": "status",
-                   "shipped": "model", "cv": "cv", "holdout": "holdout", "trials": "trials", "time_s": "time_s",
-                   "budget_s": "budget_s"}
+SUMMARY_COLUMNS = {"job": "job", "data": "data", "seed": "seed", "task": "task", "metric": "metric",
+                   "status": "status", "shipped": "model", "cv": "cv", "holdout": "holdout", "trials": "trials",
+                   "time_s": "time_s", "budget_s": "budget_s"}
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

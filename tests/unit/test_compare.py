@@ -71,7 +71,8 @@ def test_the_sweep_callback_writes_summary_csv_from_the_same_rows(tmp_path):
 
     for n in (0, 2, 10):
         _job(tmp_path, n, "a", n, "tpe", 0.5 + n / 100)
-    SweepSummary().on_multirun_end(SimpleNamespace(hydra=SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path)))))
+    config = SimpleNamespace(hydra=SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path))))
+    SweepSummary().on_multirun_end(config)
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert list(summary.columns) == ["job", "data", "seed", "task", "metric", "status", "model", "cv", "holdout",
                                      "trials", "time_s", "budget_s"]
