@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from automl.evaluation.metrics import labels_from_proba
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -91,4 +93,4 @@ class WeightedEnsemble(BaseEstimator):
         if self.task == "regression":
             return sum(w * np.asarray(m.predict(X), dtype=np.float64).reshape(-1)
                        for m, w in zip(self.members, self.weights, strict=True))
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self.classes_[labels_from_proba(self.predict_proba(X))]

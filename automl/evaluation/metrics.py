@@ -56,8 +56,10 @@ class Metric:
 
 
 def labels_from_proba(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Class indices: first max (the graph's ArgMax(select_last_index=0)), or for a binary task with a
-    decision threshold, proba[:, 1] >= t compared in float32 as the graph does."""
+    """The engine's one decision rule, class indices from probabilities: first max (the graph's
+    ArgMax(select_last_index=0)), or for a binary task with a decision threshold, proba[:, 1] >= t
+    compared in float32 as the graph does. The graph's `label`, the model card's per-class table, the
+    report's confusion matrix and the label metrics all take their labels from it."""
     if threshold is not None and proba.shape[1] == 2:
         return (np.asarray(proba[:, 1], dtype=np.float32) >= np.float32(threshold)).astype(np.int64)
     return np.argmax(proba, axis=1)

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from automl.data.roles import Schema
 from automl.errors import ParityError
+from automl.evaluation.metrics import labels_from_proba
 from automl.export.contract import feeds_from_frame
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
@@ -104,7 +105,8 @@ def _inference_pipeline(pipeline: Any) -> Any:
 
 def _label_index(g: onnx.GraphProto, threshold: float | None) -> None:
     """`label_index` [N] from `probabilities`: first max, or for a binary model with a decision
-    threshold t, probabilities[:, 1] >= t (the probabilities themselves stay as they are)."""
+    threshold t, probabilities[:, 1] >= t in float32 (the probabilities themselves stay as they are).
+    The graph form of evaluation.metrics.labels_from_proba; the parity gate checks the two agree."""
     if threshold is None:
         g.node.append(helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0,
                                        select_last_index=0, name="automl_argmax"))
@@ -275,8 +277,6 @@ def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema:
         clear = (top2[:, 1] - top2[:, 0]) > 2 * tol  # rows where the label is not a near-tie
         if threshold is not None and py.shape[1] == 2:
             clear = np.abs(py[:, 1] - threshold) > 2 * tol  # rows not within float noise of the threshold
-        from automl.evaluation.metrics import labels_from_proba
-
         # the graph's own label output against the Python rule, through the class labels it carries
         labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
         py_label = labels[labels_from_proba(py, threshold)]

@@ -10,10 +10,10 @@ import math
 from pathlib import Path
 
 from automl.errors import UserError
+from automl.io import RunPaths
 
 
 def _profile_path(model: str, registry: str | None) -> Path:
-    from automl.monitoring.reference import FILE_NAME
     from automl.serving.registry import default_root, is_reference, resolve
 
     if is_reference(model):
@@ -27,9 +27,9 @@ def _profile_path(model: str, registry: str | None) -> Path:
     if not root.is_dir():
         raise UserError("--model", f"'{model}' is neither a run folder nor NAME@stage in the registry",
                         "Give the run folder that holds reference_profile.json.")
-    p = root / FILE_NAME
+    p = RunPaths(root).reference_profile
     if not p.is_file():
-        raise UserError("--model", f"'{root}' holds no {FILE_NAME}",
+        raise UserError("--model", f"'{root}' holds no {p.name}",
                         "Re-run the training with this version of automl (it writes the profile at export).")
     return p
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-FILE_NAME = "reference_profile.json"
+from automl.io import RunPaths, write_bytes
+
 FORMAT = 1
 N_QUANTILE_BINS = 10
 MAX_LEVELS = 30
@@ -113,7 +114,6 @@ def write_reference_profile(root: Path, X: Any, schema: Any) -> str | None:
 
     The profile is a monitoring aid: if it cannot be built, the run keeps its model and says why."""
     from automl.export.contract import feeds_from_frame
-    from automl.io import write_bytes
 
     cols = schema.to_json()
     try:
@@ -123,7 +123,7 @@ def write_reference_profile(root: Path, X: Any, schema: Any) -> str | None:
                                           type(e).__name__, e)
         return None
     data = (json.dumps(profile, indent=1) + "\n").encode("utf-8")
-    write_bytes(Path(root) / FILE_NAME, data)
+    write_bytes(RunPaths(Path(root)).reference_profile, data)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -33,6 +33,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from automl.evaluation.metrics import labels_from_proba
+
 SAMPLERS = ("none", "random_over", "random_under", "balanced_bagging", "smote", "adasyn", "smote_tomek", "smote_enn")
 NEIGHBOUR_SAMPLERS = ("smote", "adasyn", "smote_tomek", "smote_enn")  # need complete rows (no NaN)
 
@@ -231,7 +233,7 @@ class BalancedClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         if len(self.estimators_) == 1:
             return self.estimator_.predict(X)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self.classes_[labels_from_proba(self.predict_proba(X))]
 
 
 def _snap_categorical(Z: np.ndarray, y: np.ndarray, Zr: np.ndarray, yr: np.ndarray, cat: list[int]) -> np.ndarray:

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.export.contract import feeds_from_frame
+from automl.export.onnx import session
+
 
 def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame, y: np.ndarray,
                            score: Callable[[np.ndarray, np.ndarray], float], greater_is_better: bool, seed: int,
@@ -49,9 +52,6 @@ def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.
 def onnx_latency(model_bytes: bytes, X: pd.DataFrame, schema: list[dict[str, str]], n_single: int = 200,
                  time_limit_s: float = 1.0) -> dict[str, float]:
     """Single-row latency (median, p99) and batch throughput of the graph in onnxruntime, in process."""
-    from automl.export.contract import feeds_from_frame
-    from automl.export.onnx import session
-
     sess = session(model_bytes)
     rows = X.iloc[: max(1, min(len(X), 1000))]
     batch = feeds_from_frame(rows, schema)

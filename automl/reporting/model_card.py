@@ -5,6 +5,7 @@ from typing import Any
 
 import pandas as pd
 
+from automl.reporting.features_section import synthesised_features
 from automl.reporting.sampling_card import card_lines
 
 
@@ -113,8 +114,6 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                 f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",
                 f"- Parameters: `{final['params']}`",
             ]
-        from automl.reporting.features_section import synthesised_features
-
         lines += synthesised_features(final)
         if final.get("probability_floor"):
             lines.append(f"- Probabilities are floored for log loss: p' = (1 - {final['probability_floor']:g}) p + "

@@ -1,23 +1,24 @@
 """report.html at the root of a --multirun sweep: the job x metric table, the holdout per dataset and
 configuration, and when several configurations were swept, their average ranks across datasets.
 
-Same data as `automl compare` (automl/reporting/compare.py), drawn as one self-contained page."""
+Same rows as `automl compare` (automl/reporting/sweep_rows.py), drawn as one self-contained page."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from automl.reporting.report import CSS, _esc, _Figures, _table
+from automl.io import SweepPaths, write_text
+from automl.reporting.html import Figures, esc, page, table
+from automl.reporting.sweep_rows import JOB_COLUMNS, average_ranks, collect, per_dataset
 
 log = logging.getLogger("automl")
 
 
 def build_sweep_report(sweep_dir: Path) -> str:
-    from automl.reporting.compare import average_ranks, collect, per_dataset
-
+    """The sweep page's HTML: average ranks, holdout per dataset, and every job."""
     df = collect(sweep_dir)
-    figs = _Figures()
-    parts = [f"<h1>automl sweep: {_esc(sweep_dir.name)}</h1>",
+    figs = Figures()
+    parts = [f"<h1>automl sweep: {esc(sweep_dir.name)}</h1>",
              f"<p>{len(df)} jobs, {df['data'].nunique()} dataset(s), {df['seed'].nunique()} seed(s), "
              f"{df['config'].nunique()} configuration(s). holdout = score of the shipped model on rows the search "
              "never saw.</p>"]
@@ -31,7 +32,7 @@ def build_sweep_report(sweep_dir: Path) -> str:
         ax.barh(ranks["config"][::-1], ranks["avg_rank"][::-1])
         ax.set(xlabel="average rank over (dataset, seed)", title="Configurations")
         parts.append(figs.img(fig, "average rank per configuration"))
-        parts.append(_table(ranks))
+        parts.append(table(ranks))
     parts.append("<h2>Holdout per dataset</h2>")
     per = per_dataset(df)
     grid = []
@@ -48,23 +49,19 @@ def build_sweep_report(sweep_dir: Path) -> str:
         ax.set(xlabel=f"holdout {metric}, mean over seeds\n({better} is better)", title=str(data))
         grid.append(figs.img(fig, f"holdout on {data}"))
     parts.append("<div class=grid>" + "".join(grid) + "</div>")
-    parts.append(_table(per))
+    parts.append(table(per))
     parts.append("<h2>Jobs</h2>")
-    jobs = df[["job", "data", "seed", "config", "status", "metric", "holdout", "cv", "shipped", "best_family",
-               "trials", "trials_per_min", "time_s", "budget_s"]]
-    parts.append(_table(jobs))
+    parts.append(table(df[JOB_COLUMNS]))
     parts.append("<p class=muted>Each job's own report.html is in its folder.</p>")
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>automl sweep</title><style>{CSS}</style>"
-            f"</head><body>{''.join(parts)}</body></html>\n")
+    return page("automl sweep", "".join(parts))
 
 
 def write_sweep_report(sweep_dir: Path) -> Path | None:
     """Never fails the sweep: a report that cannot be built is a warning."""
-    from automl.io import write_text
-
+    out = SweepPaths(sweep_dir).report
     try:
-        write_text(sweep_dir / "report.html", build_sweep_report(sweep_dir))
-        return sweep_dir / "report.html"
+        write_text(out, build_sweep_report(sweep_dir))
+        return out
     except Exception as e:
         log.warning("sweep report.html was not written: %s: %s", type(e).__name__, e)
         return None

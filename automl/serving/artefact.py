@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import UserError
-
-MODEL, MANIFEST = "model.onnx", "manifest.json"
+from automl.io import RunPaths
 
 
 @dataclass
@@ -78,11 +77,11 @@ def check_no_external_data(data: bytes, where: str) -> None:
 
 def read_verified(root: Path, where: str = "--model", expected_sha: str | None = None) -> tuple[bytes, dict[str, Any]]:
     """model.onnx bytes and the manifest, after checking the hash the run recorded (and the registry's)."""
-    model, manifest_path = root / MODEL, root / MANIFEST
+    model, manifest_path = RunPaths(root).model, RunPaths(root).manifest
     if not model.is_file():
-        raise UserError(where, f"'{root}' holds no {MODEL}", "Point to a completed run folder or a registry entry.")
+        raise UserError(where, f"'{root}' holds no {model.name}", "Point to a completed run folder or a registry entry.")
     if not manifest_path.is_file():
-        raise UserError(where, f"'{root}' holds no {MANIFEST}, so {MODEL} cannot be verified",
+        raise UserError(where, f"'{root}' holds no {manifest_path.name}, so {model.name} cannot be verified",
                         "Serve run folders as automl wrote them (or push them to the registry).")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -93,10 +92,10 @@ def read_verified(root: Path, where: str = "--model", expected_sha: str | None =
     data = model.read_bytes()
     actual = sha256_bytes(data)
     if actual != recorded:
-        raise UserError(where, f"{MODEL} SHA-256 {actual[:12]}... differs from manifest.json ({recorded[:12]}...)",
+        raise UserError(where, f"{model.name} SHA-256 {actual[:12]}... differs from {manifest_path.name} ({recorded[:12]}...)",
                         "The file was changed after the run; restore it or re-run the training.")
     if expected_sha is not None and actual != expected_sha:
-        raise UserError(where, f"{MODEL} SHA-256 {actual[:12]}... differs from the registry record ({expected_sha[:12]}...)",
+        raise UserError(where, f"{model.name} SHA-256 {actual[:12]}... differs from the registry record ({expected_sha[:12]}...)",
                         "The registry copy was modified; push the run again.")
     check_no_external_data(data, where)
     return data, manifest
@@ -107,7 +106,7 @@ def load_model(root: Path, label: str, where: str = "--model", expected_sha: str
     import onnxruntime as ort
 
     from automl.export.contract import class_labels, input_schema
-    from automl.monitoring.reference import FILE_NAME, load_reference_profile
+    from automl.monitoring.reference import load_reference_profile
 
     data, manifest = read_verified(root, where, expected_sha)
     opts = ort.SessionOptions()
@@ -118,14 +117,14 @@ def load_model(root: Path, label: str, where: str = "--model", expected_sha: str
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map
     if "input_schema" not in meta:
-        raise UserError(where, f"'{root / MODEL}' was not written by automl (no input_schema metadata)",
+        raise UserError(where, f"'{RunPaths(root).model}' was not written by automl (no input_schema metadata)",
                         "Serve a model.onnx from an automl run folder.")
     reference = None
-    ref_path = root / FILE_NAME
+    ref_path = RunPaths(root).reference_profile
     if ref_path.is_file():
         want = manifest.get("final", {}).get("reference_profile_sha256")
         if want and sha256_bytes(ref_path.read_bytes()) != want:
-            raise UserError(where, f"{FILE_NAME} differs from the hash in manifest.json",
+            raise UserError(where, f"{ref_path.name} differs from the hash in manifest.json",
                             "Restore the file or re-run the training.")
         reference = load_reference_profile(ref_path)
     return LoadedModel(label=label, root=root, sha256=sha256_bytes(data), session=sess, schema=input_schema(meta),

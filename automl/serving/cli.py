@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from automl.errors import UserError
+from automl.io import RunPaths
 
 TOKEN_ENV = "AUTOML_SERVE_TOKEN"
 
@@ -56,7 +57,7 @@ def load_variants(refs: list[str], weights: list[float], registry_root: Path, th
             v.index_mtime = (registry_root / r.name / INDEX).stat().st_mtime
         else:
             p = Path(ref)
-            if p.is_file() and p.name == "model.onnx":
+            if p.is_file() and p.name == RunPaths(p.parent).model.name:
                 p = p.parent
             if not p.is_dir():
                 raise UserError("--model", f"'{ref}' is neither a run folder nor NAME@stage in the registry at {registry_root}",

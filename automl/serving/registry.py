@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import UserError
+from automl.io import RunPaths
 
 INDEX = "registry.json"
-COPIED = ("model.onnx", "manifest.json", "reference_profile.json", "model_card.md", "parity.json", "profile.json",
-          "leaderboard.csv")
+_RUN = RunPaths(Path())
+COPIED = tuple(p.name for p in (_RUN.model, _RUN.manifest, _RUN.reference_profile, _RUN.model_card, _RUN.parity,
+                                _RUN.profile, _RUN.leaderboard))  # a run folder's files a version keeps
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _STAGE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from automl.errors import UserError
-from automl.reporting.compare import collect, main
+from automl.reporting.compare import main
+from automl.reporting.sweep_rows import collect
 
 
 def _job(root, num, data, seed, sampler, holdout, status="COMPLETE", maximize=True):
@@ -60,3 +61,20 @@ def test_a_failed_job_ranks_last_and_one_configuration_is_not_ranked(tmp_path):
 def test_a_folder_without_jobs_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no job folders"):
         main([str(tmp_path)])
+
+
+def test_the_sweep_callback_writes_summary_csv_from_the_same_rows(tmp_path):
+    """summary.csv keeps its own columns (`model` is the shipped family), in launch order."""
+    from types import SimpleNamespace
+
+    from automl.reporting.sweep import SweepSummary
+
+    for n in (0, 2, 10):
+        _job(tmp_path, n, "a", n, "tpe", 0.5 + n / 100)
+    config = SimpleNamespace(hydra=SimpleNamespace(sweep=SimpleNamespace(dir=str(tmp_path))))
+    SweepSummary().on_multirun_end(config)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.columns) == ["job", "data", "seed", "task", "metric", "status", "model", "cv", "holdout",
+                                     "trials", "time_s", "budget_s"]
+    assert list(summary["job"]) == ["0_a", "2_a", "10_a"] and list(summary["model"]) == ["lightgbm"] * 3
+    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")

@@ -7,7 +7,7 @@ import time
 import optuna
 import pytest
 
-from automl.reporting.report import _importance
+from automl.reporting.importance import hyperparameter_importance
 
 
 def _study(n: int) -> optuna.Study:
@@ -36,12 +36,12 @@ def test_importance_names_the_parameter_that_drives_the_score():
 
     t = time.perf_counter()
     # the chosen family (linear) has one trial: the most tried family is used instead, and said so
-    imp, how = _importance(study, "linear", greater=True)
+    imp, how = hyperparameter_importance(study, "linear", greater=True)
     assert time.perf_counter() - t < 3.0  # 0.14 s measured, on a loaded machine
     assert set(imp) == {"forest.lr", "forest.depth"} and max(imp, key=imp.get) == "forest.lr"
     assert "12 forest trials" in how and imp["forest.lr"] == pytest.approx(1.0, abs=0.2)
 
 
 def test_too_few_trials_is_a_sentence_not_a_chart():
-    imp, how = _importance(_study(3), "forest", greater=True)
+    imp, how = hyperparameter_importance(_study(3), "forest", greater=True)
     assert imp == {} and "too few" in how
