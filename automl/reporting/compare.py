@@ -9,7 +9,6 @@ job ranks last) and the ranks are averaged across datasets and seeds (AMLB-style
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -150,23 +149,3 @@ def render(sweep_dir: Path, df: Any) -> str:
                 "", _md(ranks), ""]
     return "\n".join(out)
 
-
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="automl compare", description="Compare the jobs of an automl --multirun sweep.")
-    ap.add_argument("sweep_dir", help="the sweep folder (hydra.sweep.dir) holding one folder per job")
-    a = ap.parse_args(argv)
-    sweep = Path(a.sweep_dir)
-    if not sweep.is_dir():
-        raise UserError("SWEEP_DIR", f"'{a.sweep_dir}' is not a folder", "Pass the folder a --multirun sweep wrote.")
-    from automl.io import write_text
-
-    df = collect(sweep)
-    md = render(sweep, df)
-    write_text(sweep / "compare.csv", df.to_csv(index=False))
-    write_text(sweep / "compare.md", md)
-    from automl.reporting.sweep_report import write_sweep_report
-
-    page = write_sweep_report(sweep)
-    print(md)
-    print(f"wrote {sweep / 'compare.csv'}, {sweep / 'compare.md'}" + (f" and {page}" if page else ""))
-    return 0

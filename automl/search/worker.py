@@ -7,7 +7,6 @@ ends the search. The driver alone refits and exports.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -95,31 +94,24 @@ def _load_spec(storage_spec: str, study_name: str, wait_s: float) -> dict[str, A
         time.sleep(1.0)
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="automl worker", description="Join a running automl search as one more worker.")
-    ap.add_argument("--storage", required=True,
-                    help="the driver's search.storage URL, or its run folder's study.journal (same machine)")
-    ap.add_argument("--study", default="automl", help="the driver's search.study_name (default: automl)")
-    ap.add_argument("--data", default="", help="the data file on this machine, if its path differs from the driver's")
-    ap.add_argument("--oof-dir", default="", help="where to write out-of-fold predictions (default: the run folder "
-                    "if this machine sees it; ensembles only use trials whose predictions reach it)")
-    ap.add_argument("--n-jobs", type=int, default=0, help="threads per trial (default: all cores)")
-    ap.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the driver to publish the study")
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][worker] %(message)s")
-    logging.getLogger("automl").setLevel(logging.INFO)
+def join(storage: str, study: str, data: str = "", oof_dir: str = "", n_jobs: int = 0, wait: float = 30.0) -> int:
+    """Join the study `study` on `storage` (a database URL or the driver's study.journal) as one more worker.
 
+    data: the data file here if its path differs from the driver's; oof_dir: where out-of-fold predictions
+    go (default: the run folder if this machine sees it); n_jobs: threads per trial (0 = all cores);
+    wait: seconds to wait for the driver to publish the study.
+    """
     from automl.config.schema import RunConfig
     from automl.data.load import file_sha256
     from automl.search import coordination as coord
     from automl.search.storage import is_url
 
-    if not is_url(a.storage) and not Path(a.storage).is_file():
-        raise UserError("--storage", f"'{a.storage}' is neither a database URL nor a journal file",
+    if not is_url(storage) and not Path(storage).is_file():
+        raise UserError("--storage", f"'{storage}' is neither a database URL nor a journal file",
                         "Pass the driver's search.storage URL or <run folder>/study.journal.")
-    spec = _load_spec(a.storage, a.study, a.wait)
+    spec = _load_spec(storage, study, wait)
     cfg = from_dict(RunConfig, spec["config"])
-    data_path = a.data or cfg.data.path
+    data_path = data or cfg.data.path
     if cfg.data.query or cfg.data.table:
         raise UserError("--storage", "the driver reads its data from a database (data.query / data.table); "
                         "automl worker joins runs on a CSV or Parquet file only",
@@ -137,24 +129,24 @@ def main(argv: list[str]) -> int:
     from automl.run import _trial_memory_mb
     from automl.search.study import Budget, make_study, run_search
 
-    data = search_data(cfg, spec, data_path, a.n_jobs or (os.cpu_count() or 1))
-    if coord.fingerprint(data) != spec["fingerprint"]:
+    prepared = search_data(cfg, spec, data_path, n_jobs or (os.cpu_count() or 1))
+    if coord.fingerprint(prepared) != spec["fingerprint"]:
         raise UserError("--storage", "the search data rebuilt here differs from the driver's (rows, folds or "
                         "search spaces)", "Install the same automl version and search_spaces as the driver.")
     register_converters()
     budget = Budget(start=spec["deadline"] - spec["time_s"], time_s=spec["time_s"], n_trials=spec["tickets"],
                     trial_time_s=cfg.budget.trial_time_s, trial_memory_mb=_trial_memory_mb(cfg),
                     refit_full=cfg.export.refit_full)
-    study = make_study(Path(a.storage), a.study, data.metric.direction, cfg.search.sampler,
+    optuna_study = make_study(Path(storage), study, prepared.metric.direction, cfg.search.sampler,
                        cfg.seed + os.getpid() % 10_000, cfg.search.n_startup_trials, cfg.search.multivariate,
-                       cfg.search.pruner, constant_liar=True, storage_url=a.storage if is_url(a.storage) else "",
+                       cfg.search.pruner, constant_liar=True, storage_url=storage if is_url(storage) else "",
                        heartbeat_s=cfg.search.heartbeat_s)
-    oof = Path(a.oof_dir) if a.oof_dir else Path(spec["run_dir"]) / "oof"
-    oof_dir = oof if a.oof_dir or os.access(oof.parent, os.W_OK) else None
-    log.info("joined study '%s' as %s: %d tickets, %.0fs left", a.study, coord.worker_id(), spec["tickets"],
+    oof = Path(oof_dir) if oof_dir else Path(spec["run_dir"]) / "oof"
+    oof_to = oof if oof_dir or os.access(oof.parent, os.W_OK) else None
+    log.info("joined study '%s' as %s: %d tickets, %.0fs left", study, coord.worker_id(), spec["tickets"],
              budget.left())
-    res = run_search(study, data, budget, on_trial=partial(log_trial, data.metric.name), oof_dir=oof_dir,
-                     tickets=spec["tickets"] > 0)
+    res = run_search(optuna_study, prepared, budget, on_trial=partial(log_trial, prepared.metric.name),
+                     oof_dir=oof_to, tickets=spec["tickets"] > 0)
     log.info("worker done: %d complete, %d failed, %d pruned (%s)", res.completed, res.failed, res.pruned,
              res.stopped_because)
     return 0

@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
+from automl.commands.compare import main
 from automl.errors import UserError
-from automl.reporting.compare import collect, main
+from automl.reporting.compare import collect
 
 
 def _job(root, num, data, seed, sampler, holdout, status="COMPLETE", maximize=True):
