@@ -14,17 +14,9 @@ from typing import Any
 
 _START = time.time()
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-# Subcommands that are not a search run: name -> "module:function", called with the remaining argv
-# and returning an exit code. Each lives in its own module, imported only when called.
-SUBCOMMANDS: dict[str, str] = {
-    "predict": "automl.predict:main",
-    "report": "automl.reporting.report:main",
-    "serve": "automl.serving.cli:main",
-    "drift": "automl.monitoring.cli:main",
-    "registry": "automl.serving.registry:main",
-    "worker": "automl.search.worker:main",
-    "compare": "automl.reporting.compare:main",
-}
+# Subcommands that are not a search run: each is automl/commands/<verb>.py, whose main(argv) returns an exit
+# code. Only the module of the verb that runs is imported, so `automl --help` and a config error stay fast.
+SUBCOMMANDS: tuple[str, ...] = ("predict", "report", "serve", "drift", "registry", "worker", "compare")
 _state = {"started": False, "debug": False}
 
 # OMP_WAIT_POLICY stays at the library default: PASSIVE made HistGradientBoosting ~10x slower here
@@ -186,9 +178,8 @@ def main(argv: list[str] | None = None) -> None:
 
         import importlib
 
-        module, _, func = SUBCOMMANDS[args[0]].partition(":")
         try:
-            sys.exit(getattr(importlib.import_module(module), func)(args[1:]))
+            sys.exit(importlib.import_module(f"automl.commands.{args[0]}").main(args[1:]))
         except UserError as e:
             _fail(e)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM of `automl worker`, `serve`, `predict`: no traceback

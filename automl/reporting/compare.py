@@ -2,12 +2,11 @@
 
 The rows and ranks come from automl/reporting/sweep_rows.py; this module writes them as markdown.
 With several configurations, each is ranked within every (dataset, seed) on the holdout score and the
-ranks are averaged across datasets and seeds (AMLB-style). Writes compare.csv (one row per job) and
-compare.md in the sweep folder, and prints the markdown.
+ranks are averaged across datasets and seeds (AMLB-style). The verb (automl/commands/compare.py) writes
+them as compare.csv and compare.md in the sweep folder.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,23 +54,3 @@ def render(sweep_dir: Path, df: pd.DataFrame) -> str:
                 "", markdown_table(ranks), ""]
     return "\n".join(out)
 
-
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="automl compare", description="Compare the jobs of an automl --multirun sweep.")
-    ap.add_argument("sweep_dir", help="the sweep folder (hydra.sweep.dir) holding one folder per job")
-    a = ap.parse_args(argv)
-    sweep = Path(a.sweep_dir)
-    if not sweep.is_dir():
-        raise UserError("SWEEP_DIR", f"'{a.sweep_dir}' is not a folder", "Pass the folder a --multirun sweep wrote.")
-    from automl.io import write_text
-
-    df = collect(sweep)
-    md = render(sweep, df)
-    write_text(sweep / "compare.csv", df.to_csv(index=False))
-    write_text(sweep / "compare.md", md)
-    from automl.reporting.sweep_report import write_sweep_report
-
-    page = write_sweep_report(sweep)
-    print(md)
-    print(f"wrote {sweep / 'compare.csv'}, {sweep / 'compare.md'}" + (f" and {page}" if page else ""))
-    return 0

@@ -232,29 +232,3 @@ def write_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
         log.warning("report.html was not written: %s: %s", type(e).__name__, e)
     return time.perf_counter() - t
 
-
-def main(argv: list[str]) -> int:
-    """`automl report RUN_DIR`: (re)build report.html of a run folder."""
-    import argparse
-
-    from automl.errors import UserError
-
-    ap = argparse.ArgumentParser(prog="automl report", description="(Re)build report.html of a run folder, or "
-                                 "the comparison page of a --multirun sweep folder.")
-    ap.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or a sweep folder of run folders")
-    a = ap.parse_args(argv)
-    run_dir = Path(a.run_dir)
-    from automl.io import write_text
-
-    if not (run_dir / "manifest.json").exists() and any(run_dir.glob("*/manifest.json")):
-        from automl.reporting.sweep_report import build_sweep_report
-
-        write_text(run_dir / "report.html", build_sweep_report(run_dir))
-        print(run_dir / "report.html")
-        return 0
-    if not (run_dir / "manifest.json").exists():
-        raise UserError("RUN_DIR", f"'{run_dir}' holds no manifest.json (nor job folders with one)",
-                        "Point to an automl run folder or a --multirun sweep folder.")
-    write_text(run_dir / "report.html", build_report(run_dir))
-    print(run_dir / "report.html")
-    return 0

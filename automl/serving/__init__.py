@@ -1,1 +1,1 @@
-"""Deployment: verified artefacts, the model registry, the HTTP server and its metrics."""
+"""Deployment: verified artefacts, the model store behind `automl registry`, the HTTP server and its metrics."""

@@ -279,7 +279,7 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
 
     async def reload_loop() -> None:
         from automl.serving.artefact import load_model
-        from automl.serving.registry import INDEX, resolve
+        from automl.serving.model_store import INDEX, resolve
 
         while True:
             await asyncio.sleep(opts.reload_s)

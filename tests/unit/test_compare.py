@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
+from automl.commands.compare import main
 from automl.errors import UserError
-from automl.reporting.compare import main
 from automl.reporting.sweep_rows import collect
 
 

@@ -9,38 +9,16 @@ import argparse
 import math
 from pathlib import Path
 
-from automl.errors import UserError
-from automl.io import RunPaths
-
-
-def _profile_path(model: str, registry: str | None) -> Path:
-    from automl.serving.registry import default_root, is_reference, resolve
-
-    if is_reference(model):
-        r = resolve(model, Path(registry).expanduser() if registry else default_root())
-        r.verify_files()
-        root = r.root
-    else:
-        root = Path(model)
-        if root.is_file():
-            root = root.parent
-    if not root.is_dir():
-        raise UserError("--model", f"'{model}' is neither a run folder nor NAME@stage in the registry",
-                        "Give the run folder that holds reference_profile.json.")
-    p = RunPaths(root).reference_profile
-    if not p.is_file():
-        raise UserError("--model", f"'{root}' holds no {p.name}",
-                        "Re-run the training with this version of automl (it writes the profile at export).")
-    return p
+from automl.data.load import read_table
+from automl.export.contract import feeds_from_frame
+from automl.io import write_json
+from automl.monitoring.drift import ALPHA, JS_THRESHOLD, PSI_THRESHOLD, Thresholds, compare, report
+from automl.monitoring.profile_source import reference_profile_path
+from automl.monitoring.reference import load_reference_profile
+from automl.serving.model_store import default_root
 
 
 def main(argv: list[str]) -> int:
-    from automl.data.load import read_table
-    from automl.export.contract import feeds_from_frame
-    from automl.io import write_json
-    from automl.monitoring.drift import ALPHA, JS_THRESHOLD, PSI_THRESHOLD, Thresholds, compare, report
-    from automl.monitoring.reference import load_reference_profile
-
     ap = argparse.ArgumentParser(prog="automl drift", description="Feature drift of new data against the training profile.")
     ap.add_argument("--model", required=True, help="run folder (or NAME@stage / NAME@vN from the registry)")
     ap.add_argument("--data", required=True, help="CSV or Parquet with the model's input columns")
@@ -52,7 +30,8 @@ def main(argv: list[str]) -> int:
                     help="and only when a chi-square test rejects 'same distribution' at p < alpha (default 0.01)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the report as JSON")
     a = ap.parse_args(argv)
-    profile = load_reference_profile(_profile_path(a.model, a.registry))
+    registry_root = Path(a.registry).expanduser() if a.registry else default_root()
+    profile = load_reference_profile(reference_profile_path(a.model, registry_root))
     df = read_table(a.data, "--data")
     feeds = feeds_from_frame(df, profile["input_schema"], where="--data")  # schema errors -> exit 2
     th = Thresholds(a.psi_threshold, a.js_threshold, a.alpha)

@@ -1,4 +1,5 @@
-"""`automl registry`: versioned, hashed copies of run folders, with stages that can be promoted and rolled back.
+"""The model store behind `automl registry`: versioned, hashed copies of run folders, with stages that can be
+promoted and rolled back. (Not automl/registry.py, which maps component keys to estimators and steps.)
 
 Layout under the registry root (--root, else $AUTOML_REGISTRY, else ~/.automl/registry):
 
@@ -11,7 +12,6 @@ resolves the stage when it starts and again whenever registry.json changes.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import UserError
-from automl.io import RunPaths
+from automl.io import RunPaths, write_bytes, write_json
+from automl.serving.artefact import read_verified, sha256_bytes
 
 INDEX = "registry.json"
 _RUN = RunPaths(Path())
@@ -49,8 +50,6 @@ class Resolved:
 
     def verify_files(self, field: str = "--model") -> None:
         """Every copied file must still hash to what push recorded (the manifest vouches for the model)."""
-        from automl.serving.artefact import sha256_bytes
-
         for fname, want in self.files:
             p = self.root / fname
             if not p.is_file() or sha256_bytes(p.read_bytes()) != want:
@@ -69,7 +68,7 @@ def _check_name(name: str, field: str = "--name") -> str:
     return name
 
 
-def _check_stage(stage: str) -> str:
+def check_stage(stage: str) -> str:
     if not _STAGE.match(stage):
         raise UserError("--stage", f"'{stage}' is not a valid stage name", "Use e.g. production or staging.")
     return stage
@@ -89,8 +88,6 @@ def read_index(root: Path, name: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def _locked(root: Path, name: str) -> Iterator[dict[str, Any]]:
     """The model's index, read and written under an exclusive lock (concurrent pushes stay consistent)."""
-    from automl.io import write_json
-
     d = root / name
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:
@@ -104,7 +101,7 @@ def _event(index: dict[str, Any], action: str, **kw: Any) -> None:
     index["history"].append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "action": action, **kw})
 
 
-def _version_number(text: str, field: str) -> int:
+def version_number(text: str, field: str) -> int:
     m = re.fullmatch(r"v?(\d+)", str(text))
     if not m:
         raise UserError(field, f"'{text}' is not a version", "Give a version as 3 or v3 (see `automl registry list`).")
@@ -121,9 +118,6 @@ def _entry(index: dict[str, Any], version: int, field: str) -> dict[str, Any]:
 
 def push(run_dir: Path, name: str, root: Path, stage: str | None = None) -> tuple[int, bool]:
     """Copy a verified run folder as the next version; returns (version, created). Same model twice = same version."""
-    from automl.io import write_bytes
-    from automl.serving.artefact import read_verified, sha256_bytes
-
     _check_name(name)
     if not run_dir.is_dir():
         raise UserError("RUN_DIR", f"'{run_dir}' is not a folder", "Give the run folder that holds model.onnx.")
@@ -164,7 +158,7 @@ def push(run_dir: Path, name: str, root: Path, stage: str | None = None) -> tupl
 
 
 def _promote(index: dict[str, Any], version: int, stage: str) -> None:
-    stack = index["stages"].setdefault(_check_stage(stage), [])
+    stack = index["stages"].setdefault(check_stage(stage), [])
     if stack and stack[-1] == version:
         return
     _event(index, "promote", stage=stage, version=version, previous=stack[-1] if stack else None)
@@ -185,7 +179,7 @@ def rollback(root: Path, name: str, stage: str = "production") -> tuple[int, int
     """Pop the stage's current version; returns (from, to)."""
     _require(root, name)
     with _locked(root, name) as index:
-        stack = index["stages"].get(_check_stage(stage), [])
+        stack = index["stages"].get(check_stage(stage), [])
         if len(stack) < 2:
             raise UserError("--stage", f"{name}@{stage} has no earlier version to roll back to"
                             + (f" (it holds only v{stack[0]})" if stack else " (nothing was promoted)"),
@@ -219,7 +213,7 @@ def resolve(ref: str, root: Path, field: str = "--model") -> Resolved:
     index = read_index(root, name)
     which = which or "production"
     if re.fullmatch(r"v?\d+", which):
-        version = _version_number(which, field)
+        version = version_number(which, field)
     else:
         stack = index["stages"].get(which, [])
         if not stack:
@@ -231,65 +225,10 @@ def resolve(ref: str, root: Path, field: str = "--model") -> Resolved:
     return Resolved(name, version, root / name / f"v{version}", entry["sha256"], tuple(sorted(entry["files"].items())))
 
 
-def _list(root: Path, name: str | None, as_json: bool) -> int:
-    names = [name] if name else (sorted(p.name for p in root.iterdir() if (p / INDEX).is_file()) if root.is_dir() else [])
+def list_models(root: Path, name: str | None = None) -> list[dict[str, Any]]:
+    """The index of NAME, or of every model in the store (sorted by name)."""
     if name:
         _require(root, name)
-    out = [read_index(root, n) for n in names]
-    if as_json:
-        print(json.dumps(out, indent=2))
-        return 0
-    if not out:
-        print(f"no models in the registry at {root}")
-        return 0
-    for index in out:
-        tags: dict[int, list[str]] = {}
-        for stage, stack in index["stages"].items():
-            if stack:
-                tags.setdefault(stack[-1], []).append(stage)
-        print(f"{index['name']}")
-        print(f"  {'version':<8} {'stages':<22} {'sha256':<14} {'pushed_at':<25} {'task':<11} {'metric':<10} holdout")
-        for v in index["versions"]:
-            score = v.get("holdout_score")
-            print(f"  v{v['version']:<7} {','.join(tags.get(v['version'], [])) or '-':<22} {v['sha256'][:12]:<14} "
-                  f"{v['pushed_at']:<25} {v.get('task') or '-':<11} {v.get('metric') or '-':<10} "
-                  f"{'-' if score is None else f'{score:.5g}'}")
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="automl registry", description="Versioned model registry: push, list, promote, rollback.")
-    ap.add_argument("--root", default=None, help="registry folder (default: $AUTOML_REGISTRY or ~/.automl/registry)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("push", help="store a run folder as the next version of NAME")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--name", required=True)
-    p.add_argument("--stage", default=None, help="also promote the version to this stage (e.g. production)")
-    p = sub.add_parser("list", help="versions and stages")
-    p.add_argument("name", nargs="?", metavar="NAME")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("promote", help="make VERSION the current version of a stage")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("version", metavar="VERSION")
-    p.add_argument("--stage", default="production")
-    p = sub.add_parser("rollback", help="return a stage to the version it held before the current one")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--stage", default="production")
-    for sp in sub.choices.values():
-        sp.add_argument("--root", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
-    root = Path(a.root).expanduser() if a.root else default_root()
-    if a.cmd == "push":
-        version, created = push(Path(a.run_dir), a.name, root, a.stage)
-        print(f"{'pushed' if created else 'already registered:'} {a.name}@v{version}"
-              + (f" (stage {a.stage})" if a.stage else "") + f" in {root}")
-    elif a.cmd == "list":
-        return _list(root, a.name, a.json)
-    elif a.cmd == "promote":
-        version = _version_number(a.version, "VERSION")
-        previous = promote(root, a.name, version, _check_stage(a.stage))
-        print(f"{a.name}@{a.stage}: v{version}" + (f" (was v{previous})" if previous is not None else ""))
-    elif a.cmd == "rollback":
-        current, now = rollback(root, a.name, a.stage)
-        print(f"{a.name}@{a.stage}: v{now} (rolled back from v{current})")
-    return 0
+        return [read_index(root, name)]
+    names = sorted(p.name for p in root.iterdir() if (p / INDEX).is_file()) if root.is_dir() else []
+    return [read_index(root, n) for n in names]

@@ -7,71 +7,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
-import os
 import sys
 from pathlib import Path
 
 from automl.errors import UserError
-from automl.io import RunPaths
-
-TOKEN_ENV = "AUTOML_SERVE_TOKEN"
-
-
-def read_token(token_file: str | None, token_env: str, no_auth: bool) -> str | None:
-    if no_auth:
-        return None
-    if token_file:
-        p = Path(token_file).expanduser()
-        if not p.is_file():
-            raise UserError("--token-file", f"'{token_file}' is not a file", "Point it to a file that holds the token.")
-        if p.stat().st_mode & 0o077:
-            logging.getLogger("automl.serve").warning("token file %s is readable by other users (chmod 600 it)", p)
-        token = p.read_text(encoding="utf-8").strip()
-        where = "--token-file"
-    else:
-        token = os.environ.get(token_env, "").strip()
-        where = token_env
-        if not token:
-            raise UserError("--token-file", f"no bearer token (neither --token-file nor ${token_env} is set)",
-                            f"Set {token_env} or pass --token-file (or --no-auth for a trusted loopback test).")
-    if not token:
-        raise UserError(where, "the token is empty", "Put a long random token there (e.g. openssl rand -hex 32).")
-    if any(c.isspace() for c in token):
-        raise UserError(where, "the token contains whitespace", "Use a token without spaces or newlines.")
-    return token
+from automl.monitoring.drift import ALPHA, JS_THRESHOLD, PSI_THRESHOLD, Thresholds
+from automl.serving.app import ModelSet, ServeOptions, build_app
+from automl.serving.model_store import default_root
+from automl.serving.startup import TOKEN_ENV, check_listen, load_variants, read_token
 
 
-def load_variants(refs: list[str], weights: list[float], registry_root: Path, threads: int) -> list:
-    from automl.serving.app import Variant
-    from automl.serving.artefact import load_model
-    from automl.serving.registry import INDEX, is_reference, resolve
-
-    variants = []
-    for ref, w in zip(refs, weights, strict=True):
-        if is_reference(ref):
-            r = resolve(ref, registry_root)
-            r.verify_files()
-            model = load_model(r.root, r.label, "--model", r.sha256, threads)
-            v = Variant(ref, w, model, registry_root=registry_root)
-            v.index_mtime = (registry_root / r.name / INDEX).stat().st_mtime
-        else:
-            p = Path(ref)
-            if p.is_file() and p.name == RunPaths(p.parent).model.name:
-                p = p.parent
-            if not p.is_dir():
-                raise UserError("--model", f"'{ref}' is neither a run folder nor NAME@stage in the registry at {registry_root}",
-                                "Give a run folder, or NAME@production / NAME@v3 after `automl registry push`.")
-            v = Variant(ref, w, load_model(p, p.resolve().name, "--model", None, threads))
-        variants.append(v)
-    labels = [v.model.label for v in variants]
-    if len(set(labels)) < len(labels):
-        raise UserError("--model", f"the same version is named twice ({', '.join(labels)})",
-                        "A/B needs two different versions.")
-    return variants
-
-
-def _traffic(text: str | None, n: int) -> list[float]:
+def parse_traffic(text: str | None, n: int) -> list[float]:
+    """--traffic 90,10 -> weights that sum to 1, one per --model."""
     if n == 1 and not text:
         return [1.0]
     if not text:
@@ -86,10 +35,11 @@ def _traffic(text: str | None, n: int) -> list[float]:
     return [x / sum(w) for x in w]
 
 
-def main(argv: list[str]) -> int:
-    from automl.monitoring.drift import ALPHA, JS_THRESHOLD, PSI_THRESHOLD, Thresholds
-    from automl.serving.registry import default_root
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
+
+def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="automl serve", description="Serve automl model(s) over HTTP.")
     ap.add_argument("--model", action="append", required=True,
                     help="run folder, model.onnx, or NAME@stage / NAME@vN from the registry; repeat for A/B")
@@ -121,14 +71,12 @@ def main(argv: list[str]) -> int:
     if not 0 < a.port < 65536:
         raise UserError("--port", f"{a.port} is not a TCP port", "Pass a port between 1 and 65535.")
     token = read_token(a.token_file, a.token_env, a.no_auth)
-    _check_listen(a.host, a.port)
-    weights = _traffic(a.traffic, len(a.model))
+    check_listen(a.host, a.port)
+    weights = parse_traffic(a.traffic, len(a.model))
     root = Path(a.registry).expanduser() if a.registry else default_root()
     variants = load_variants(a.model, weights, root, a.threads)
 
-    import uvicorn
-
-    from automl.serving.app import ModelSet, ServeOptions, build_app
+    import uvicorn  # the serve extra: checked above, so a missing one is one line, not a traceback
 
     opts = ServeOptions(token=token, max_body_bytes=int(a.max_body_mb * 2**20), allow_unseen=a.allow_unseen,
                         drift_window=a.drift_window, drift_min_rows=a.drift_min_rows, reload_s=a.reload_s,
@@ -146,27 +94,3 @@ def main(argv: list[str]) -> int:
                                            access_log=a.access_log, server_header=False, timeout_keep_alive=30))
     server.run()
     return 0
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Say in one line that the address is taken, before models load (uvicorn would exit 1 with a log record)."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise UserError("--host", f"'{host}' does not resolve ({e.strerror})", "Pass an address such as 127.0.0.1.") from None
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as e:
-            raise UserError("--port", f"cannot listen on {host}:{port} ({e.strerror})",
-                            "Choose another --port or stop the process that holds it.") from None
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

@@ -1,0 +1,28 @@
+"""`automl report RUN_DIR`: (re)build report.html of a run folder, or the comparison page of a sweep."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from automl.errors import UserError
+from automl.io import write_text
+from automl.reporting.report import build_report
+from automl.reporting.sweep_report import build_sweep_report
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="automl report", description="(Re)build report.html of a run folder, or "
+                                 "the comparison page of a --multirun sweep folder.")
+    ap.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or a sweep folder of run folders")
+    a = ap.parse_args(argv)
+    run_dir = Path(a.run_dir)
+    if not (run_dir / "manifest.json").exists() and any(run_dir.glob("*/manifest.json")):
+        write_text(run_dir / "report.html", build_sweep_report(run_dir))
+        print(run_dir / "report.html")
+        return 0
+    if not (run_dir / "manifest.json").exists():
+        raise UserError("RUN_DIR", f"'{run_dir}' holds no manifest.json (nor job folders with one)",
+                        "Point to an automl run folder or a --multirun sweep folder.")
+    write_text(run_dir / "report.html", build_report(run_dir))
+    print(run_dir / "report.html")
+    return 0
