@@ -19,6 +19,8 @@ from automl.errors import UserError
 from automl.io import RunPaths
 from automl.memory import release_freed
 from automl.urls import is_url, redact
+from automl.export.contract import class_labels, feeds_from_frame, input_schema
+from automl.export.onnx import session
 
 log = logging.getLogger("automl")
 PROGRESS_ROWS = 1_000_000  # a progress line each time this many more rows are scored
@@ -151,8 +153,6 @@ def _warn_extra(header: list[str], want: list[str] | None) -> None:
 
 def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000, query: str = "",
                  table: str = "") -> int:
-    from automl.export.contract import class_labels, feeds_from_frame, input_schema
-    from automl.export.onnx import session
 
     mpath = model_path(model)
     sess = session(mpath.read_bytes())

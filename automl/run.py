@@ -20,6 +20,7 @@ from automl.stages.final import FinalStage
 from automl.stages.outputs import Manifest, write_outputs
 from automl.stages.prepare import prepare
 from automl.stages.search import search
+from automl.export.onnx import metadata
 
 log = logging.getLogger("automl")
 PROCESS_START = time.time()  # the budget counts from process start (cli may pass an earlier start)
@@ -27,7 +28,6 @@ PROCESS_START = time.time()  # the budget counts from process start (cli may pas
 
 def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manifest:
     """Run one AutoML task end to end into `output_dir`; return the manifest it wrote."""
-    from automl.export.onnx import metadata  # the export stack (heavy): after the data's path checks
 
     t_start = start or PROCESS_START
     paths = RunPaths(Path(output_dir))

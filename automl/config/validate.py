@@ -4,12 +4,15 @@ from __future__ import annotations
 from automl.config.schema import RunConfig
 from automl.errors import UserError
 from automl.urls import is_url
+from automl.evaluation.metrics import METRICS
+from automl.evaluation.metrics import CONSTRAINED
+from automl.estimators import REGISTRY
+from automl.evaluation.metrics import DEFAULT_METRIC, METRICS
 
 MIN_TIME_S = 10.0
 
 
 def validate_config(cfg: RunConfig) -> None:
-    from automl.evaluation.metrics import METRICS
 
     b, s = cfg.budget, cfg.search
     if not b.time_s > 0:
@@ -39,7 +42,6 @@ def validate_config(cfg: RunConfig) -> None:
     if cfg.task.metric != "auto" and cfg.task.metric not in METRICS:
         raise UserError("task.metric", f"unknown metric '{cfg.task.metric}'",
                         f"Use one of: auto, {', '.join(METRICS)}.")
-    from automl.evaluation.metrics import CONSTRAINED
 
     for name, fld in CONSTRAINED.items():
         value = getattr(cfg.task, fld)
@@ -68,7 +70,6 @@ def validate_config(cfg: RunConfig) -> None:
         raise UserError("task.target", "is empty", "Set task.target=<the column to predict>.")
     if cfg.export.format != "onnx":
         raise UserError("export.format", f"unknown format '{cfg.export.format}'", "Use export.format=onnx.")
-    from automl.estimators import REGISTRY
 
     for key in [*cfg.estimators.include, *cfg.estimators.exclude]:
         REGISTRY.get(key, field="estimators.include" if key in cfg.estimators.include else "estimators.exclude")
@@ -79,7 +80,6 @@ def validate_config(cfg: RunConfig) -> None:
 
 def resolve_task(cfg: RunConfig, inferred: str, target: str, n_classes: int) -> tuple[str, str]:
     """(task type, metric) with the rules that need the data: metric fits task, declared type fits target."""
-    from automl.evaluation.metrics import DEFAULT_METRIC, METRICS
 
     declared = cfg.task.type.value if hasattr(cfg.task.type, "value") else str(cfg.task.type)
     if inferred == "constant":

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from automl.errors import UserError
+from automl.data.roles import categorical_strings
+from automl.data.roles import to_epoch_seconds
 
 
 def input_schema(meta: Mapping[str, str]) -> list[dict[str, str]]:
@@ -23,7 +25,6 @@ def input_schema(meta: Mapping[str, str]) -> list[dict[str, str]]:
 
 def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str = "--data") -> dict[str, np.ndarray]:
     """Graph feeds from a raw frame; a missing column or an unusable dtype is a user error naming it."""
-    from automl.data.roles import categorical_strings
 
     missing = [c["name"] for c in schema if c["name"] not in df.columns]
     if missing:
@@ -34,7 +35,6 @@ def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str 
     for c in schema:
         s = df[c["name"]]
         if c["dtype"] == "float64":  # datetime: epoch seconds UTC (ISO-8601 strings and datetimes convert)
-            from automl.data.roles import to_epoch_seconds
 
             v = to_epoch_seconds(s)
             bad = s[np.isnan(v) & s.notna().to_numpy() & (s.astype(str).str.strip() != "").to_numpy()]

@@ -9,6 +9,11 @@ from onnx import TensorProto
 from onnx.helper import get_attribute_value
 from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+from automl.preprocessing.steps import RARE
+from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
+from automl.export.feature_converters import register as register_feature_converters
+from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
+from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
 
 _done = False
 
@@ -40,7 +45,6 @@ def _shape_rare(operator):
 
 
 def _convert_rare(scope, operator, container):
-    from automl.preprocessing.steps import RARE
 
     op = operator.raw_operator
     x = operator.inputs[0].full_name
@@ -248,14 +252,12 @@ def register_converters() -> None:
     )
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
     update_registered_converter(NaNIndicator, "AutomlNaNIndicator", _shape_same_width_float, _convert_nan_indicator)
     update_registered_converter(Float32Cast, "AutomlFloat32Cast", _shape_same_width_float, _convert_float32_cast)
     update_registered_converter(RareGrouper, "AutomlRareGrouper", _shape_rare, _convert_rare)
     update_registered_converter(OutlierClipper, "AutomlOutlierClipper", _shape_same_width_float, _convert_clipper)
     update_registered_converter(SkewLog, "AutomlSkewLog", _shape_same_width_float, _convert_skewlog)
-    from automl.export.feature_converters import register as register_feature_converters
 
     register_feature_converters()
     update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
@@ -279,8 +281,6 @@ def register_converters() -> None:
         convert_sklearn_random_forest_regressor_converter,
     )
 
-    from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
-    from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
 
     update_registered_converter(Float32HGBClassifier, "AutomlHGBClassifier", calculate_linear_classifier_output_shapes,
                                 convert_sklearn_random_forest_classifier,

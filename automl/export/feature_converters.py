@@ -14,6 +14,7 @@ from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType
 
 from automl.features import synthesis as syn
+from automl.features.text import TextSVD
 
 _NAN = float("nan")
 
@@ -178,7 +179,6 @@ def _parser_dfs(scope, model, inputs, custom_parsers=None):
 
 def register() -> None:
     update_registered_converter(syn.DFSFeatures, "AutomlDFSFeatures", _shape_dfs, _convert_dfs, parser=_parser_dfs)
-    from automl.features.text import TextSVD
 
     update_registered_converter(TextSVD, "AutomlTextSVD", _shape_svd, _convert_svd)
     update_registered_converter(syn.RelevanceSelector, "AutomlRelevanceSelector", _shape_selector, _convert_selector)

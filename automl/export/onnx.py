@@ -20,6 +20,9 @@ from automl.data.roles import Schema
 from automl.errors import ParityError
 from automl.evaluation.metrics import labels_from_proba
 from automl.export.contract import feeds_from_frame
+from automl.export.converters import register_converters
+from automl.ensemble import WeightedEnsemble
+from automl.preprocessing.imbalance import inference_estimators
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 
@@ -45,7 +48,6 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-    from automl.export.converters import register_converters
 
     register_converters()
     pipeline = _inference_pipeline(pipeline)
@@ -82,8 +84,6 @@ def _inference_pipelines(pipeline: Any) -> list[tuple[Any, float]]:
     the fitted preprocessing, at equal weights; a WeightedEnsemble gives its members', weight x weight."""
     from sklearn.pipeline import Pipeline
 
-    from automl.ensemble import WeightedEnsemble
-    from automl.preprocessing.imbalance import inference_estimators
 
     if isinstance(pipeline, WeightedEnsemble):
         return [(p, w * v) for m, w in zip(pipeline.members, pipeline.weights, strict=True)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl.data.roles import Schema
+from automl.features.synthesis import DFSFeatures, RelevanceSelector
+from automl.features.synthesis import DFSFeatures
 
 # featuretools primitive sets offered to the search
 DFS_SETS = {
@@ -44,7 +46,6 @@ def synthesis_parts(pre: Mapping[str, Any], schema: Schema) -> list[tuple[str, A
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-    from automl.features.synthesis import DFSFeatures, RelevanceSelector
 
     parts: list[tuple[str, Any, list[str]]] = []
     num, dt, text = schema.names("numeric"), schema.names("datetime"), schema.names("text")
@@ -92,7 +93,6 @@ def warm_imports(pre: Mapping[str, Any], schema: Schema) -> None:
 def describe(pipe: Any) -> list[dict[str, str]]:
     """The synthesised features a fitted pipeline's model uses (after feature selection), with their
     definitions: what the model card lists."""
-    from automl.features.synthesis import DFSFeatures
 
     if not hasattr(pipe, "named_steps") or "pre" not in pipe.named_steps:
         return []

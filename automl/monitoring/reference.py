@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from automl.io import RunPaths, write_bytes
+from automl.export.contract import feeds_from_frame
 
 FORMAT = 1
 N_QUANTILE_BINS = 10
@@ -113,7 +114,6 @@ def write_reference_profile(root: Path, X: Any, schema: Any) -> str | None:
     """Called by the run right after model.onnx: profile the model frame, write it, return its SHA-256.
 
     The profile is a monitoring aid: if it cannot be built, the run keeps its model and says why."""
-    from automl.export.contract import feeds_from_frame
 
     cols = schema.to_json()
     try:

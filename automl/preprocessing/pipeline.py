@@ -8,6 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl.data.roles import Schema
+from automl.preprocessing.steps import NaNIndicator, OutlierClipper, RareGrouper, SkewLog
+from automl.features.build import synthesis_parts
+from automl.features.text import TextSVD
+from automl.preprocessing.steps import Float32Cast
+from automl.features.synthesis import RelevanceSelector
 
 
 def _scaler(name: str) -> Any:
@@ -42,7 +47,6 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-    from automl.preprocessing.steps import NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
     parts: list[tuple[str, Any, Any]] = []
     num = schema.names("numeric")
@@ -78,7 +82,6 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
                                        ("encode", enc)]), cat))
     for i, col in enumerate(schema.names("text")):
         parts.append((f"text{i}", text_vectorizer(pre), col))
-    from automl.features.build import synthesis_parts
 
     parts += synthesis_parts(pre, schema)
     return ColumnTransformer(parts, sparse_threshold=0.0, remainder="drop", verbose_feature_names_out=False)
@@ -89,7 +92,6 @@ def text_vectorizer(pre: Mapping[str, Any]) -> Any:
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.pipeline import Pipeline
 
-    from automl.features.text import TextSVD
 
     kind = TfidfVectorizer if pre.get("text_vectorizer", "tfidf") == "tfidf" else CountVectorizer
     vec = kind(max_features=2000, lowercase=True, min_df=2, token_pattern=r"(?u)\b\w\w+\b")
@@ -103,12 +105,10 @@ def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missi
                    task: str = "") -> Any:
     from sklearn.pipeline import Pipeline
 
-    from automl.preprocessing.steps import Float32Cast
 
     target_type = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}.get(task, "auto")
     steps = [("pre", build_preprocessor(pre, schema, missing_numeric, target_type))]
     if float(pre.get("select", 1.0)) < 1.0:  # feature selection after synthesis, fitted on the training fold
-        from automl.features.synthesis import RelevanceSelector
 
         steps.append(("select", RelevanceSelector(keep=float(pre["select"]), task=task or "auto")))
     return Pipeline([*steps, ("cast", Float32Cast()), ("est", estimator)])

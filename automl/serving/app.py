@@ -34,6 +34,9 @@ from automl.serving.inputs import (
     records_from_json,
 )
 from automl.serving.metrics import Counter, Gauge, Histogram, render
+from automl.monitoring.drift import compare
+from automl.serving.artefact import load_model
+from automl.serving.model_store import INDEX, resolve
 
 log = logging.getLogger("automl.serve")
 INLINE_BYTES = 16_384  # bodies up to this size score on the event loop
@@ -252,7 +255,6 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
         flag = Gauge("automl_feature_drift", "1 when the feature is flagged as drifted (see automl drift)",
                      ("version", "feature"))
         info = Gauge("automl_model_info", "Served model versions (value: traffic weight)", ("version", "sha256", "task"))
-        from automl.monitoring.drift import compare
 
         for v in models.variants:
             m = v.model
@@ -278,8 +280,6 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
         return PlainTextResponse(render([*tel.all(), *extra]), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def reload_loop() -> None:
-        from automl.serving.artefact import load_model
-        from automl.serving.model_store import INDEX, resolve
 
         while True:
             await asyncio.sleep(opts.reload_s)

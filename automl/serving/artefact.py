@@ -15,6 +15,8 @@ from typing import Any
 
 from automl.errors import UserError
 from automl.io import RunPaths
+from automl.export.contract import class_labels, input_schema
+from automl.monitoring.reference import load_reference_profile
 
 
 @dataclass
@@ -105,8 +107,6 @@ def load_model(root: Path, label: str, where: str = "--model", expected_sha: str
                threads: int = 1) -> LoadedModel:
     import onnxruntime as ort
 
-    from automl.export.contract import class_labels, input_schema
-    from automl.monitoring.reference import load_reference_profile
 
     data, manifest = read_verified(root, where, expected_sha)
     opts = ort.SessionOptions()

@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from automl.serving.artefact import LoadedModel
+from automl.data.roles import to_epoch_seconds
+from automl.errors import UserError
+from automl.export.contract import feeds_from_frame
 
 
 class RequestError(Exception):
@@ -77,7 +80,6 @@ def _text(col: str, v: Any, row: int, known: frozenset[str] | None) -> str:
 def _datetimes(col: str, vals: list[Any]) -> np.ndarray:
     import pandas as pd
 
-    from automl.data.roles import to_epoch_seconds
 
     for i, v in enumerate(vals):
         if v is not None and not isinstance(v, str | int | float) or isinstance(v, bool):
@@ -121,8 +123,6 @@ def feeds_from_records(records: list[dict[str, Any]], model: LoadedModel) -> dic
 def feeds_from_csv(body: bytes, model: LoadedModel) -> dict[str, np.ndarray]:
     import pandas as pd
 
-    from automl.errors import UserError
-    from automl.export.contract import feeds_from_frame
 
     try:
         df = pd.read_csv(io.BytesIO(body), low_memory=False, encoding="utf-8")

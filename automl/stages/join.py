@@ -19,6 +19,7 @@ from automl.urls import is_url
 from automl.search.study import Budget, make_study, run_search
 from automl.search.worker import from_dict, load_spec
 from automl.stages.prepare import prepare_worker
+from automl.export.converters import register_converters
 
 log = logging.getLogger("automl")
 
@@ -43,7 +44,6 @@ def join(storage: str, study_name: str, data: str = "", oof_dir: str = "", n_job
     if file_sha256(data_path) != spec["data_sha256"]:
         raise UserError("--data", f"{data_path} differs from the driver's data (sha256)", "Use the same file.")
 
-    from automl.export.converters import register_converters  # heavy (skl2onnx, onnx): after the checks
 
     search_data = prepare_worker(cfg, spec["task"], spec["metric"], spec["n_folds"], data_path,
                                  n_jobs or (os.cpu_count() or 1))

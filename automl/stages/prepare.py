@@ -30,6 +30,7 @@ from automl.memory import MemoryBudget, resolve_budget
 from automl.preprocessing.imbalance import search_imbalance
 from automl.preprocessing.pipeline import indicator_columns
 from automl.search.objective import SearchData
+from automl.export.converters import register_converters
 
 log = logging.getLogger("automl")
 
@@ -106,7 +107,6 @@ def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.D
     # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries) before the driver
     # measures itself for the data allowance: it holds them all run. After the path checks, so a
     # wrong path is still told in about a second
-    from automl.export.converters import register_converters
 
     register_converters()
     df, sampled = load_for_run(cfg.data.path, cfg.task.target, mem, cfg.search.n_workers or 1, cfg.search.holdout,

@@ -15,16 +15,21 @@ import pandas as pd
 
 from automl.errors import ParityError
 from automl.search import objective as obj
+from automl.evaluation.metrics import holdout_metrics
+from automl.export.onnx import check_parity, export_onnx
+from automl.ensemble import WeightedEnsemble
+from automl.features.build import describe
+from automl.export.contract import feeds_from_frame
+from automl.export.onnx import run_in_chunks, session
+from automl.evaluation.metrics import per_class_report
+from automl.reporting.explain import permutation_importance
 
 
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
                  parity_rows: int, floor: float = 0.0, refit_full: bool = False,
                  explain_s: float = 0.0, threshold: float | None = None) -> dict[str, Any]:
-    from automl.evaluation.metrics import holdout_metrics
-    from automl.export.onnx import check_parity, export_onnx
 
-    from automl.ensemble import WeightedEnsemble
 
     def fit(X: pd.DataFrame, y: np.ndarray) -> Any:
         pipes = [obj.build(data, cand).fit(X, y) for cand, _ in members]
@@ -44,12 +49,10 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_score"] = data.metric(y_hold, pred, data.n_classes, threshold)
         out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes, threshold, data.metric)
         if data.task != "regression":
-            from automl.evaluation.metrics import per_class_report
 
             out["holdout_per_class"] = per_class_report(y_hold, pred, classes, threshold)
         out["holdout_pred"] = pred.astype(np.float32)
         if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
-            from automl.reporting.explain import permutation_importance
 
             scored = pipe
             out["permutation_importance"] = permutation_importance(
@@ -84,7 +87,6 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     out["decision_threshold"] = threshold
-    from automl.features.build import describe
 
     out["synthesised_features"] = [describe(p) for p in members_fitted]
     return out
@@ -94,8 +96,6 @@ def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray
                 threshold: float | None = None, fit_rows: int = 0) -> float:
     """The metric on rows scored by onnxruntime through the ONNX contract alone (in slices sized to the
     model's training rows: see run_in_chunks)."""
-    from automl.export.contract import feeds_from_frame
-    from automl.export.onnx import run_in_chunks, session
 
     sess = session(model.SerializeToString())
     res = run_in_chunks(sess, feeds_from_frame(X, data.schema.to_json()), fit_rows)

@@ -30,6 +30,7 @@ from automl.search.study import (
     warm_start,
 )
 from automl.stages.prepare import Prepared
+from automl.export.converters import register_converters
 
 log = logging.getLogger("automl")
 MIN_FINAL_S = 10.0  # a resumed run whose earlier attempt used its budget still gets this for the final stage
@@ -70,7 +71,6 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     called once per finished trial (the console's status line and the per-trial log line)."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
-    from automl.export.converters import register_converters  # heavy (skl2onnx, onnx): once, here
 
     register_converters()  # before trials fork, and before the trial limit measures the driver
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
