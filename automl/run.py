@@ -183,16 +183,9 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
                       tune_threshold=cfg.task.tune_threshold)
 
-    from automl.search.study import (
-        Budget,
-        final_cost,
-        last_resort,
-        make_study,
-        recover_orphans,
-        run_workers,
-        summarize,
-        warm_start,
-    )
+    from automl.search.budget import Budget, final_cost, last_resort
+    from automl.search.parallel import run_workers
+    from automl.search.study import make_study, recover_orphans, summarize, warm_start
 
     from automl.export.converters import register_converters
 
@@ -255,12 +248,15 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> dict[
     coord.publish(study, cfg, data, data_sha, budget, n_tickets, str(paths.root))
     log.info("other workers join with: %s", coord.join_command(cfg.search.storage, cfg.search.study_name, str(paths.study)))
 
-    from automl.reporting.progress import Progress
+    from functools import partial
+
+    from automl.reporting.progress import Progress, log_trial
 
     t = time.time()
     try:
         with Progress(metric_name, budget) as progress:
-            result = run_workers(n_workers, make, data, budget, paths.oof, progress.update, tickets)
+            result = run_workers(n_workers, make, data, budget, paths.oof, progress.update, tickets,
+                                 on_worker_trial=partial(log_trial, metric_name))
             coord.finish_search(study, budget)
     except KeyboardInterrupt:
         write_text(paths.leaderboard, _leaderboard(study, metric, {}).to_csv(index=False))
@@ -528,7 +524,7 @@ def _select_ensemble(done: list[Any], data: Any, metric: Any, paths: RunPaths, b
     """Caruana selection over the OOF predictions of the best completed trials, within the refit time left
     once `keep_s` (the last resort's time) is kept free, as the final stage's attempt will count it."""
     from automl.ensemble import greedy_select
-    from automl.search.study import final_cost
+    from automl.search.budget import final_cost
 
     # the baseline is a constant per fold: in pooled OOF metrics (AUC) it shifts folds against each other,
     # which can look like a gain that is not there on new data

@@ -135,7 +135,9 @@ def main(argv: list[str]) -> int:
     from automl.export.converters import register_converters
     from automl.reporting.progress import log_trial
     from automl.run import _trial_memory_mb
-    from automl.search.study import Budget, make_study, run_search
+    from automl.search.budget import Budget
+    from automl.search.loop import run_search
+    from automl.search.study import make_study
 
     data = search_data(cfg, spec, data_path, a.n_jobs or (os.cpu_count() or 1))
     if coord.fingerprint(data) != spec["fingerprint"]:

@@ -98,8 +98,8 @@ def test_selection_keeps_the_last_resorts_time_free(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from automl import run as run_mod
-    from automl.search import study as study_mod
-    from automl.search.study import Budget
+    from automl.search import budget as budget_mod
+    from automl.search.budget import Budget
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
@@ -109,7 +109,7 @@ def test_selection_keeps_the_last_resorts_time_free(tmp_path, monkeypatch):
     for i in range(3):  # independent noise: averaging any two beats each alone
         np.save(tmp_path / "oof" / f"trial_{i}.npy", to_p(y + rng.normal(0, 1.0, 400)))
         trials.append(SimpleNamespace(number=i, params={"family": f"f{i}"}, user_attrs={}))
-    monkeypatch.setattr(study_mod, "final_cost", lambda *a, **k: 5.0)  # every member: 5 s to refit and export
+    monkeypatch.setattr(budget_mod, "final_cost", lambda *a, **k: 5.0)  # every member: 5 s to refit and export
     data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False)
     paths = SimpleNamespace(oof=tmp_path / "oof")
     budget = Budget(start=time.time(), time_s=30.0, reports_s=2.0)
