@@ -85,11 +85,15 @@ def record_heartbeat(study: optuna.Study, trial: Trial | FrozenTrial) -> None:
 
 def retry_callback(max_retry: int = 1) -> Any:
     """The callback that re-enqueues a failed trial (its name changed in Optuna 4.9)."""
+    import warnings
+
     import optuna
 
     cls = (getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
            or optuna.storages.RetryFailedTrialCallback)
-    return cls(max_retry=max_retry)
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return cls(max_retry=max_retry)
 
 
 def retry_callback_kwargs(max_retry: int = 1) -> dict[str, Any]:
