@@ -1,4 +1,4 @@
-"""The run's clock: the Budget, the time the search keeps for the final stage, and what shipping a trial costs.
+"""The run's clock: the Budget, the time the search keeps for the final stage, what shipping a trial costs.
 
 The search stops while there is still time to refit, export and check the best trial that can be
 shipped, plus the reports (`reserve`); the final stage (automl/run.py) prices its candidates with
@@ -41,7 +41,8 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
                holdout_scale: float = 1.0) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
-    the search rows (a sampled run refits on a larger sample than it searched; automl/search/sample_size.py)."""
+    the search rows (a sampled run refits on a larger sample than it searched;
+    automl/search/sample_size.py)."""
     # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample)
     grow = scale * n_folds / max(n_folds - 1, 1)
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
@@ -52,8 +53,8 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
     # `holdout_scale` (holdout rows over a fold's, twice: Python and onnxruntime) and `scale` for families
     # whose prediction cost grows with the training rows (k-NN: 1.6 s fits in a 220 s trial)
     k = max(n_folds, 1)
-    predict = (1.2 * max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k * max(scale, 1.0)
-               * holdout_scale)
+    per_fold = max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k
+    predict = 1.2 * per_fold * max(scale, 1.0) * holdout_scale
     return fit + export + predict + 0.5
 
 

@@ -127,12 +127,13 @@ def fail_dead(study: Any) -> list[int]:
     longer exists (a worker on another host cannot be checked; use a database for several hosts)."""
     if oc.heartbeat_enabled(study):
         import optuna
+        from optuna.trial import TrialState
 
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(before - after)  # failed as stale here, or finished meanwhile (harmless in a log line)
     return _fail_dead_local(study)
 
@@ -185,7 +186,8 @@ def fingerprint(data: Any) -> str:
     return h.hexdigest()
 
 
-def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Budget, tickets: int, run_dir: str) -> None:
+def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Budget, tickets: int,
+            run_dir: str) -> None:
     """Everything a joining worker needs, in the study's user attrs."""
     conf = json.loads(json.dumps(dataclasses.asdict(config), default=lambda o: getattr(o, "value", str(o))))
     conf["data"]["path"] = redact(conf["data"]["path"])  # a database URL's password stays in this process

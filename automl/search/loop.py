@@ -67,11 +67,13 @@ def trials_ran(study: Any) -> int:
     from optuna.trial import TrialState
 
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-    return sum(t.user_attrs.get("status") != SKIPPED for t in study.get_trials(deepcopy=False, states=finished))
+    trials = study.get_trials(deepcopy=False, states=finished)
+    return sum(t.user_attrs.get("status") != SKIPPED for t in trials)
 
 
 def study_best(study: Any) -> float | None:
-    """The best CV score of the study as the shared storage holds it (all workers' trials), None before one completed."""
+    """The study's best CV score as the shared storage holds it (every worker's trials); None before one
+    completed."""
     try:
         return float(study.best_value)
     except ValueError:
@@ -141,7 +143,8 @@ def next_trial(study: Any, tickets: bool) -> Any | None:
 
 def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState, left: float, tickets: bool,
               oof_dir: Path | None, on_trial: TrialCallback | None) -> str:
-    """Claim, sample, run supervised, record and report one trial. Returns why the loop stops ("" to go on)."""
+    """Claim, sample, run supervised, record and report one trial. Returns why the loop stops
+    ("" to go on)."""
     trial = next_trial(study, tickets)
     if trial is None:
         if co.running(study):  # another worker's trial may still die and come back as a retry
@@ -151,7 +154,8 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
     try:
         co.mark_claimed(trial)
         state.beat.stop()
-        state.beat = co.Heartbeat(study, trial).start()  # beats from the claim on: a death while sampling is caught too
+        # beats from the claim on: a death while sampling is caught too
+        state.beat = co.Heartbeat(study, trial).start()
         cand = obj.sample(trial, data)
         expected = expected_seconds(state.result.family_cost, cand.family)
         if expected > left:
@@ -233,7 +237,8 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
             np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
         study.tell(trial, v["mean"])
         res.completed += 1
-        state.done.append((state.sign * v["mean"], trial_final_cost(dict(trial.user_attrs), state.n_folds, budget)))
+        cost = trial_final_cost(dict(trial.user_attrs), state.n_folds, budget)
+        state.done.append((state.sign * v["mean"], cost))
     elif outcome.status == PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
         res.pruned += 1

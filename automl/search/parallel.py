@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +43,11 @@ def run_workers(n_workers: int, make: Callable[..., Any], data: SearchData, budg
         # SIGTERM reaches the driver only (run_search passes a signal on as it lands; this covers an
         # error): each worker ends its running trial as INTERRUPTED, the study holds nothing RUNNING
         for pid in pids:
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         raise
     finally:
         for pid in pids:
-            try:
+            with suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
     return res

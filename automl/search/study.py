@@ -60,7 +60,8 @@ def recover_orphans(study: Any) -> int:
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
-        if not oc.fail_trial(study, t, {"status": "FAIL", "error": "orphaned: the driver stopped while it ran"}):
+        reason = {"status": "FAIL", "error": "orphaned: the driver stopped while it ran"}
+        if not oc.fail_trial(study, t, reason):
             continue  # finished meanwhile by a process still alive: not an orphan
         if not t.user_attrs.get("retry_of") and t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
@@ -80,7 +81,8 @@ def warm_start_queue(data: obj.SearchData) -> list[tuple[dict[str, Any], str]]:
     pairs, balanced bagging in 10 of 11), so there the portfolio comes first."""
     families = sorted(data.families, key=lambda k: REGISTRY.get(k).cost)
     queue = [(obj.default_params(data, fam), "default") for fam in families]
-    ported = [(obj.default_params(data, fam, entry), "portfolio") for fam in families for entry in obj.portfolio(data, fam)]
+    ported = [(obj.default_params(data, fam, entry), "portfolio")
+              for fam in families for entry in obj.portfolio(data, fam)]
     variants = [(params, "imbalance") for fam in families for params in obj.imbalance_variants(data, fam)]
     first = obj.imbalanced(data) and data.metric.counts is not None
     return queue + (variants + ported if first else ported + variants)

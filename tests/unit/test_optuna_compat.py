@@ -23,7 +23,9 @@ def _journal(path) -> optuna.storages.JournalStorage:
 
 @pytest.fixture(params=["memory", "journal"])
 def storage(request, tmp_path):
-    return optuna.storages.InMemoryStorage() if request.param == "memory" else _journal(tmp_path / "s.journal")
+    if request.param == "memory":
+        return optuna.storages.InMemoryStorage()
+    return _journal(tmp_path / "s.journal")
 
 
 def _rdb(tmp_path, **kw) -> optuna.storages.RDBStorage:
@@ -86,7 +88,8 @@ def test_fail_trial_sets_the_reason_then_fails_it_once(storage):
     running = study.trials[0]
     assert oc.fail_trial(study, running, {"status": "FAIL", "error": "worker h:1 died"})
     after = study.trials[0]
-    assert after.state == TrialState.FAIL and after.user_attrs == {"status": "FAIL", "error": "worker h:1 died"}
+    assert after.state == TrialState.FAIL
+    assert after.user_attrs == {"status": "FAIL", "error": "worker h:1 died"}
     assert not oc.fail_trial(study, running, {"error": "again"})  # another worker failed it first
     assert study.trials[0].user_attrs["error"] == "worker h:1 died"
 

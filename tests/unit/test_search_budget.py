@@ -9,9 +9,9 @@ from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.metrics import get_metric
 from automl.run import prepare_target
-from automl.search.objective import SearchData
 from automl.search.budget import Budget
 from automl.search.loop import run_search
+from automl.search.objective import SearchData
 from automl.search.study import make_study, warm_start
 
 from ..conftest import tiny_frame

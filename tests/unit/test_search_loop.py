@@ -2,10 +2,10 @@
 forked workers' own trial callback."""
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
-import numpy as np
 import pytest
 
 from automl.data.roles import infer_schema, to_model_frame
@@ -74,7 +74,7 @@ def test_every_trial_line_shows_the_studys_best(tmp_path, metric, other_best):
     best = [d["best"] for d in lines]
     assert len(best) == 3 and all(b is not None for b in best)
     sign = 1 if data.metric.greater_is_better else -1
-    assert all(sign * a <= sign * b for a, b in zip(best, best[1:], strict=False)), best  # only improves
+    assert all(sign * a <= sign * b for a, b in itertools.pairwise(best)), best  # only improves
     assert best[1:] == [other_best, other_best] == [study.best_value] * 2, best
 
 
