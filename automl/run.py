@@ -15,7 +15,7 @@ import numpy as np
 from automl.version import __version__
 from automl.config.schema import RunConfig
 from automl.io import RunPaths
-from automl.reporting.progress import Progress
+from automl.reporting.progress import Progress, log_trial
 from automl.stages.final import FinalStage
 from automl.stages.outputs import Manifest, write_outputs
 from automl.stages.prepare import prepare
@@ -35,7 +35,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
 
     prep = prepare(config, paths)
     timings = dict(prep.timings)
-    searched = search(config, prep, paths, t_start, Progress)
+    searched = search(config, prep, paths, t_start, Progress, log_trial)
     timings.update(searched.timings)
 
     t = time.time()

@@ -17,6 +17,7 @@ Optuna's shared-storage model: identical workers on one storage, no coordinator.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,7 +25,14 @@ import os
 import socket
 import threading
 import time
+import warnings
+from pathlib import Path
 from typing import Any
+
+from automl.errors import UserError
+from automl.search import optuna_compat as oc
+from automl.search.budget import Budget, margin
+from automl.urls import is_url, redact
 
 log = logging.getLogger("automl")
 SPEC_ATTR = "worker_spec"
@@ -51,44 +59,28 @@ def claim(study: Any) -> Any | None:
     """Pop one ticket (WAITING -> RUNNING, atomic in every storage) as a Trial, or None if none is left.
 
     This is `Study.ask` without its fallback of creating a new trial, which would overshoot the count."""
-    import optuna
-
-    study._thread_local.cached_all_trials = None  # what ask() does: sync with the storage once per trial
-    trial_id = study._pop_waiting_trial_id()
-    if trial_id is None:
-        return None
-    return optuna.Trial(study, trial_id)
+    return oc.pop_waiting_trial(study)
 
 
 def ask(study: Any) -> Any:
     """study.ask() without Optuna's warning that heartbeats are meant for optimize(): this loop beats itself.
     A queued retry of a trial whose process died runs first: Optuna pops queued trials oldest first, and
     on a resume the retry was queued behind what was left of the warm start, so it ran late or never."""
-    import warnings
-
-    import optuna
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trial_id = _pop_retry(study)
-        if trial_id is not None:
-            study._thread_local.cached_all_trials = None  # as study.ask() does: read the storage afresh
-            return optuna.Trial(study, trial_id)
-        return study.ask()
+        retry = _pop_retry(study)
+        return retry if retry is not None else study.ask()
 
 
-def _pop_retry(study: Any) -> int | None:
-    from optuna.exceptions import UpdateFinishedTrialError
+def _pop_retry(study: Any) -> Any | None:
     from optuna.trial import TrialState
 
-    for t in study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if "retry_of" not in t.user_attrs:
             continue
-        try:  # False or an error: another worker claimed it first
-            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return t._trial_id
-        except UpdateFinishedTrialError:
-            continue
+        trial = oc.start_waiting_trial(study, t)  # None: another worker claimed it first
+        if trial is not None:
+            return trial
     return None
 
 
@@ -100,25 +92,23 @@ class Heartbeat:
     """Record a heartbeat for a running trial every interval seconds (database storage only)."""
 
     def __init__(self, study: Any, trial: Any | None) -> None:
-        from automl.search.storage import has_heartbeat
-
-        self.storage = study._storage
-        self.trial_id = trial._trial_id if trial is not None else None
-        self.enabled = trial is not None and has_heartbeat(self.storage)
+        self.study = study
+        self.trial = trial
+        self.enabled = trial is not None and oc.heartbeat_enabled(study)
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
 
     def _beat(self) -> None:
-        interval = self.storage.get_heartbeat_interval() or 10
+        interval = oc.heartbeat_interval(self.study) or 10
         while not self._stop.wait(interval):
             try:
-                self.storage.record_heartbeat(self.trial_id)
+                oc.record_heartbeat(self.study, self.trial)
             except Exception as e:  # a lost connection: the trial may be failed as stale by others
-                log.warning("heartbeat of trial id %d failed: %s", self.trial_id, e)
+                log.warning("heartbeat of trial id %d failed: %s", oc.trial_id(self.trial), e)
 
     def start(self) -> Heartbeat:
         if self.enabled:
-            self.storage.record_heartbeat(self.trial_id)
+            oc.record_heartbeat(self.study, self.trial)
             self.thread = threading.Thread(target=self._beat, daemon=True)
             self.thread.start()
         return self
@@ -130,36 +120,25 @@ class Heartbeat:
             self.thread = None
 
 
-def _retry_callback() -> Any:
-    import optuna
-
-    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-    return cls(max_retry=1)
-
-
 def fail_dead(study: Any) -> list[int]:
     """Fail the RUNNING trials of workers that died, and retry each once. Returns their numbers.
 
     Database storage: Optuna's heartbeat check. Journal: trials claimed on this host by a pid that no
     longer exists (a worker on another host cannot be checked; use a database for several hosts)."""
-    from automl.search.storage import has_heartbeat
-
-    if has_heartbeat(study._storage):
+    if oc.heartbeat_enabled(study):
         import optuna
+        from optuna.trial import TrialState
 
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-        import warnings
-
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(before - after)  # failed as stale here, or finished meanwhile (harmless in a log line)
     return _fail_dead_local(study)
 
 
 def _fail_dead_local(study: Any) -> list[int]:
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     host = socket.gethostname()
@@ -168,13 +147,9 @@ def _fail_dead_local(study: Any) -> list[int]:
         w_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
         if w_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
-        try:  # the reason first (a finished trial takes no attrs), then the transition only one worker wins
-            study._storage.set_trial_user_attr(t._trial_id, "error", f"worker {t.user_attrs['worker']} died")
-            if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                continue
-        except UpdateFinishedTrialError:  # another worker failed it first
-            continue
-        _retry_callback()(study, study._storage.get_trial(t._trial_id))
+        if not oc.fail_trial(study, t, {"error": f"worker {t.user_attrs['worker']} died"}):
+            continue  # another worker failed it first
+        oc.retry_callback(max_retry=1)(study, oc.fresh_trial(study, t))
         dead.append(t.number)
     return dead
 
@@ -211,12 +186,9 @@ def fingerprint(data: Any) -> str:
     return h.hexdigest()
 
 
-def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Any, tickets: int, run_dir: str) -> None:
+def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Budget, tickets: int,
+            run_dir: str) -> None:
     """Everything a joining worker needs, in the study's user attrs."""
-    import dataclasses
-
-    from automl.urls import redact
-
     conf = json.loads(json.dumps(dataclasses.asdict(config), default=lambda o: getattr(o, "value", str(o))))
     conf["data"]["path"] = redact(conf["data"]["path"])  # a database URL's password stays in this process
     spec = {
@@ -232,18 +204,16 @@ def publish(study: Any, config: Any, data: Any, data_sha: str, budget: Any, tick
 def searching(study: Any) -> bool:
     """False once the driver has moved on to refit and export (workers then stop claiming)."""
     try:
-        return study._storage.get_study_user_attrs(study._study_id).get(PHASE_ATTR, "search") == "search"
+        return study.user_attrs.get(PHASE_ATTR, "search") == "search"
     except Exception:
         return True
 
 
-def finish_search(study: Any, budget: Any, poll_s: float = 0.5) -> int:
+def finish_search(study: Any, budget: Budget, poll_s: float = 0.5) -> int:
     """Driver, after its own worker loop: wait for trials other workers still run (failing dead ones),
     until none runs or the time left is only what the refit needs. Then close the search phase.
     Returns the number of trials still running when it stopped waiting."""
-    from automl.search.study import _margin
-
-    while running(study) and budget.left() > _margin(budget):
+    while running(study) and budget.left() > margin(budget):
         fail_dead(study)
         time.sleep(poll_s)
     study.set_user_attr(PHASE_ATTR, "final")
@@ -253,11 +223,6 @@ def finish_search(study: Any, budget: Any, poll_s: float = 0.5) -> int:
 def check_owner(study: Any, storage: str, run_dir: str) -> None:
     """A database holds many studies: a study name already used by another run folder is an error,
     not a silent resume of someone else's search (the journal lives in its run folder, so it cannot clash)."""
-    from pathlib import Path
-
-    from automl.errors import UserError
-    from automl.urls import is_url, redact
-
     spec = study.user_attrs.get(SPEC_ATTR) or {}
     owner = spec.get("run_dir")
     if is_url(storage) and owner and Path(owner).resolve() != Path(run_dir).resolve():
@@ -266,6 +231,4 @@ def check_owner(study: Any, storage: str, run_dir: str) -> None:
 
 
 def join_command(storage: str, study_name: str, journal: str) -> str:
-    from automl.urls import is_url, redact
-
     return f"automl worker --storage {redact(storage) if is_url(storage) else journal} --study {study_name}"

@@ -15,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from automl.estimators import REGISTRY
+from automl.search.objective import Candidate, SearchData, build, default_params, predict
+from automl.search.space import load_space
+from automl.search.supervisor import COMPLETE, supervise
+
 log = logging.getLogger("automl")
 FAMILY = "hist_gradient_boosting"
 MAX_ITER = 100  # boosting rounds (early stopping on): a quick model, not the search's default of 500
@@ -22,13 +27,8 @@ HOLDOUT_ROWS = 20_000
 FLAT = 0.002  # a gain per doubling below this (in metric units, or relative for rmse/mae) reads as flat
 
 
-def _fit_score(conn: Any, data: Any, n: int, X_hold: Any, y_hold: np.ndarray) -> dict[str, float]:
-    from automl.search.objective import Candidate, build, default_params, predict
-
+def _fit_score(conn: Any, data: SearchData, n: int, X_hold: Any, y_hold: np.ndarray) -> dict[str, float]:
     if FAMILY not in data.spaces:  # the family may be excluded from the search; the curve still uses it
-        from automl.estimators import REGISTRY
-        from automl.search.space import load_space
-
         data.spaces[FAMILY] = load_space(FAMILY, REGISTRY.get(FAMILY).space_dir or data.space_dir)
     params = default_params(data, FAMILY)
     cand = Candidate(
@@ -56,11 +56,9 @@ def sizes_for(n: int, points: int = 6, smallest: int = 500) -> list[int]:
 
 
 def learning_curve(
-    data: Any, X_hold: Any, y_hold: np.ndarray, time_s: float, memory_mb: float
+    data: SearchData, X_hold: Any, y_hold: np.ndarray, time_s: float, memory_mb: float
 ) -> dict[str, Any]:
     """Fits at growing sizes within time_s (each in a supervised child), and a verdict."""
-    from automl.search.supervisor import COMPLETE, supervise
-
     if len(y_hold) == 0:
         return {"points": [], "verdict": "not measured (no holdout rows)"}
     X_hold, y_hold = (

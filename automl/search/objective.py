@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.data.profile import IMBALANCE_RATIO
 from automl.data.roles import Schema
 from automl.estimators import REGISTRY
+from automl.evaluation import threshold as thresholds
 from automl.evaluation.metrics import Metric
+from automl.features.build import warm_imports
+from automl.preprocessing.pipeline import build_pipeline
 from automl.search import space as sp
 from automl.search.supervisor import Pruned
 
@@ -77,6 +81,8 @@ class SearchData:
 
 
 def context_for(data: SearchData, family: str) -> dict[str, Any]:
+    # imbalance and export.onnx import scikit-learn and onnx at their top (about 3 s): importing this
+    # module (SearchData) must stay cheap for the checks that run before any trial
     from automl.preprocessing.imbalance import context as imbalance_context
 
     spec = REGISTRY.get(family)
@@ -95,8 +101,6 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
     pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
-    from automl.features.build import warm_imports
-
     warm_imports(pre, data.schema)
     imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
     return Candidate(family, params, pre, imb)
@@ -140,8 +144,6 @@ def fold_scores_comparable(data: SearchData) -> bool:
 
 def imbalanced(data: SearchData) -> bool:
     """The target is imbalanced as the profile flags it (majority / minority >= 10)."""
-    from automl.data.profile import IMBALANCE_RATIO
-
     if data.task == "regression" or not len(data.y):
         return False
     counts = np.bincount(np.asarray(data.y, dtype=np.int64), minlength=data.n_classes)
@@ -175,13 +177,11 @@ def portfolio(data: SearchData, family: str) -> list[dict[str, Any]]:
 
 
 def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None) -> Any:
-    from automl.preprocessing.pipeline import build_pipeline
-
     spec = REGISTRY.get(cand.family)
     est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
     pipe = build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task)
     if cand.imb:  # fit-time resampling / class weights around the estimator (the graph holds the inner one)
-        from automl.preprocessing.imbalance import wrap
+        from automl.preprocessing.imbalance import wrap  # scikit-learn (context_for)
 
         pipe.steps[-1] = ("est", wrap(est, cand.imb, data.seed, pipe.named_steps["pre"]))
     return pipe
@@ -209,9 +209,7 @@ def cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, An
 
 
 def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, Any]:
-    from automl.evaluation import threshold
-
-    tuned = threshold.applies(data.metric, data.task, data.tune_threshold)
+    tuned = thresholds.applies(data.metric, data.task, data.tune_threshold)
     n = len(data.y)
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
     scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0
@@ -227,7 +225,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
         oof[va] = pred
         seen = np.concatenate([v for _, v in data.folds[: i + 1]])
         # threshold metrics: scored at the threshold chosen on the out-of-fold rows so far
-        t_i = threshold.tune(data.metric, data.y[seen], oof[seen, 1])[0] if tuned else None
+        t_i = thresholds.tune(data.metric, data.y[seen], oof[seen, 1])[0] if tuned else None
         score = data.metric(data.y[va], pred, data.n_classes, t_i)
         if not np.isfinite(score):
             raise ValueError(f"fold {i} scored {score}")
@@ -238,7 +236,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
                 raise Pruned()
     t_final, mean = None, float(np.mean(scores))
     if tuned:  # one threshold on all out-of-fold rows; the trial's score is the metric there
-        t_final, mean = threshold.tune(data.metric, data.y, oof[:, 1])
+        t_final, mean = thresholds.tune(data.metric, data.y, oof[:, 1])
         scores = [data.metric(data.y[va], oof[va], data.n_classes, t_final) for _, va in data.folds]
     export = export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]], t_final)
     return {
@@ -254,7 +252,7 @@ PARITY_ROWS = 200
 def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: float | None = None) -> dict[str, Any]:
     """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
     now, and the export time it reports lets the scheduler keep enough time for the final export."""
-    from automl.export.onnx import check_parity, export_onnx
+    from automl.export.onnx import check_parity, export_onnx  # onnx (context_for)
 
     t = time.perf_counter()
     classes = list(range(data.n_classes)) if data.task != "regression" else None

@@ -14,7 +14,7 @@ From it:
   `n_folds` fits each fit in the rest of the time.
 
 Trial families differ from the curve's quick model (forests cost more, the baseline less), so
-TRIAL_FACTOR scales the price; the search's own budget accounting (automl/search/study.py) then uses
+TRIAL_FACTOR scales the price; the search's own budget accounting (automl/search/budget.py) then uses
 each trial's measured fold times, scaled to the final sample, to keep time for that refit.
 """
 

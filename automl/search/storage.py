@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import UserError
+from automl.search.optuna_compat import retry_callback_kwargs
 from automl.urls import is_url, normalize, redact
 
 
@@ -25,12 +26,6 @@ def open_storage(spec: str, journal_path: Path | None = None, heartbeat_s: int =
         return JournalStorage(JournalFileBackend(str(path)))
     import optuna
 
-    try:
-        callback_cls = optuna.storages.RetryHeartbeatStaleTrialCallback  # optuna >= 4.9
-        cb_kw = "heartbeat_stale_trial_callback"
-    except AttributeError:  # older names
-        callback_cls = optuna.storages.RetryFailedTrialCallback
-        cb_kw = "failed_trial_callback"
     url = normalize(spec)
     engine_kwargs = {"connect_args": {"timeout": 20.0}} if url.startswith("sqlite") else None
     hb = max(1, int(heartbeat_s))
@@ -42,7 +37,7 @@ def open_storage(spec: str, journal_path: Path | None = None, heartbeat_s: int =
             # tables are created by the driver only: two fresh processes racing on CREATE TABLE fail (compat P13)
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=hb,
                                               grace_period=3 * hb, skip_table_creation=not create_tables,
-                                              **{cb_kw: callback_cls(max_retry=1)})
+                                              **retry_callback_kwargs(max_retry=1))
     except ImportError as e:
         raise UserError("search.storage", f"no database driver for '{redact(spec)}' ({e})",
                         "Install the driver (PostgreSQL: pip install psycopg2-binary).") from None
@@ -50,9 +45,3 @@ def open_storage(spec: str, journal_path: Path | None = None, heartbeat_s: int =
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError("search.storage", f"cannot open '{redact(spec)}': {first}",
                         "Check the URL, that the server runs and that the database exists.") from None
-
-
-def has_heartbeat(storage: Any) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return is_heartbeat_enabled(storage)

@@ -16,7 +16,9 @@ from automl.errors import UserError
 from automl.memory import resolve_budget, trial_memory_mb
 from automl.search import coordination as coord
 from automl.urls import is_url
-from automl.search.study import Budget, make_study, run_search
+from automl.search.budget import Budget
+from automl.search.loop import run_search
+from automl.search.study import make_study
 from automl.search.worker import from_dict, load_spec
 from automl.stages.prepare import prepare_worker
 from automl.export.converters import register_converters

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +21,10 @@ from automl.search import coordination as coord
 from automl.search.learning_curve import learning_curve
 from automl.search.objective import SearchData
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
-from automl.search.study import (
-    Budget,
-    SearchResult,
-    make_study,
-    recover_orphans,
-    run_workers,
-    summarize,
-    warm_start,
-)
+from automl.search.budget import Budget
+from automl.search.loop import SearchResult
+from automl.search.parallel import run_workers
+from automl.search.study import make_study, recover_orphans, summarize, warm_start
 from automl.stages.prepare import Prepared
 from automl.export.converters import register_converters
 
@@ -66,9 +62,10 @@ class Searched:
 
 
 def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
-           progress: Callable[[Any, Any], Any]) -> Searched:
+           progress: Callable[[str, Budget], Any], log_trial: Callable[[str, dict[str, Any]], Any]) -> Searched:
     """Run the search stage. `progress(metric_name, budget)` is a context manager whose `.update` is
-    called once per finished trial (the console's status line and the per-trial log line)."""
+    called once per trial of this process (the console's status line and its log line);
+    `log_trial(metric_name, record)` logs a forked worker's trial."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
 
@@ -129,7 +126,8 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     t = time.time()
     try:
         with progress(prep.metric_name, budget) as bar:
-            result = run_workers(prep.n_workers, make, data, budget, paths.oof, bar.update, tickets)
+            result = run_workers(prep.n_workers, make, data, budget, paths.oof, bar.update, tickets,
+                                 on_worker_trial=partial(log_trial, prep.metric_name))
             coord.finish_search(study, budget)
     except KeyboardInterrupt:
         write_text(paths.leaderboard, build_leaderboard(study, metric.greater_is_better, {}).to_csv(index=False))

@@ -10,7 +10,7 @@ import numpy as np
 
 from automl.evaluation.metrics import get_metric
 from automl.io import RunPaths
-from automl.search.study import Budget
+from automl.search.budget import Budget
 from automl.search.supervisor import COMPLETE, Outcome
 from automl.stages import final as final_mod
 from automl.stages.final import FinalStage, diverse_pool, select_ensemble

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from automl.search import sample_size as ss
-from automl.search.study import final_cost
+from automl.search.budget import final_cost
 
 # a quick model that costs 0.5 s + 100 us per row (what a loaded 2-core machine measured for HGB)
 CURVE = [{"rows": r, "fit_s": 0.5 + 1e-4 * r} for r in (10_000, 20_000, 40_000)]

@@ -9,8 +9,10 @@ from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.metrics import get_metric
 from automl.data.target import prepare_target
+from automl.search.budget import Budget
+from automl.search.loop import run_search
 from automl.search.objective import SearchData
-from automl.search.study import Budget, make_study, run_search, warm_start
+from automl.search.study import make_study, warm_start
 
 from ..conftest import tiny_frame
 
@@ -76,7 +78,7 @@ def test_no_pruning_on_folds_too_small_to_compare(tmp_path, monkeypatch):
 def test_last_resort_is_the_best_of_the_cheap_trials():
     from types import SimpleNamespace
 
-    from automl.search.study import last_resort
+    from automl.search.budget import last_resort
 
     def trial(n: int, cost: float) -> SimpleNamespace:
         return SimpleNamespace(number=n, cost=cost)

@@ -1,0 +1,105 @@
+"""The run's clock: the Budget, the time the search keeps for the final stage, what shipping a trial costs.
+
+The search stops while there is still time to refit, export and check the best trial that can be
+shipped, plus the reports (`reserve`); the final stage (automl/run.py) prices its candidates with
+`final_cost` and falls back on `last_resort` when the clock has run out.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from automl.estimators import REGISTRY
+
+
+@dataclass
+class Budget:
+    """Wall-clock accounting for the whole run (started when the process started)."""
+
+    start: float
+    time_s: float
+    n_trials: int = 0
+    trial_time_s: float = 0.0
+    trial_memory_mb: float = 0.0
+    reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
+    refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
+    final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
+    holdout_scale: float = 1.0  # scoring the holdout vs scoring one CV fold (sampled data: a large holdout)
+    used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.time_s
+
+    def left(self) -> float:
+        return self.deadline - time.time()
+
+
+def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
+               holdout_scale: float = 1.0) -> float:
+    """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
+    rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
+    the search rows (a sampled run refits on a larger sample than it searched;
+    automl/search/sample_size.py)."""
+    # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample)
+    grow = scale * n_folds / max(n_folds - 1, 1)
+    rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
+    fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
+    # export and parity time grow with model size, which for trees grows with the rows
+    export = 1.5 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
+    # scoring the holdout: what scoring one validation fold cost (a trial's time beyond its fits), times
+    # `holdout_scale` (holdout rows over a fold's, twice: Python and onnxruntime) and `scale` for families
+    # whose prediction cost grows with the training rows (k-NN: 1.6 s fits in a 220 s trial)
+    k = max(n_folds, 1)
+    per_fold = max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k
+    predict = 1.2 * per_fold * max(scale, 1.0) * holdout_scale
+    return fit + export + predict + 0.5
+
+
+def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget) -> float:
+    """final_cost with the budget's refit, sample and holdout scales."""
+    return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale, budget.holdout_scale)
+
+
+def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:
+    """The trials shipped when the clock has run out, whatever their cost, in order: the best-ranked
+    (`done` is sorted best first) among the cheap ones, those expected to cost at most twice the
+    cheapest or one second more, then the cheapest itself if that is another trial (estimates made
+    under load can be off by more than the time limit allows). The cheapest alone is usually the
+    baseline, which for a ranking metric is no model at all (average precision = the prevalence),
+    while a linear model costs a second more."""
+    costs = [cost(t) for t in done]
+    floor = min(costs)
+    best = next(t for t, c in zip(done, costs, strict=True) if c <= max(2.0 * floor, floor + 1.0))
+    cheapest = done[costs.index(floor)]
+    return [best] if best is cheapest else [best, cheapest]
+
+
+def unseen_cost(family: str) -> float:
+    """Seconds a family not yet run is assumed to need: a few, scaled by its relative cost tag."""
+    return max(0.5, 3.0 * min(REGISTRY.get(family).cost, 1.0))
+
+
+def margin(budget: Budget) -> float:
+    """Seconds kept free at the end whatever else is kept: the reports, plus a share of the budget."""
+    return 1.0 + budget.reports_s + 0.02 * budget.time_s
+
+
+def reserve(done: list[tuple[float, float]], budget: Budget) -> float:
+    """Time to keep for shipping the best trial that can still be shipped in time (refit, export,
+    parity) plus the reports. `done`: (score, final-stage cost) of the completed trials, the higher
+    score the better. A better trial too costly to ship does not stop the search."""
+    if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
+        return 1.0 + 0.02 * budget.time_s
+    room = budget.left() - margin(budget)
+    shippable = [(v, c) for v, c in done if c <= room]
+    cost = max(shippable)[1] if shippable else 0.0
+    # room to refit one or two more pipelines if greedy ensemble selection wants them
+    ensemble = min(1.5 * cost, 0.1 * budget.time_s)
+    # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
+    # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
+    floor = min(c for _, c in done)
+    keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
+    return cost + ensemble + keep + margin(budget)

@@ -1,0 +1,103 @@
+"""The trial loop in parts: its stop conditions, the trial line's best with several workers, and the
+forked workers' own trial callback."""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import pytest
+
+from automl.data.roles import infer_schema, to_model_frame
+from automl.data.split import cv_folds
+from automl.evaluation.metrics import get_metric
+from automl.run import prepare_target
+from automl.search import coordination as co
+from automl.search import loop
+from automl.search.budget import Budget
+from automl.search.objective import SearchData
+from automl.search.parallel import run_workers
+from automl.search.study import make_study, warm_start
+
+from ..conftest import tiny_frame
+
+
+def _data(metric: str = "roc_auc") -> SearchData:
+    df = tiny_frame("binary", n=60)
+    schema = infer_schema(df, "y", [], [])
+    y, _ = prepare_target(df, "y", "binary")
+    return SearchData(X=to_model_frame(df, schema), y=y, folds=cv_folds(y, "binary", 3, 0), schema=schema,
+                      missing_numeric=["x2"], task="binary", metric=get_metric(metric), n_classes=2, seed=0,
+                      families=["baseline", "linear"], n_jobs=1)
+
+
+def _study(tmp_path, data: SearchData, name: str = "t"):
+    return make_study(tmp_path / "study.journal", name, data.metric.direction, "tpe", 0, 10, True, "median")
+
+
+def test_stop_reasons_in_order(tmp_path, monkeypatch):
+    from automl.search import supervisor
+
+    data = _data()
+    study = _study(tmp_path, data)
+    state = loop.start_state(study, data, Budget(start=time.time(), time_s=60.0))
+    budget = Budget(start=time.time(), time_s=60.0, n_trials=1)
+    assert loop.stop_reason(study, budget, state, tickets=False, left=30.0) == ""
+    study.tell(study.ask(), 0.5)  # a trial of any worker counts against the cap
+    assert loop.stop_reason(study, budget, state, tickets=False, left=30.0) == "trial budget reached (1)"
+    assert loop.stop_reason(study, budget, state, tickets=True, left=30.0) == ""  # tickets count instead
+    assert loop.stop_reason(study, budget, state, tickets=True, left=0.5).startswith("time budget")
+    study.set_user_attr(co.PHASE_ATTR, "final")
+    assert loop.stop_reason(study, budget, state, tickets=True, left=30.0) == "the driver ended the search"
+    monkeypatch.setitem(supervisor._stop, "requested", True)
+    assert loop.stop_reason(study, budget, state, tickets=True, left=30.0) == "interrupted"
+
+
+@pytest.mark.parametrize("metric,other_best", [("roc_auc", 0.987654), ("log_loss", 0.012345)])
+def test_every_trial_line_shows_the_studys_best(tmp_path, metric, other_best):
+    """Two workers on one study: each trial line showed that worker's own best, so the run's log went
+    down and up (0.0361, 0.0392, 0.0361, ...). Here another worker (a second handle on the journal)
+    finishes the study's best trial after this worker's first trial: every later line shows it."""
+    data = _data(metric)
+    study = _study(tmp_path, data)
+    warm_start(study, data)
+    other = _study(tmp_path, data)  # another process's handle on the same journal file
+    lines: list[dict] = []
+
+    def on_trial(d: dict) -> None:
+        lines.append(d)
+        if len(lines) == 1:
+            other.tell(other.ask(), other_best)
+
+    loop.run_search(study, data, Budget(start=time.time(), time_s=60.0, n_trials=4, trial_time_s=20.0),
+                    on_trial=on_trial)
+    best = [d["best"] for d in lines]
+    assert len(best) == 3 and all(b is not None for b in best)
+    sign = 1 if data.metric.greater_is_better else -1
+    assert all(sign * a <= sign * b for a, b in itertools.pairwise(best)), best  # only improves
+    assert best[1:] == [other_best, other_best] == [study.best_value] * 2, best
+
+
+def test_forked_workers_report_through_their_own_callback(tmp_path):
+    """The driver's callback (the live display) stays in the driver; the workers' lines go through
+    on_worker_trial, and every line's best is the study's, in the metric's direction."""
+    data = _data()
+    make = lambda seed_offset=0: _study(tmp_path, data)  # noqa: E731
+    study = make()
+    warm_start(study, data, limit=4)
+    co.enqueue_tickets(study, 4)
+    out = tmp_path / "lines.txt"
+
+    def write(d: dict) -> None:
+        with open(out, "a") as f:
+            f.write(f"{os.getpid()} {d['number']} {d['best']}\n")
+
+    driver: list[dict] = []
+    run_workers(2, make, data, Budget(start=time.time(), time_s=60.0, n_trials=4, trial_time_s=20.0), None,
+                driver.append, True, on_worker_trial=write)
+    rows = [line.split() for line in out.read_text().splitlines()] if out.exists() else []
+    assert all(int(pid) != os.getpid() for pid, _, _ in rows)
+    assert len(driver) + len(rows) == 4
+    values = {t.number: t.value for t in study.trials}
+    for number, best in [(d["number"], d["best"]) for d in driver] + [(int(n), float(b)) for _, n, b in rows]:
+        assert (values[number] is None or best >= values[number]) and best <= study.best_value
