@@ -40,9 +40,9 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    from automl.preprocessing.steps import NaNIndicator, OutlierClipper, RareGrouper, SkewLog
+    from automl.preprocessing.steps import NaNIndicator, OutlierClipper, RareGrouper, SkewLog, target_encoder
 
     parts: list[tuple[str, Any, Any]] = []
     num = schema.names("numeric")
@@ -70,7 +70,7 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
             enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         elif encoding == "target":
             # fit_transform cross-fits internally, so the training rows never see their own target
-            enc = TargetEncoder(target_type=target_type, random_state=0)
+            enc = target_encoder(target_type, seed=0)
         else:
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         parts.append(("cat", Pipeline([("impute", impute),
