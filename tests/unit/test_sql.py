@@ -19,6 +19,7 @@ from automl.data.load import source_sha256
 from automl.data.sql import mask, open_sql
 from automl.errors import UserError
 from automl.memory import MemoryBudget
+from tests.conftest import require
 from tests.unit.test_scan import _check_against_pandas, _frame
 
 PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "")
@@ -34,8 +35,8 @@ def _sqlite(tmp_path, df: pd.DataFrame, name: str = "t") -> str:
 @pytest.fixture()
 def pg_table():
     """A fresh table in the PostgreSQL test database, dropped afterwards."""
-    if not PG_URL:
-        pytest.skip("AUTOML_TEST_PG_URL is not set: PostgreSQL tests need a server (.ci/run starts one)")
+    require("PostgreSQL", bool(PG_URL), "AUTOML_TEST_PG_URL is not set: PostgreSQL tests need a server "
+            "(.ci/run starts one)")
     import sqlalchemy as sa
 
     from automl.search.storage import normalize_url
