@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.logsetup import capture_warnings
+
 _START = time.time()
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Subcommands that are not a search run: each is automl/commands/<verb>.py, whose main(argv) returns an exit
@@ -88,6 +90,7 @@ def _hydra_main() -> None:
         multirun = HydraConfig.get().mode.name == "MULTIRUN"
         start = time.time() if _state["started"] or multirun else _START
         _state["started"] = True
+        capture_warnings()  # after Hydra set up run.log: library warnings go there, not to the console
         from automl.errors import UserError
 
         try:

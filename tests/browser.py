@@ -9,19 +9,22 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import importable, require
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AUTOML_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium is not installed (.ci/run installs Debian's chromium package); the browser check of "
-    "report.html cannot run here")
+WHY_CHROMIUM = ("the browser check of report.html drives Debian's chromium package through Playwright "
+                "(.ci/run installs both)")
+needs_chromium = pytest.mark.requires("chromium", Path(CHROMIUM).exists() and importable("playwright"), WHY_CHROMIUM)
 
 
 def render(page_file: Path, screenshot: Path) -> dict[str, Any]:
     """Load `page_file`; returns {"errors": [...], "images": [(alt, loaded), ...], "text": body text}."""
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    require("playwright", importable("playwright"), WHY_CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as p:

@@ -1,6 +1,7 @@
 """Shared fixtures: the small real data files in tests/data, a CLI runner and tiny in-code frames."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,6 +18,34 @@ CONF_DIR = ROOT / "conf"
 SPACE_DIR = ROOT / "search_spaces"
 
 CliResult = tuple[int, str, str]
+# .ci/run sets CI=true and installs every component a test needs (chromium, PostgreSQL, the serve
+# extra), so there a missing one is a broken install, not a reason to skip
+ON_CI = os.environ.get("CI", "").strip().lower() == "true"
+
+
+# --- components some tests need -------------------------------------------------------------------
+def require(component: str, available: bool, why: str) -> None:
+    """Go on when `component` is here. When it is not: skip and say why, or fail under CI=true, so a
+    failed install in CI never turns into a silent skip. Works in a test, a fixture or at module level."""
+    if available:
+        return
+    if ON_CI:
+        pytest.fail(f"{component} is missing under CI=true (.ci/run installs it): {why}", pytrace=False)
+    pytest.skip(f"{component} is not available: {why}", allow_module_level=True)
+
+
+def importable(module: str) -> bool:
+    """Whether `import module` would find it (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package of a dotted name
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.requires(component, available, why)`: require() before the test runs."""
+    for mark in item.iter_markers("requires"):
+        require(*mark.args)
 
 
 def run_automl(*args: str, run_dir: Path | None = None, cwd: Path | None = None,

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl.data.roles import Schema
-from automl.preprocessing.steps import NaNIndicator, OutlierClipper, RareGrouper, SkewLog
+from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog, target_encoder
 from automl.features.build import synthesis_parts
 from automl.features.text import TextSVD
-from automl.preprocessing.steps import Float32Cast
 from automl.features.synthesis import RelevanceSelector
 
 
@@ -45,7 +44,7 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 
     parts: list[tuple[str, Any, Any]] = []
@@ -74,7 +73,7 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
             enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         elif encoding == "target":
             # fit_transform cross-fits internally, so the training rows never see their own target
-            enc = TargetEncoder(target_type=target_type, random_state=0)
+            enc = target_encoder(target_type, seed=0)
         else:
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         parts.append(("cat", Pipeline([("impute", impute),

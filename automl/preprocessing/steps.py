@@ -5,9 +5,11 @@ exports as one graph.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import sklearn
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -143,3 +145,43 @@ class Float32Cast(TransformerMixin, BaseEstimator):
     def transform(self, X):
         check_is_fitted(self, "n_features_in_")
         return np.asarray(X, dtype=np.float32)
+
+
+class SeededFolds:
+    """Five shuffled folds drawn with a fixed seed, stratified unless the target is continuous: the
+    folds `TargetEncoder(random_state=seed)` cross-fits on. scikit-learn 1.9 deprecated `random_state`
+    there and takes the splitter as `cv` instead."""
+
+    def __init__(self, n_splits: int = 5, seed: int = 0, target_type: str = "auto"):
+        self.n_splits = n_splits
+        self.seed = seed
+        self.target_type = target_type
+
+    def _splitter(self, y: Any) -> Any:
+        from sklearn.model_selection import KFold, StratifiedKFold
+        from sklearn.utils.multiclass import type_of_target
+
+        kind = type_of_target(y) if self.target_type == "auto" else self.target_type
+        cls = StratifiedKFold if kind in ("binary", "multiclass") else KFold
+        return cls(n_splits=self.n_splits, shuffle=True, random_state=self.seed)
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self._splitter(y).split(X, y)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return self.n_splits
+
+
+def _sklearn_at_least(major: int, minor: int) -> bool:
+    parts = sklearn.__version__.split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
+def target_encoder(target_type: str = "auto", seed: int = 0) -> Any:
+    """scikit-learn's TargetEncoder cross-fitting on the same seeded folds on every supported version
+    (before 1.9 `cv` takes only a fold count, from 1.9 `random_state` warns)."""
+    from sklearn.preprocessing import TargetEncoder
+
+    if _sklearn_at_least(1, 9):
+        return TargetEncoder(target_type=target_type, cv=SeededFolds(5, seed, target_type))
+    return TargetEncoder(target_type=target_type, random_state=seed)

@@ -18,8 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "medpar_600.csv"
 PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "")
-needs_pg = pytest.mark.skipif(not PG_URL, reason="AUTOML_TEST_PG_URL is not set: these tests need a PostgreSQL "
-                              "server (.ci/run installs and starts one and sets it)")
+needs_pg = pytest.mark.requires("PostgreSQL", bool(PG_URL), "AUTOML_TEST_PG_URL is not set: these tests need a "
+                                "PostgreSQL server (.ci/run installs and starts one and sets it)")
 # cheap families keep each trial around a second on a loaded 2-core machine
 FAST = ["estimators.include=[baseline,linear,knn]", "search.cv_folds=3", "export.refit_full=false"]
 
@@ -104,9 +104,9 @@ def test_postgres_driver_and_two_workers_reach_the_exact_trial_count(tmp_path):
     _join_and_count(PG_URL, tmp_path, [f"search.storage={PG_URL}", "search.heartbeat_s=1"])
 
 
-@pytest.mark.slow  # the default suite covers this on PostgreSQL (CI); this is the no-server variant
 def test_journal_driver_and_two_workers_reach_the_exact_trial_count(tmp_path):
-    _join_and_count("", tmp_path, ["search.n_workers=2"])  # forked local workers plus two that join
+    """The no-server variant, in the default suite: study.journal in the run folder, no PostgreSQL."""
+    _join_and_count("", tmp_path, ["search.n_workers=2"], n=6)  # forked local workers plus two that join
 
 
 def _kill_mid_trial(storage: str, name: str, worker: subprocess.Popen, timeout: float = 90) -> tuple[int, set[int]]:

@@ -11,9 +11,10 @@ import pytest
 from automl.config.schema import DataConfig, RelationshipConfig, TableConfig
 from automl.errors import UserError
 from tests.cli_runner import error_lines, run_cli
+from tests.conftest import importable, require
 from tests.data.make_mock_customer import make
 
-pytest.importorskip("featuretools")
+require("featuretools", importable("featuretools"), "several tables are joined by featuretools' deep feature synthesis")
 
 
 def _config(t: dict[str, Path], cutoff_round: str = "") -> DataConfig:

@@ -100,7 +100,8 @@ def test_unknown_target_and_bad_driver_are_one_line(db):
     assert "s3cret" not in p.stderr
 
 
-@pytest.mark.skipif(not PG_URL, reason="AUTOML_TEST_PG_URL is not set: needs a PostgreSQL server (.ci/run starts one)")
+@pytest.mark.requires("PostgreSQL", bool(PG_URL), "AUTOML_TEST_PG_URL is not set: needs a PostgreSQL server "
+                      "(.ci/run starts one)")
 def test_postgres_query_run_masks_the_password_and_predicts(tmp_path):
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url

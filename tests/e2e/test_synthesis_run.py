@@ -10,12 +10,13 @@ import pytest
 
 from tests.cli_runner import DATA, run_cli
 
-pytestmark = pytest.mark.slow
+# the default suite's text run: cheap families and a trial cap keep it to a few seconds of search
+FAST = ["estimators.include=[baseline,linear]", "budget.time_s=15", "budget.n_trials=4"]
 
 
-def _run(tmp_path, data, target):
+def _run(tmp_path, data, target, *extra):
     run = tmp_path / "run"
-    p = run_cli(f"data.path={data}", f"task.target={target}", "budget.time_s=25", "search.cv_folds=3",
+    p = run_cli(f"data.path={data}", f"task.target={target}", "search.cv_folds=3", *(extra or ["budget.time_s=25"]),
                 f"hydra.run.dir={run}", timeout=150)
     assert p.returncode == 0, p.stderr[-2000:]
     model = onnx.load(run / "model.onnx")
@@ -24,7 +25,7 @@ def _run(tmp_path, data, target):
 
 
 def test_free_text_is_used_through_tfidf_inside_the_graph(tmp_path):
-    run, model, schema, card = _run(tmp_path, DATA / "pypi_summaries.csv", "scientific")
+    run, model, schema, card = _run(tmp_path, DATA / "pypi_summaries.csv", "scientific", *FAST)
     assert schema["summary"] == {"name": "summary", "kind": "text", "dtype": "string"}
     assert "package" not in schema  # unique names: an id
     ops = {n.op_type for n in model.graph.node}
@@ -33,6 +34,7 @@ def test_free_text_is_used_through_tfidf_inside_the_graph(tmp_path):
     assert json.loads((run / "parity.json").read_text())["passed"]
 
 
+@pytest.mark.slow
 def test_datetime_column_becomes_date_parts_and_predict_takes_iso_strings(tmp_path):
     df = pd.read_csv(DATA / "aids_600.csv")
     # MASS::Aids2 `diag` is the diagnosis date as days since 1960-01-01: give it back as an ISO date

@@ -9,6 +9,7 @@ Importing this module registers (REGISTRY.add) these families; each one's search
 `tests/plugins/<key>.yaml` (empty spaces, so the default configuration is the only one):
 
 - `fault_none`:     a working logistic regression / ridge (the control: must not fail, exports to ONNX)
+- `fault_warn`:     `fit` raises a UserWarning, then fits as `fault_none` does (warnings reach run.log only)
 - `fault_raise`:    `fit` raises ValueError
 - `fault_segfault`: `fit` kills its own process with SIGSEGV
 - `fault_hang`:     `fit` hangs in native code (libc `sleep(10000)`, the GIL released, no Python frames run)
@@ -33,6 +34,7 @@ import ctypes
 import os
 import signal
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from automl.estimators.spec import EstimatorSpec
 SPACE_DIR = str(Path(__file__).resolve().parent)
 MARKER_ENV = "AUTOML_FAULT_MARKER_DIR"
 MEMORY_CAP_ENV = "AUTOML_FAULT_MEMORY_CAP_MB"
-FAULTS = ("none", "raise", "segfault", "hang", "memory")
+FAULTS = ("none", "warn", "raise", "segfault", "hang", "memory")
 CHUNK_MB = 100
 
 
@@ -63,6 +65,9 @@ def inject(fault: str) -> None:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}")
     if fault == "none":
+        return
+    if fault == "warn":
+        warnings.warn("fault_warn: injected warning in fit", UserWarning, stacklevel=2)
         return
     _mark(fault)
     if fault == "raise":

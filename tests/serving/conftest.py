@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.cli_runner import DATA, ROOT, run_cli
+from tests.conftest import importable, require
 
 TOKEN = "test-token-0123456789abcdef"
 PENGUINS = DATA / "penguins.csv"
@@ -26,7 +27,7 @@ PENGUINS = DATA / "penguins.csv"
 @pytest.fixture(scope="session")
 def serving_runs(tmp_path_factory) -> dict[str, Path]:
     """Two completed runs with different models: `linear` (the one to serve) and `baseline` (class priors)."""
-    pytest.importorskip("starlette")
+    require("starlette", importable("starlette"), "automl serve needs the serve extra (pip install -e '.[serve]')")
     out = {}
     for family in ("linear", "baseline"):
         run = tmp_path_factory.mktemp(f"serve_{family}") / "run"

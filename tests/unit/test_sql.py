@@ -20,6 +20,7 @@ from automl.data.source import open_source
 from automl.data.sql import open_sql
 from automl.errors import UserError
 from automl.memory import MemoryBudget
+from tests.conftest import require
 from automl.urls import normalize, redact
 from tests.unit.test_scan import _check_against_pandas, _frame
 
@@ -36,8 +37,8 @@ def _sqlite(tmp_path, df: pd.DataFrame, name: str = "t") -> str:
 @pytest.fixture()
 def pg_table():
     """A fresh table in the PostgreSQL test database, dropped afterwards."""
-    if not PG_URL:
-        pytest.skip("AUTOML_TEST_PG_URL is not set: PostgreSQL tests need a server (.ci/run starts one)")
+    require("PostgreSQL", bool(PG_URL), "AUTOML_TEST_PG_URL is not set: PostgreSQL tests need a server "
+            "(.ci/run starts one)")
     import sqlalchemy as sa
 
     name = f"automl_sql_{uuid.uuid4().hex[:8]}"
