@@ -177,9 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         _state["debug"] = True
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     if args and args[0] in SUBCOMMANDS:
-        from automl.errors import UserError
-
         import importlib
+
+        from automl.errors import UserError
 
         try:
             sys.exit(importlib.import_module(f"automl.commands.{args[0]}").main(args[1:]))

@@ -16,11 +16,11 @@ from automl.data.arrow import PANDAS_NA
 from automl.data.relational import compute_from_run, read_layout
 from automl.data.source import open_source
 from automl.errors import UserError
+from automl.export.contract import class_labels, feeds_from_frame, input_schema
+from automl.export.onnx import session
 from automl.io import RunPaths
 from automl.memory import release_freed
 from automl.urls import is_url, redact
-from automl.export.contract import class_labels, feeds_from_frame, input_schema
-from automl.export.onnx import session
 
 log = logging.getLogger("automl")
 PROGRESS_ROWS = 1_000_000  # a progress line each time this many more rows are scored

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from automl.version import __version__
 from automl.config.schema import RunConfig
+from automl.export.onnx import metadata
 from automl.io import RunPaths
 from automl.reporting.progress import Progress, log_trial
 from automl.stages.final import FinalStage
 from automl.stages.outputs import Manifest, write_outputs
 from automl.stages.prepare import prepare
 from automl.stages.search import search
-from automl.export.onnx import metadata
+from automl.version import __version__
 
 log = logging.getLogger("automl")
 PROCESS_START = time.time()  # the budget counts from process start (cli may pass an earlier start)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from automl.data.load import read_table
 from automl.export.contract import feeds_from_frame
+from automl.export.reference_profile import load_reference_profile
 from automl.io import write_json
 from automl.monitoring.drift import ALPHA, JS_THRESHOLD, PSI_THRESHOLD, Thresholds, compare, report
 from automl.monitoring.profile_source import reference_profile_path
-from automl.monitoring.reference import load_reference_profile
 from automl.serving.model_store import default_root
 
 

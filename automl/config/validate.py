@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from automl.config.schema import RunConfig
 from automl.errors import UserError
-from automl.urls import is_url
-from automl.evaluation.metrics import METRICS
-from automl.evaluation.metrics import CONSTRAINED
 from automl.estimators import REGISTRY
-from automl.evaluation.metrics import DEFAULT_METRIC, METRICS
+from automl.evaluation.metrics import CONSTRAINED, DEFAULT_METRIC, METRICS
+from automl.urls import is_url
 
 MIN_TIME_S = 10.0
 

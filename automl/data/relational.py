@@ -214,7 +214,7 @@ def build_flat_frame(data: DataConfig, target: str, run_dir: Path) -> pd.DataFra
 
     layout = layout_from_config(data)
     if str(data.path) != layout["tables"].get(data.target_table, {}).get("path", str(data.path)):
-        raise UserError("data.path", f"'{data.path}' is not the target table's path", 
+        raise UserError("data.path", f"'{data.path}' is not the target table's path",
                         f"Set data.path=${{data.tables.{data.target_table}.path}} (or leave it to the data config).")
     validate_layout(layout)
     frames = read_frames(layout)

@@ -65,9 +65,8 @@ class SqlSource:
         return self._engine
 
     def count(self) -> int:
-        with self._errors():
-            with self.engine().connect() as conn:
-                return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM ({self.query}\n) AS automl_q").scalar() or 0)
+        with self._errors(), self.engine().connect() as conn:
+            return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM ({self.query}\n) AS automl_q").scalar() or 0)
 
     def batches(
         self, chunk_rows: int = CHUNK_ROWS, columns: dict[str, Any] | None = None, hash_rows: bool = True
@@ -78,30 +77,28 @@ class SqlSource:
         import pyarrow as pa
 
         h = hashlib.sha256(f"{self.masked}\0{self.query}\0".encode()) if hash_rows and columns is None else None
-        with self._errors():
-            with self.engine().connect() as conn:
-                # exec_driver_sql: the query goes to the driver as written (text() would read ':30' in a
-                # time literal as a bind parameter)
-                result = conn.execution_options(stream_results=True, yield_per=chunk_rows).exec_driver_sql(self.query)
-                names = [str(k) for k in result.keys()]
-                for rows in result.partitions(chunk_rows):
-                    batch = self._to_batch(names, rows, columns)
-                    if h is not None:
-                        sink = pa.BufferOutputStream()
-                        with pa.ipc.new_stream(sink, batch.schema) as w:
-                            w.write_batch(batch)
-                        h.update(sink.getvalue())
-                    yield batch
-                if self.types is None:  # an empty result: the columns, no rows
-                    self.types = {n: pa.string() for n in names}
+        with self._errors(), self.engine().connect() as conn:
+            # exec_driver_sql: the query goes to the driver as written (text() would read ':30' in a
+            # time literal as a bind parameter)
+            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).exec_driver_sql(self.query)
+            names = [str(k) for k in result.keys()]
+            for rows in result.partitions(chunk_rows):
+                batch = self._to_batch(names, rows, columns)
+                if h is not None:
+                    sink = pa.BufferOutputStream()
+                    with pa.ipc.new_stream(sink, batch.schema) as w:
+                        w.write_batch(batch)
+                    h.update(sink.getvalue())
+                yield batch
+            if self.types is None:  # an empty result: the columns, no rows
+                self.types = {n: pa.string() for n in names}
         if h is not None:
             self.sha256 = h.hexdigest()
 
     def schema_names(self) -> list[str]:
-        with self._errors():
-            with self.engine().connect() as conn:
-                res = conn.exec_driver_sql(f"SELECT * FROM ({self.query}\n) AS automl_q WHERE 1 = 0")
-                return [str(k) for k in res.keys()]
+        with self._errors(), self.engine().connect() as conn:
+            res = conn.exec_driver_sql(f"SELECT * FROM ({self.query}\n) AS automl_q WHERE 1 = 0")
+            return [str(k) for k in res.keys()]
 
     def _to_batch(self, names: list[str], rows: list[Any], columns: dict[str, Any] | None) -> Any:
         import pyarrow as pa

@@ -6,7 +6,6 @@ from typing import Any
 
 from automl.estimators.spec import EstimatorSpec
 
-
 # One thread: trials run in forked children, and LightGBM's OpenMP runtime (the system libgomp, loaded
 # in the driver by the export stack's imports) deadlocks in a forked child that asks for 2 threads
 # (measured: TIMEOUT at 10 s vs 0.04 s single-threaded on 300 rows).

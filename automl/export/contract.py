@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.data.roles import categorical_strings, to_epoch_seconds
 from automl.errors import UserError
-from automl.data.roles import categorical_strings
-from automl.data.roles import to_epoch_seconds
 
 
 def input_schema(meta: Mapping[str, str]) -> list[dict[str, str]]:

@@ -9,11 +9,11 @@ from onnx import TensorProto
 from onnx.helper import get_attribute_value
 from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
-from automl.preprocessing.steps import RARE
-from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
-from automl.export.feature_converters import register as register_feature_converters
+
 from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
 from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+from automl.export.feature_converters import register as register_feature_converters
+from automl.preprocessing.steps import RARE, Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
 _done = False
 
@@ -274,12 +274,11 @@ def register_converters() -> None:
         convert_nearest_neighbors_classifier,
         convert_nearest_neighbors_regressor,
     )
-    from skl2onnx.shape_calculators.nearest_neighbours import calculate_sklearn_nearest_neighbours_regressor
-
     from skl2onnx.operator_converters.random_forest import (
         convert_sklearn_random_forest_classifier,
         convert_sklearn_random_forest_regressor_converter,
     )
+    from skl2onnx.shape_calculators.nearest_neighbours import calculate_sklearn_nearest_neighbours_regressor
 
 
     update_registered_converter(Float32HGBClassifier, "AutomlHGBClassifier", calculate_linear_classifier_output_shapes,

@@ -17,11 +17,11 @@ import pandas as pd
 from onnx import TensorProto, helper
 
 from automl.data.roles import Schema
+from automl.ensemble import WeightedEnsemble
 from automl.errors import ParityError
 from automl.evaluation.metrics import labels_from_proba
 from automl.export.contract import feeds_from_frame
 from automl.export.converters import register_converters
-from automl.ensemble import WeightedEnsemble
 from automl.preprocessing.imbalance import inference_estimators
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}

@@ -14,7 +14,6 @@ from typing import Any
 
 from automl.data.roles import Schema
 from automl.features.synthesis import DFSFeatures, RelevanceSelector
-from automl.features.synthesis import DFSFeatures
 
 # featuretools primitive sets offered to the search
 DFS_SETS = {

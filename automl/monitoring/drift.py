@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.monitoring.reference import bin_feature, bin_labels
+from automl.export.reference_profile import bin_feature, bin_labels
 
 PSI_THRESHOLD = 0.2
 PSI_MODERATE = 0.1

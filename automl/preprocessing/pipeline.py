@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl.data.roles import Schema
-from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog, target_encoder
 from automl.features.build import synthesis_parts
-from automl.features.text import TextSVD
 from automl.features.synthesis import RelevanceSelector
+from automl.features.text import TextSVD
+from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog, target_encoder
 
 
 def _scaler(name: str) -> Any:

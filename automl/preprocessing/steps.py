@@ -100,8 +100,8 @@ class OutlierClipper(TransformerMixin, BaseEstimator):
     def transform(self, X):
         check_is_fitted(self, "lower_")
         X = np.asarray(X, dtype=np.float32)
-        X = np.where(X > self.upper_, self.upper_, X)
-        return np.where(X < self.lower_, self.lower_, X).astype(np.float32)
+        X = np.where(self.upper_ < X, self.upper_, X)
+        return np.where(self.lower_ > X, self.lower_, X).astype(np.float32)
 
 
 class SkewLog(TransformerMixin, BaseEstimator):

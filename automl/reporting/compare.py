@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from automl.errors import UserError
-from automl.reporting.sweep_rows import JOB_COLUMNS, average_ranks, collect, per_dataset
+from automl.reporting.sweep_rows import JOB_COLUMNS, average_ranks, per_dataset
 
 if TYPE_CHECKING:
     import pandas as pd

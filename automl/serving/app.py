@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from automl.monitoring.drift import Thresholds
-from automl.serving.artefact import LoadedModel
+from automl.monitoring.drift import Thresholds, compare
+from automl.serving.artefact import LoadedModel, load_model
 from automl.serving.inputs import (
     RequestError,
     check_categories,
@@ -34,8 +34,6 @@ from automl.serving.inputs import (
     records_from_json,
 )
 from automl.serving.metrics import Counter, Gauge, Histogram, render
-from automl.monitoring.drift import compare
-from automl.serving.artefact import load_model
 from automl.serving.model_store import INDEX, resolve
 
 log = logging.getLogger("automl.serve")

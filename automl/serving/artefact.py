@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import UserError
-from automl.io import RunPaths
 from automl.export.contract import class_labels, input_schema
-from automl.monitoring.reference import load_reference_profile
+from automl.export.reference_profile import load_reference_profile
+from automl.io import RunPaths
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from automl.serving.artefact import LoadedModel
 from automl.data.roles import to_epoch_seconds
 from automl.errors import UserError
 from automl.export.contract import feeds_from_frame
+from automl.serving.artefact import LoadedModel
 
 
 class RequestError(Exception):
@@ -82,7 +82,7 @@ def _datetimes(col: str, vals: list[Any]) -> np.ndarray:
 
 
     for i, v in enumerate(vals):
-        if v is not None and not isinstance(v, str | int | float) or isinstance(v, bool):
+        if (v is not None and not isinstance(v, str | int | float)) or isinstance(v, bool):
             raise RequestError(422, col, f"column '{col}' expects a date/time, but row {i} holds a {type(v).__name__}",
                                "Send ISO-8601 strings (2024-05-01T13:45:00) or epoch seconds, or null for missing.")
     out = np.full(len(vals), np.nan)

@@ -21,8 +21,8 @@ from automl.ensemble import choose_floor, greedy_select
 from automl.evaluation.metrics import Metric
 from automl.evaluation.threshold import for_members, scorer
 from automl.io import RunPaths
-from automl.search.objective import Candidate, SearchData
 from automl.search.budget import Budget, final_cost, last_resort
+from automl.search.objective import Candidate, SearchData
 from automl.search.supervisor import COMPLETE, Outcome, supervise
 from automl.stages.prepare import Prepared
 from automl.stages.refit import refit_export

@@ -13,15 +13,15 @@ from typing import Any
 from automl.config.schema import RunConfig
 from automl.data.load import file_sha256
 from automl.errors import UserError
+from automl.export.converters import register_converters
 from automl.memory import resolve_budget, trial_memory_mb
 from automl.search import coordination as coord
-from automl.urls import is_url
 from automl.search.budget import Budget
 from automl.search.loop import run_search
 from automl.search.study import make_study
 from automl.search.worker import from_dict, load_spec
 from automl.stages.prepare import prepare_worker
-from automl.export.converters import register_converters
+from automl.urls import is_url
 
 log = logging.getLogger("automl")
 

@@ -16,20 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl.version import __version__
 from automl.config.schema import RunConfig
 from automl.evaluation.leaderboard import build_leaderboard
+from automl.export.reference_profile import write_reference_profile
 from automl.export.relational_parity import end_to_end_parity
 from automl.io import RunPaths, write_bytes, write_json, write_text
-from automl.monitoring.reference import write_reference_profile
 from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
-from automl.urls import redact
 from automl.stages.final import FinalResult
 from automl.stages.prepare import Prepared
 from automl.stages.search import Searched
+from automl.urls import redact
+from automl.version import __version__
 
 log = logging.getLogger("automl")
 ALLOWANCE_S = 3.0  # stated allowance over budget.time_s: interpreter exit after the last write, estimate error

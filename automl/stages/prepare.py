@@ -25,12 +25,12 @@ from automl.data.target import prepare_target
 from automl.errors import UserError
 from automl.estimators import REGISTRY
 from automl.evaluation.metrics import CONSTRAINED, Metric, get_metric
+from automl.export.converters import register_converters
 from automl.io import RunPaths, write_json
 from automl.memory import MemoryBudget, resolve_budget
 from automl.preprocessing.imbalance import search_imbalance
 from automl.preprocessing.pipeline import indicator_columns
 from automl.search.objective import SearchData
-from automl.export.converters import register_converters
 
 log = logging.getLogger("automl")
 

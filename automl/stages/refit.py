@@ -13,16 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl.errors import ParityError
-from automl.search import objective as obj
-from automl.evaluation.metrics import holdout_metrics
-from automl.export.onnx import check_parity, export_onnx
 from automl.ensemble import WeightedEnsemble
-from automl.features.build import describe
+from automl.errors import ParityError
+from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
-from automl.export.onnx import run_in_chunks, session
-from automl.evaluation.metrics import per_class_report
+from automl.export.onnx import check_parity, export_onnx, run_in_chunks, session
+from automl.features.build import describe
 from automl.reporting.explain import permutation_importance
+from automl.search import objective as obj
 
 
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,

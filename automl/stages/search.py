@@ -6,8 +6,8 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from automl.config.schema import RunConfig
@@ -15,18 +15,18 @@ from automl.data.scan import CLASS_FLOOR
 from automl.data.split import cv_folds
 from automl.errors import UserError
 from automl.evaluation.leaderboard import build_leaderboard
+from automl.export.converters import register_converters
 from automl.io import RunPaths, write_text
 from automl.memory import trial_memory_mb
 from automl.search import coordination as coord
-from automl.search.learning_curve import learning_curve
-from automl.search.objective import SearchData
-from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.budget import Budget
+from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
+from automl.search.objective import SearchData
 from automl.search.parallel import run_workers
+from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.study import make_study, recover_orphans, summarize, warm_start
 from automl.stages.prepare import Prepared
-from automl.export.converters import register_converters
 
 log = logging.getLogger("automl")
 MIN_FINAL_S = 10.0  # a resumed run whose earlier attempt used its budget still gets this for the final stage

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from tests.cli_runner import DATA, error_lines, run_cli
-
 from tests.e2e.conftest import BUDGET, CASES
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl.export.reference_profile import build_reference_profile, prepare
 from automl.monitoring.drift import Thresholds, compare, js_distance, psi
-from automl.monitoring.reference import build_reference_profile, prepare
 from tests.cli_runner import run_cli
 from tests.serving.conftest import PENGUINS
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
-from automl.evaluation.metrics import get_metric
 from automl.data.target import prepare_target
+from automl.evaluation.metrics import get_metric
 from automl.search.budget import Budget
 from automl.search.loop import run_search
 from automl.search.objective import SearchData

@@ -20,8 +20,8 @@ from automl.data.source import open_source
 from automl.data.sql import open_sql
 from automl.errors import UserError
 from automl.memory import MemoryBudget
-from tests.conftest import require
 from automl.urls import normalize, redact
+from tests.conftest import require
 from tests.unit.test_scan import _check_against_pandas, _frame
 
 PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "")

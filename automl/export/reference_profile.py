@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from automl.io import RunPaths, write_bytes
 from automl.export.contract import feeds_from_frame
+from automl.io import RunPaths, write_bytes
 
 FORMAT = 1
 N_QUANTILE_BINS = 10
