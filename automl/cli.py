@@ -41,7 +41,7 @@ def _check_keys(cfg: Any, schema: type, prefix: str = "") -> None:
     from automl.errors import UserError
 
     fields = {f.name: f for f in dataclasses.fields(schema)}
-    for key in cfg.keys():
+    for key in cfg:
         full = f"{prefix}{key}"
         if key not in fields:
             raise UserError(full, "is not a config key", f"Remove it; valid keys here: {', '.join(fields)}.")

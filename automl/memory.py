@@ -100,8 +100,7 @@ def _libc() -> Any:
 
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        lib.malloc_trim  # glibc only (not musl, not macOS)
-        return lib
-    except (OSError, AttributeError):
+    except OSError:
         return None
+    return lib if hasattr(lib, "malloc_trim") else None  # glibc only (not musl, not macOS)
 

@@ -19,7 +19,8 @@ from automl.serving.model_store import default_root
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="automl drift", description="Feature drift of new data against the training profile.")
+    ap = argparse.ArgumentParser(prog="automl drift",
+                                 description="Feature drift of new data against the training profile.")
     ap.add_argument("--model", required=True, help="run folder (or NAME@stage / NAME@vN from the registry)")
     ap.add_argument("--data", required=True, help="CSV or Parquet with the model's input columns")
     ap.add_argument("--registry", default=None, help="registry root (default: $AUTOML_REGISTRY or ~/.automl/registry)")

@@ -31,7 +31,8 @@ def _print_models(root: Path, indexes: list[dict[str, Any]], as_json: bool) -> N
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="automl registry", description="Versioned model registry: push, list, promote, rollback.")
+    ap = argparse.ArgumentParser(prog="automl registry",
+                                 description="Versioned model registry: push, list, promote, rollback.")
     ap.add_argument("--root", default=None, help="registry folder (default: $AUTOML_REGISTRY or ~/.automl/registry)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("push", help="store a run folder as the next version of NAME")

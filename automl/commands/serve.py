@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--js-threshold", type=float, default=JS_THRESHOLD)
     ap.add_argument("--alpha", type=float, default=ALPHA)
     ap.add_argument("--reload-s", type=float, default=5.0,
-                    help="how often registry stages are re-resolved (promote/rollback reach a running server); 0 = never")
+                    help="how often registry stages are re-resolved (promote/rollback reach a running server); "
+                         "0 = never")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per model")
     ap.add_argument("--access-log", action="store_true", help="log every request line (never headers)")
     a = ap.parse_args(argv)

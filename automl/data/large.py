@@ -149,7 +149,7 @@ def load_for_run(
         total = min(total, max_rows)
     floored = total < MIN_SAMPLE_ROWS
     total = max(total, MIN_SAMPLE_ROWS)
-    n_hold = int(round(total * holdout))
+    n_hold = round(total * holdout)
     result = scan(src, target, total - n_hold, n_hold, holdout, seed)
     df = pd.concat([result.search, result.holdout], ignore_index=True)
     s = Sampled(result, len(result.search), len(result.holdout))

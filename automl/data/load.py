@@ -28,7 +28,8 @@ def read_table(path: str, field: str = "data.path") -> pd.DataFrame:
         raise UserError(field, f"file '{path}' is not UTF-8 text (byte {e.start}: {e.reason})",
                         "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
     except pd.errors.EmptyDataError:
-        raise UserError(field, f"file '{path}' has no columns", "Point to a file with a header row and data rows.") from None
+        raise UserError(field, f"file '{path}' has no columns",
+                        "Point to a file with a header row and data rows.") from None
     except (pd.errors.ParserError, ValueError, OSError) as e:
         raise UserError(field, f"file '{path}' cannot be parsed ({str(e).splitlines()[0][:160]})",
                         "Check the delimiter and quoting, or convert the file to Parquet.") from None

@@ -37,7 +37,8 @@ def _leak_score(x: pd.Series, y: np.ndarray, task: str, seed: int) -> float:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     if pd.api.types.is_numeric_dtype(x):
-        X = pd.to_numeric(x, errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan).fillna(-1e12).to_numpy().reshape(-1, 1)
+        X = (pd.to_numeric(x, errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan)
+             .fillna(-1e12).to_numpy().reshape(-1, 1))
     else:
         X = pd.factorize(x.astype(str))[0].reshape(-1, 1)
     if task == "regression":

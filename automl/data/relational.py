@@ -66,7 +66,7 @@ def validate_layout(layout: dict[str, Any], frames: dict[str, pd.DataFrame] | No
     seen = set()
     for i, rel in enumerate(layout["relationships"]):
         pt, pc = _split_ref(rel["parent"], f"data.relationships[{i}].parent", tables)
-        ct, cc = _split_ref(rel["child"], f"data.relationships[{i}].child", tables)
+        ct, _cc = _split_ref(rel["child"], f"data.relationships[{i}].child", tables)
         if pt == ct:
             raise UserError(f"data.relationships[{i}]", f"parent and child are the same table '{pt}'",
                             "Relate two different tables.")
@@ -106,7 +106,8 @@ def validate_layout(layout: dict[str, Any], frames: dict[str, pd.DataFrame] | No
                             f"{int(df[t['time_index']].isna().sum())} row(s); it is each row's cutoff time",
                             "Fill it in for every row of the target table.")
         if t["time_index"]:
-            bad = pd.to_datetime(df[t["time_index"]], errors="coerce", format="mixed").isna() & df[t["time_index"]].notna()
+            ti = df[t["time_index"]]
+            bad = pd.to_datetime(ti, errors="coerce", format="mixed").isna() & ti.notna()
             if bad.any():
                 raise UserError(f"data.tables.{name}.time_index", f"'{t['time_index']}' holds "
                                 f"{df[t['time_index']][bad].iloc[0]!r}, which is not a date/time",

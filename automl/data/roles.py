@@ -87,7 +87,8 @@ def infer_column(name: str, s: pd.Series, n_rows: int, declared_id: bool) -> Col
     if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_complex_dtype(s)):
         is_int = pd.api.types.is_integer_dtype(s)
         if is_int and nunique == n_rows and n_rows >= 20 and (_ID_NAME.search(name) or s.is_monotonic_increasing):
-            return ColumnInfo(name, "id", dtype, "integer, unique per row" + (", named like an id" if _ID_NAME.search(name) else ", increasing"))
+            why = ", named like an id" if _ID_NAME.search(name) else ", increasing"
+            return ColumnInfo(name, "id", dtype, "integer, unique per row" + why)
         return ColumnInfo(name, "numeric", dtype)
     if pd.api.types.is_datetime64_any_dtype(s):
         return ColumnInfo(name, "datetime", dtype, "datetime values (used as date parts)")

@@ -81,7 +81,7 @@ class SqlSource:
             # exec_driver_sql: the query goes to the driver as written (text() would read ':30' in a
             # time literal as a bind parameter)
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows).exec_driver_sql(self.query)
-            names = [str(k) for k in result.keys()]
+            names = list(map(str, result.keys()))
             for rows in result.partitions(chunk_rows):
                 batch = self._to_batch(names, rows, columns)
                 if h is not None:
@@ -98,7 +98,7 @@ class SqlSource:
     def schema_names(self) -> list[str]:
         with self._errors(), self.engine().connect() as conn:
             res = conn.exec_driver_sql(f"SELECT * FROM ({self.query}\n) AS automl_q WHERE 1 = 0")
-            return [str(k) for k in res.keys()]
+            return list(map(str, res.keys()))
 
     def _to_batch(self, names: list[str], rows: list[Any], columns: dict[str, Any] | None) -> Any:
         import pyarrow as pa
@@ -176,7 +176,8 @@ def _create_engine(url: str, field_name: str) -> Any:
                         "Use a URL like sqlite:///file.db or postgresql+psycopg2://user@host/db.") from None
     except ModuleNotFoundError as e:
         raise UserError(field_name, f"the database driver '{e.name}' for {redact(url)} is not installed",
-                        f"Install it (pip install {_driver_package(e.name)}) or use another driver in the URL.") from None
+                        f"Install it (pip install {_driver_package(e.name)}) "
+                        "or use another driver in the URL.") from None
     except ArgumentError as e:
         raise UserError(field_name, f"'{redact(url)}' is not a valid database URL ({_one_line(e)})",
                         "Use a URL like sqlite:///file.db or postgresql+psycopg2://user@host/db.") from None
@@ -239,10 +240,10 @@ def _check_sqlite_file(url: str, field_name: str) -> None:
         raise UserError(field_name, f"'{redact(url)}' is not a valid database URL ({_one_line(e)})",
                         "Use a URL like sqlite:///file.db or postgresql+psycopg2://user@host/db.") from None
     db = u.database or ""
-    if u.get_backend_name() == "sqlite" and db not in ("", ":memory:") and not db.startswith("file:"):
-        if not Path(db).expanduser().is_file():
-            raise UserError(field_name, f"database file '{db}' does not exist",
-                            "Point the URL at an existing SQLite file (sqlite:///relative.db, sqlite:////absolute.db).")
+    is_sqlite_file = u.get_backend_name() == "sqlite" and db not in ("", ":memory:") and not db.startswith("file:")
+    if is_sqlite_file and not Path(db).expanduser().is_file():
+        raise UserError(field_name, f"database file '{db}' does not exist",
+                        "Point the URL at an existing SQLite file (sqlite:///relative.db, sqlite:////absolute.db).")
 
 
 def read_frame(src: SqlSource) -> Any:
@@ -251,5 +252,6 @@ def read_frame(src: SqlSource) -> Any:
 
     batches = list(src.batches())
     if not batches:
-        raise UserError(src.field_name, f"{src.what} on {src.masked} returned no rows", "Point to a table or query with rows.")
+        raise UserError(src.field_name, f"{src.what} on {src.masked} returned no rows",
+                        "Point to a table or query with rows.")
     return to_pandas(pa.Table.from_batches(batches), src.int_columns)

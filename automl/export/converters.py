@@ -263,7 +263,8 @@ def register_converters() -> None:
     update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
                                 _convert_dummy_classifier, parser=_parser_classifier,
                                 options={"zipmap": [False, True], "nocl": [True, False]})
-    update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor, _convert_dummy_regressor)
+    update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor,
+                                _convert_dummy_regressor)
     update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
                                 calculate_linear_classifier_output_shapes, _convert_catboost,
                                 parser=_parser_classifier,

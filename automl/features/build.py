@@ -61,7 +61,8 @@ def synthesis_parts(pre: Mapping[str, Any], schema: Schema) -> list[tuple[str, A
                                            *_impute_scale({**pre, "native_nan": True})]), text))
     if len(num) >= 2 and pre.get("poly", False):
         k = min(int(pre.get("poly_top_k", 4)), len(num))
-        steps = _impute_scale(pre, always_impute=True)[:1] + [
+        steps = [
+            *_impute_scale(pre, always_impute=True)[:1],
             ("top", RelevanceSelector(keep=0.0, min_keep=k)),
             ("poly", PolynomialFeatures(degree=2, interaction_only=True, include_bias=False)),
         ]
@@ -121,7 +122,8 @@ def describe(pipe: Any) -> list[dict[str, str]]:
                 if " " in n:  # the interactions (the degree-1 terms repeat raw columns)
                     a, b = n.split(" ")
                     add(name, sl.start + i, f"{a} x {b}", f"interaction({a}, {b}) = {a} * {b} "
-                        f"(after median imputation; {a} and {b} are among the {len(chosen)} most relevant numeric columns)")
+                        f"(after median imputation; {a} and {b} are among the {len(chosen)} most relevant "
+                        "numeric columns)")
         elif name == "pca":
             pca = steps["pca"]
             for i, r in enumerate(pca.explained_variance_ratio_):

@@ -83,7 +83,9 @@ def feature_drift(feature: Mapping[str, Any], values: np.ndarray, th: Thresholds
                         bin_labels(feature)[i], float(shares_ref[i]), float(shares_new[i]))
 
 
-def compare(profile: Mapping[str, Any], feeds: Mapping[str, np.ndarray], th: Thresholds | None = None) -> list[FeatureDrift]:
+def compare(
+    profile: Mapping[str, Any], feeds: Mapping[str, np.ndarray], th: Thresholds | None = None
+) -> list[FeatureDrift]:
     th = th or Thresholds()
     return [feature_drift(f, feeds[f["name"]], th) for f in profile["features"]]
 

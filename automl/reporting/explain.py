@@ -33,7 +33,7 @@ def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.
     sign = 1.0 if greater_is_better else -1.0
     drops: dict[str, list[float]] = {c: [] for c in X.columns}
     deadline = t0 + time_limit_s
-    for r in range(n_repeats):
+    for _ in range(n_repeats):
         for col in X.columns:
             if time.perf_counter() > deadline:
                 break
@@ -68,6 +68,7 @@ def onnx_latency(model_bytes: bytes, X: pd.DataFrame, schema: list[dict[str, str
     sess.run(None, batch)
     batch_s = time.perf_counter() - t
     ms = np.asarray(times) * 1e3
-    return {"single_row_ms_median": round(float(np.median(ms)), 4), "single_row_ms_p99": round(float(np.percentile(ms, 99)), 4),
+    return {"single_row_ms_median": round(float(np.median(ms)), 4),
+            "single_row_ms_p99": round(float(np.percentile(ms, 99)), 4),
             "single_row_calls": len(times), "batch_rows": len(rows),
             "batch_rows_per_s": round(len(rows) / max(batch_s, 1e-9), 1)}

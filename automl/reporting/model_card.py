@@ -156,7 +156,8 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
         lines += ["", "## Reproducibility",
                   f"- Root seed {m['seed']} feeds the split, folds, sampler and every estimator. "
                   + ("This run is reproducible: the same command gives the same leaderboard and model."
-                     if rep["reproducible"] else "This run is not exactly reproducible: " + "; ".join(rep["why_not"]) + ".")]
+                     if rep["reproducible"]
+                     else "This run is not exactly reproducible: " + "; ".join(rep["why_not"]) + ".")]
     lines += [
         "", "## Limitations",
         "- Scores are estimates from one holdout split and cross-validation on the rest; they carry sampling error "

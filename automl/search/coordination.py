@@ -227,7 +227,8 @@ def check_owner(study: Any, storage: str, run_dir: str) -> None:
     owner = spec.get("run_dir")
     if is_url(storage) and owner and Path(owner).resolve() != Path(run_dir).resolve():
         raise UserError("search.study_name", f"study '{study.study_name}' in {redact(storage)} belongs to the run "
-                        f"folder {owner}", f"Set search.study_name to a new name, or hydra.run.dir={owner} to resume it.")
+                        f"folder {owner}",
+                        f"Set search.study_name to a new name, or hydra.run.dir={owner} to resume it.")
 
 
 def join_command(storage: str, study_name: str, journal: str) -> str:

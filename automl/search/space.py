@@ -47,7 +47,8 @@ def _parse(key: str, name: str, raw: Mapping[str, Any], source: str) -> ParamSpe
         raise UserError(where, f"needs type one of {', '.join(_TYPES)}", "See search_spaces/README.md.")
     unknown = set(raw) - {"type", "low", "high", "log", "choices", "default", "when", "name"}
     if unknown:
-        raise UserError(where, f"unknown field(s) {sorted(unknown)}", "Use type, low, high, log, choices, default, when.")
+        raise UserError(where, f"unknown field(s) {sorted(unknown)}",
+                        "Use type, low, high, log, choices, default, when.")
     when = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in (raw.get("when") or {}).items()}
     name = str(raw.get("name", name))  # two entries may define one parameter under exclusive `when:`s
     if raw["type"] == "categorical":

@@ -137,10 +137,8 @@ def _kill_group(proc: Any, grace_s: float = 1.0) -> None:
             return
         proc.join(grace_s)
         if not proc.is_alive():
-            try:
+            with suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # grandchildren left in the group
-            except (ProcessLookupError, PermissionError):
-                pass
             return
 
 

@@ -107,7 +107,8 @@ class ModelSet:
 class Telemetry:
     def __init__(self) -> None:
         self.http = Counter("automl_http_requests_total", "HTTP requests by path and status code", ("path", "code"))
-        self.errors = Counter("automl_http_errors_total", "HTTP error responses by path and status code", ("path", "code"))
+        self.errors = Counter("automl_http_errors_total", "HTTP error responses by path and status code",
+                              ("path", "code"))
         self.predict = Counter("automl_predict_requests_total", "Prediction requests by model version and status code",
                                ("version", "code"))
         self.rows = Counter("automl_rows_scored_total", "Rows scored by model version", ("version",))
@@ -245,14 +246,17 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
 
     def drift_metrics() -> list[Any]:
         rows = Gauge("automl_drift_window_rows", "Rows in the rolling input window used for drift", ("version",))
-        psi = Gauge("automl_feature_drift_psi", "Population stability index of the window vs training", ("version", "feature"))
+        psi = Gauge("automl_feature_drift_psi", "Population stability index of the window vs training",
+                    ("version", "feature"))
         js = Gauge("automl_feature_drift_js_distance", "Jensen-Shannon distance (base 2) of the window vs training",
                    ("version", "feature"))
-        pv = Gauge("automl_feature_drift_p_value", "Chi-square p-value: window and training bins share one distribution",
+        pv = Gauge("automl_feature_drift_p_value",
+                   "Chi-square p-value: window and training bins share one distribution",
                    ("version", "feature"))
         flag = Gauge("automl_feature_drift", "1 when the feature is flagged as drifted (see automl drift)",
                      ("version", "feature"))
-        info = Gauge("automl_model_info", "Served model versions (value: traffic weight)", ("version", "sha256", "task"))
+        info = Gauge("automl_model_info", "Served model versions (value: traffic weight)",
+                     ("version", "sha256", "task"))
 
         for v in models.variants:
             m = v.model

@@ -81,7 +81,8 @@ def read_verified(root: Path, where: str = "--model", expected_sha: str | None =
     """model.onnx bytes and the manifest, after checking the hash the run recorded (and the registry's)."""
     model, manifest_path = RunPaths(root).model, RunPaths(root).manifest
     if not model.is_file():
-        raise UserError(where, f"'{root}' holds no {model.name}", "Point to a completed run folder or a registry entry.")
+        raise UserError(where, f"'{root}' holds no {model.name}",
+                        "Point to a completed run folder or a registry entry.")
     if not manifest_path.is_file():
         raise UserError(where, f"'{root}' holds no {manifest_path.name}, so {model.name} cannot be verified",
                         "Serve run folders as automl wrote them (or push them to the registry).")
@@ -94,10 +95,13 @@ def read_verified(root: Path, where: str = "--model", expected_sha: str | None =
     data = model.read_bytes()
     actual = sha256_bytes(data)
     if actual != recorded:
-        raise UserError(where, f"{model.name} SHA-256 {actual[:12]}... differs from {manifest_path.name} ({recorded[:12]}...)",
+        raise UserError(where,
+                        f"{model.name} SHA-256 {actual[:12]}... differs from {manifest_path.name} ({recorded[:12]}...)",
                         "The file was changed after the run; restore it or re-run the training.")
     if expected_sha is not None and actual != expected_sha:
-        raise UserError(where, f"{model.name} SHA-256 {actual[:12]}... differs from the registry record ({expected_sha[:12]}...)",
+        raise UserError(where,
+                        f"{model.name} SHA-256 {actual[:12]}... differs from the registry record "
+                        f"({expected_sha[:12]}...)",
                         "The registry copy was modified; push the run again.")
     check_no_external_data(data, where)
     return data, manifest

@@ -46,7 +46,8 @@ def records_from_json(body: bytes) -> list[dict[str, Any]]:
     if isinstance(doc, dict):
         doc = doc.get("records", [doc])
     if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
-        raise RequestError(400, None, "the JSON body must be a list of records (objects), {\"records\": [...]} or one record",
+        raise RequestError(400, None,
+                           "the JSON body must be a list of records (objects), {\"records\": [...]} or one record",
                            'Send e.g. [{"col": 1.5, ...}].')
     if not doc:
         raise RequestError(400, None, "the request holds no records", "Send at least one record.")

@@ -59,7 +59,9 @@ def Gauge(name: str, help_: str, labels: tuple[str, ...] = ()) -> Counter:
 
 
 class Histogram:
-    def __init__(self, name: str, help_: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    def __init__(
+        self, name: str, help_: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS
+    ) -> None:
         self.name, self.help, self.labels, self.buckets = name, help_, labels, buckets
         self.series: dict[tuple[str, ...], list[float]] = {}  # per-bucket counts (+Inf last), then sum
         self._lock = threading.Lock()

@@ -57,7 +57,8 @@ def load_variants(refs: list[str], weights: list[float], registry_root: Path, th
             if p.is_file() and p.name == RunPaths(p.parent).model.name:
                 p = p.parent
             if not p.is_dir():
-                raise UserError("--model", f"'{ref}' is neither a run folder nor NAME@stage in the registry at {registry_root}",
+                raise UserError("--model",
+                                f"'{ref}' is neither a run folder nor NAME@stage in the registry at {registry_root}",
                                 "Give a run folder, or NAME@production / NAME@v3 after `automl registry push`.")
             v = Variant(ref, w, load_model(p, p.resolve().name, "--model", None, threads))
         variants.append(v)
@@ -73,7 +74,8 @@ def check_listen(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
-        raise UserError("--host", f"'{host}' does not resolve ({e.strerror})", "Pass an address such as 127.0.0.1.") from None
+        raise UserError("--host", f"'{host}' does not resolve ({e.strerror})",
+                        "Pass an address such as 127.0.0.1.") from None
     family, _, _, _, addr = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

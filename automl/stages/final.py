@@ -185,7 +185,8 @@ class FinalStage:
                 return FinalResult(final, "COMPLETE", "", selection, failures, time.time() - t0)
             if plan.kind == "single" and outcome is not None:  # it ran and failed: not again as a last resort
                 failed.add(plan.members[0][0].number)
-        return FinalResult({}, "FAILED", "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
+        return FinalResult({}, "FAILED",
+                           "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
 
     def _attempt(self, plan: Plan, is_resort: bool, fallback_s: float, floor: float, threshold: float | None,
@@ -205,7 +206,8 @@ class FinalStage:
             # time kept free if this attempt fails: the retry on the search rows, and the last resort
             keep = (1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else fallback_s)
             if cost > 1.15 * (room - keep) and not resort:  # estimates err both ways
-                failures.append(f"{plan.label} on {len(fit_data.y)} rows: expected {cost:.1f}s, {room - keep:.1f}s left")
+                failures.append(f"{plan.label} on {len(fit_data.y)} rows: "
+                                f"expected {cost:.1f}s, {room - keep:.1f}s left")
                 continue
             started += 1
             # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time

@@ -2,6 +2,7 @@
 built here once; manifest.json is its JSON form (readers load it back with `Manifest.from_json`)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -40,10 +41,8 @@ PACKAGES = ["scikit-learn", "optuna", "catboost", "skl2onnx", "onnx", "onnxrunti
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "automl": __version__}
     for p in PACKAGES:
-        try:
+        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
             out[p] = importlib_metadata.version(p)
-        except importlib_metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -132,7 +132,8 @@ def check_frame(cfg: RunConfig, df: pd.DataFrame, src: Any, sampled: Any) -> tup
             raise UserError("data.id_columns" if col in cfg.data.id_columns else "data.drop_columns",
                             f"'{col}' is not a column of the data", "Remove it or fix its spelling.")
     if len(df) < 10:
-        raise UserError("data.path", f"{len(df)} data row(s) with a target are too few for cross-validation and a holdout",
+        raise UserError("data.path",
+                        f"{len(df)} data row(s) with a target are too few for cross-validation and a holdout",
                         "Provide at least a few dozen rows.")
     return df, n_missing
 

@@ -55,7 +55,7 @@ def _same(got, value) -> bool:
     if isinstance(value, dict):
         return isinstance(got, dict) and all(k in got and _same(got[k], v) for k, v in value.items())
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        return len(got) == len(value) and all(_same(g, v) for g, v in zip(got, value))
+        return len(got) == len(value) and all(_same(g, v) for g, v in zip(got, value, strict=True))
     return got == value
 
 

@@ -36,7 +36,9 @@ CASES = [(spec.key, task) for spec in REGISTRY for task in TASKS if task in spec
 N_SAMPLED = 10
 N_ROWS, N_TRAIN = 120, 90
 CAT = "colour.name"  # a dot in the name: the graph input must still be called exactly this
-WORDS = ["battery", "screen", "price", "delivery", "quality", "support", "refund", "broken", "great", "awful", "fast", "slow", "cheap", "solid", "cable", "charger", "works", "stopped", "returned", "recommend", "love", "hate", "box", "manual", "colour", "size", "fits", "light", "heavy"]
+WORDS = ["battery", "screen", "price", "delivery", "quality", "support", "refund", "broken", "great", "awful",
+         "fast", "slow", "cheap", "solid", "cable", "charger", "works", "stopped", "returned", "recommend", "love",
+         "hate", "box", "manual", "colour", "size", "fits", "light", "heavy"]
 
 
 @pytest.fixture(autouse=True)

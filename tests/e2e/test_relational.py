@@ -89,7 +89,8 @@ def test_bad_table_config_is_one_line_exit_2(tmp_path):
                 "data.tables.transactions.time_index=ts", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
     assert p.returncode == 2, p.stderr[-2000:]
     lines = error_lines(p.stderr)
-    assert len(lines) == 1 and "data.tables.transactions.time_index" in lines[0] and "Traceback" not in p.stderr, p.stderr
+    assert len(lines) == 1 and "data.tables.transactions.time_index" in lines[0], p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
 
 
 def test_several_tables_end_to_end_raw_tables_in_predictions_out(tmp_path):

@@ -52,7 +52,7 @@ def test_run_folder_and_onnx_contract(runs, task):
     assert {"input_schema", "target", "task", "metric", "engine_version"} <= set(meta)
     df = pd.read_csv(DATA / file).drop(columns=[target])
     names = [o.name for o in sess.get_outputs()]
-    out = dict(zip(names, sess.run(None, _feeds(sess, df))))
+    out = dict(zip(names, sess.run(None, _feeds(sess, df)), strict=True))
     assert out["label"].shape == (len(df),)
     if task == "regression":
         assert names == ["label"] and np.isfinite(out["label"]).all()
@@ -71,7 +71,8 @@ def test_holdout_score_matches_onnxruntime(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     final = json.loads((run / "manifest.json").read_text())["final"]
     assert final["holdout_score"] == pytest.approx(final["holdout_score_onnx"], abs=1e-5)
-    schema = json.loads(ort.InferenceSession(str(run / "model.onnx")).get_modelmeta().custom_metadata_map["input_schema"])
+    meta = ort.InferenceSession(str(run / "model.onnx")).get_modelmeta().custom_metadata_map
+    schema = json.loads(meta["input_schema"])
     assert "T.categ" in [c["name"] for c in schema]  # graph inputs are named after the columns
 
 

@@ -6,6 +6,7 @@ families loaded through the engine's plugin hook (AUTOML_PLUGINS=tests.plugins.f
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -41,7 +42,9 @@ def cli_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "automl", *args]
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
     """Run `automl ARGS` to completion; returns the CompletedProcess (text stdout/stderr)."""
     return subprocess.run(cli_argv(*args), cwd=cwd, env=env or cli_env(), capture_output=True, text=True,
                           timeout=timeout)
@@ -80,7 +83,8 @@ def load_study(run_dir: Path, name: str = "automl") -> Any:
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(run_dir / "study.journal"))))
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def marker_pids(marker_dir: Path, fault: str) -> list[int]:
@@ -131,7 +135,5 @@ def kill_if_ours(pid: int, run_dir: Path) -> None:
     except OSError:
         return
     if b"automl" in cmdline and str(run_dir).encode() in cmdline and pid_alive(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -71,7 +71,8 @@ def class_smaller_than_folds(d: Path) -> Path:
 def duplicate_columns(d: Path) -> Path:
     df = medpar()
     p = d / "duplicate_columns.csv"
-    lines = ["los,hmo,los,died"] + [f"{a},{b},{c},{y}" for a, b, c, y in zip(df.los, df.hmo, df.age80, df.died)]
+    rows = zip(df.los, df.hmo, df.age80, df.died, strict=True)
+    lines = ["los,hmo,los,died"] + [f"{a},{b},{c},{y}" for a, b, c, y in rows]
     p.write_text("\n".join(lines) + "\n")
     return p
 

@@ -38,7 +38,8 @@ def test_small_unshifted_samples_are_not_flagged():
     rng = np.random.default_rng(0)
     ref = {"x": rng.normal(size=(5000, 1)).astype(np.float32),
            "c": rng.choice(["a", "b", "c"], size=(5000, 1), p=[0.6, 0.3, 0.1]).astype(object)}
-    schema = [{"name": "x", "kind": "numeric", "dtype": "float32"}, {"name": "c", "kind": "categorical", "dtype": "string"}]
+    schema = [{"name": "x", "kind": "numeric", "dtype": "float32"},
+              {"name": "c", "kind": "categorical", "dtype": "string"}]
     prof = build_reference_profile(ref, schema)
     for f in prof["features"]:
         prepare(f)

@@ -78,7 +78,8 @@ def test_ab_split_with_metrics_per_version(serving_runs, tmp_path):
         assert len(sticky) == 1
         text = c.metrics()
         for version, n in (("penguins@v1", n1), ("penguins@v2", n2)):
-            line = next(ln for ln in text.splitlines() if ln.startswith(f'automl_rows_scored_total{{version="{version}"}}'))
+            prefix = f'automl_rows_scored_total{{version="{version}"}}'
+            line = next(ln for ln in text.splitlines() if ln.startswith(prefix))
             assert float(line.split()[-1]) >= n
         assert 'automl_model_info{version="penguins@v1"' in text and 'automl_model_info{version="penguins@v2"' in text
 

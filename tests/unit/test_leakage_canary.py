@@ -48,11 +48,12 @@ PRE = {"native_nan": False, "num_impute": "median", "missing_indicator": False, 
 
 
 @pytest.mark.parametrize("family,params,imb", [
-    ("random_forest", {"n_estimators": 30, "min_samples_leaf": 1, "max_features": 0.5}, {"sampler": "random_over", "ratio": 1.0}),
+    ("random_forest", {"n_estimators": 30, "min_samples_leaf": 1, "max_features": 0.5},
+     {"sampler": "random_over", "ratio": 1.0}),
     ("random_forest", {"n_estimators": 30, "min_samples_leaf": 1, "max_features": 0.5},
      {"sampler": "smote", "ratio": 1.0, "k_neighbors": 5}),
-    ("lightgbm", {"n_estimators": 60, "num_leaves": 63, "min_child_samples": 2}, {"sampler": "smote_enn", "ratio": 0.8, "k_neighbors": 5,
-                                        "class_weight": "balanced"}),
+    ("lightgbm", {"n_estimators": 60, "num_leaves": 63, "min_child_samples": 2},
+     {"sampler": "smote_enn", "ratio": 0.8, "k_neighbors": 5, "class_weight": "balanced"}),
     # each bag under-samples its own training rows; the bags' average must not see a validation row
     ("random_forest", {"n_estimators": 20, "min_samples_leaf": 1, "max_features": 0.5},
      {"sampler": "balanced_bagging", "ratio": 1.0, "n_bags": 5}),

@@ -20,7 +20,7 @@ from ..conftest import tiny_frame
 def _setup(tmp_path, families=("baseline", "linear")):
     df = tiny_frame("binary", n=60)
     schema = infer_schema(df, "y", [], [])
-    y, classes = prepare_target(df, "y", "binary")
+    y, _classes = prepare_target(df, "y", "binary")
     data = SearchData(X=to_model_frame(df, schema), y=y, folds=cv_folds(y, "binary", 3, 0), schema=schema,
                       missing_numeric=["x2"], task="binary", metric=get_metric("roc_auc"), n_classes=2, seed=0,
                       families=list(families), n_jobs=1)
