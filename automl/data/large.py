@@ -65,7 +65,7 @@ class Sampled:
             t["classes"] = counts
             hi, lo = max(counts.values()), min(counts.values())
             t["imbalance_ratio"] = round(hi / lo, 2)
-            t["minority_class"] = min(counts, key=counts.get)
+            t["minority_class"] = min(counts, key=counts.__getitem__)
             t["minority_share"] = round(lo / sum(counts.values()), 4)
         profile["duplicate_rows_from_sample"] = True
         profile["streamed"] = {
@@ -108,7 +108,7 @@ def _label(key: str, was_int: bool) -> str:
 
 def _read_whole(path: str, src: Source) -> pd.DataFrame:
     if src.kind == "sql":
-        return read_frame(src.sql)
+        return read_frame(src.sql_source())
     return read_table(path)
 
 
@@ -161,7 +161,7 @@ def load_for_run(
             else f"data.max_rows={max_rows}"
         ),
         "source": {"files": len(src.files), "bytes": src.bytes, "format": src.kind}
-        if src.kind != "sql" else {"format": "sql", "url": src.sql.masked, "read": src.sql.what},
+        if src.kind != "sql" else {"format": "sql", "url": src.sql_source().masked, "read": src.sql_source().what},
         "rows_total": result.n_rows,
         "rows_scanned": result.n_rows_read,
         "estimated_rows": rows,

@@ -275,7 +275,7 @@ def scan(
                     batch, keys, np.flatnonzero((codes == j) & ~in_hold)
                 )
     if src.kind == "sql":
-        int_cols = src.sql.int_columns  # known once the first chunk fixed the types
+        int_cols = src.sql_source().int_columns  # known once the first chunk fixed the types
     if n_read == 0:
         raise UserError("data.path", f"'{src.name}' has no data rows", "Point to a file with data rows.")
     n = n_read - n_missing_target

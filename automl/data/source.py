@@ -57,6 +57,11 @@ class Source:
             return self.sql.name
         return self.files[0].name if len(self.files) == 1 else self.files[0].parent.name
 
+    def sql_source(self) -> SqlSource:
+        """The database reader of a kind == "sql" source."""
+        assert self.sql is not None, "not a database source"
+        return self.sql
+
 
 def open_source(path: str, field_name: str = "data.path", query: str = "", table: str = "") -> Source:
     """A checked source: a file, a folder of Parquet files, or a database URL with a query or a table."""
@@ -113,7 +118,7 @@ def iter_batches(
     import pyarrow.parquet as pq
 
     if src.kind == "sql":  # the SQL reader raises its own one-line errors
-        yield from src.sql.batches(min(batch_rows, 65_536))
+        yield from src.sql_source().batches(min(batch_rows, 65_536))
         return
     try:
         if src.kind == "csv":
@@ -157,7 +162,7 @@ def estimate(src: Source) -> tuple[int, float]:
     import pyarrow.parquet as pq
 
     if src.kind == "sql":
-        it = src.sql.batches(hash_rows=False)
+        it = src.sql_source().batches(hash_rows=False)
         first = next(it, None)
         it.close()  # the rest of the result is not fetched
     else:
@@ -167,7 +172,7 @@ def estimate(src: Source) -> tuple[int, float]:
     sample = first.slice(0, min(first.num_rows, 20_000))
     per_row = float(sample.to_pandas().memory_usage(deep=True).sum()) / sample.num_rows
     if src.kind == "sql":
-        rows = src.sql.count()
+        rows = src.sql_source().count()
     elif src.kind == "parquet":
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in src.files)
     else:

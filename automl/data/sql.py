@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +70,7 @@ class SqlSource:
 
     def batches(
         self, chunk_rows: int = CHUNK_ROWS, columns: dict[str, Any] | None = None, hash_rows: bool = True
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """RecordBatches over the whole result. `columns` (name -> arrow type, None = keep the first
         chunk's type) selects and types columns for predict; otherwise every column with the types fixed
         by the first chunk. A pass that reaches the end sets `sha256`."""
@@ -108,6 +108,8 @@ class SqlSource:
         first = self.types is None and columns is None
         if first:
             self.types = {}
+        # None only when `columns` fixes the types (then it is not read)
+        types: dict[str, Any] = self.types if self.types is not None else {}
         for name, values in zip(names, cols, strict=True):
             if columns is not None and name not in columns:
                 continue
@@ -120,11 +122,11 @@ class SqlSource:
                 want = columns[name]
             elif first:
                 want = _stable_type(arr.type)
-                self.types[name] = want
+                types[name] = want
                 if pa.types.is_integer(arr.type):
                     self.int_columns.append(name)
             else:
-                want = self.types.get(name, arr.type)
+                want = types.get(name, arr.type)
             if want is not None and arr.type != want:
                 try:
                     arr = arr.cast(want)
