@@ -87,7 +87,9 @@ def _hydra_main() -> None:
     def task(cfg: Any) -> None:
         # a run's budget counts from process start; a multirun job's from its own start (with the joblib
         # launcher this function runs pickled in a worker process, with a copy of the parent's _START)
-        multirun = HydraConfig.get().mode.name == "MULTIRUN"
+        mode = HydraConfig.get().mode
+        assert mode is not None  # hydra.main sets the mode before it calls the task
+        multirun = mode.name == "MULTIRUN"
         start = time.time() if _state["started"] or multirun else _START
         _state["started"] = True
         capture_warnings()  # after Hydra set up run.log: library warnings go there, not to the console
@@ -109,7 +111,7 @@ def _hydra_main() -> None:
             _fail(e)
             return
         # in a sweep a failed job is a row in the comparison (its manifest says why), not the end of the sweep
-        if manifest.status != "COMPLETE" and HydraConfig.get().mode.name != "MULTIRUN":
+        if manifest.status != "COMPLETE" and not multirun:
             sys.exit(1)
 
     task()
@@ -152,7 +154,7 @@ def _precheck_compose(args: list[str]) -> None:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             compose(config_name="config", overrides=overrides)
     except Exception as e:
-        cause = e
+        cause: BaseException = e
         while cause.__cause__ is not None:
             cause = cause.__cause__
         key = getattr(cause, "full_key", "") or getattr(e, "full_key", "")

@@ -87,10 +87,13 @@ class WeightedEnsemble(BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         p = sum(w * np.asarray(m.predict_proba(X), dtype=np.float64)
                 for m, w in zip(self.members, self.weights, strict=True))
+        assert isinstance(p, np.ndarray)  # members is never empty (sum() of nothing would be 0)
         return (1 - self.floor) * p + self.floor / p.shape[1] if self.floor else p
 
     def predict(self, X: Any) -> np.ndarray:
         if self.task == "regression":
-            return sum(w * np.asarray(m.predict(X), dtype=np.float64).reshape(-1)
+            pred = sum(w * np.asarray(m.predict(X), dtype=np.float64).reshape(-1)
                        for m, w in zip(self.members, self.weights, strict=True))
+            assert isinstance(pred, np.ndarray)  # members is never empty
+            return pred
         return self.classes_[labels_from_proba(self.predict_proba(X))]

@@ -15,7 +15,7 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
     from lightgbm import LGBMClassifier, LGBMRegressor
 
     subsample = float(params.get("subsample", 0.8))
-    kw = dict(
+    kw: dict[str, Any] = dict(
         n_estimators=int(params.get("n_estimators", 300)),
         learning_rate=float(params.get("learning_rate", 0.03)),
         num_leaves=int(params.get("num_leaves", 15)),

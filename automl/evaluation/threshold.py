@@ -60,4 +60,5 @@ def for_members(metric: Metric, task: str, enabled: bool, y: np.ndarray, oofs: l
     if not applies(metric, task, enabled) or not oofs:
         return None
     oof = sum(w * o.astype(np.float64) for o, w in zip(oofs, weights, strict=True))
+    assert isinstance(oof, np.ndarray)  # oofs is not empty (checked above)
     return tune(metric, y, oof[:, 1])[0]

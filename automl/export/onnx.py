@@ -54,7 +54,7 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     kinds = {"numeric": FloatTensorType, "datetime": DoubleTensorType}
     inputs = [(c.name, kinds.get(c.role, StringTensorType)([None, 1])) for c in schema.features]
     est = pipeline.steps[-1][1]
-    options = {id(est): {"zipmap": False}} if task != "regression" else None
+    options: dict[int, dict[str, Any]] | None = {id(est): {"zipmap": False}} if task != "regression" else None
     options = {**(options or {}), **text_options(pipeline)}
     model = convert_sklearn(pipeline, initial_types=inputs, target_opset=TARGET_OPSET, options=options or None)
     g = model.graph
@@ -157,8 +157,9 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
                                                     [int(c) for c in classes]))
             ltype = TensorProto.INT64
         else:
+            # onnx annotates `vals` as numbers only; a STRING tensor takes a list of bytes (as documented)
             g.initializer.append(helper.make_tensor("class_labels", TensorProto.STRING, [len(classes)],
-                                                    [str(c).encode() for c in classes]))
+                                                    [str(c).encode() for c in classes]))  # type: ignore[misc]
             ltype = TensorProto.STRING
         g.node.append(helper.make_node("Gather", ["class_labels", "label_index"], ["label"], axis=0,
                                        name="automl_label"))
@@ -261,7 +262,8 @@ def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema:
     report: dict[str, Any] = {"rows_checked": len(rows), "rows_with_injected_missing_or_unseen": len(X),
                               "tolerance": tol}
     if task == "regression":
-        py = np.asarray(pipeline.predict(rows), dtype=np.float64).reshape(-1)
+        # np.ndarray, not the 1-d shape reshape() infers: the classification branch binds a 2-d array
+        py: np.ndarray = np.asarray(pipeline.predict(rows), dtype=np.float64).reshape(-1)
         ox = np.asarray(outs["label"], dtype=np.float64).reshape(-1)
         # float32 carries ~7 digits of the target's scale: a prediction near 0 on a target that crosses
         # zero is judged against the typical magnitude of the predictions, not against 0

@@ -87,7 +87,10 @@ def build_reference_profile(feeds: Mapping[str, np.ndarray], schema: list[dict[s
                                    "min": float(finite.min()), "max": float(finite.max())}
         elif col["kind"] == "categorical":
             present = v[v != ""]
-            levels, counts = np.unique(present.astype(str), return_counts=True) if len(present) else ([], [])
+            if len(present):
+                levels, counts = np.unique(present.astype(str), return_counts=True)
+            else:
+                levels, counts = np.array([], dtype=str), np.array([], dtype=np.int64)
             order = sorted(range(len(levels)), key=lambda i: (-counts[i], levels[i]))
             feat = {"name": col["name"], "kind": "categorical",
                     "levels": [str(levels[i]) for i in order[:MAX_LEVELS]],

@@ -118,9 +118,10 @@ def datetime_part(seconds: np.ndarray, primitive: str) -> np.ndarray:
     days = _floordiv(s, 86400.0)
     if primitive in ("year", "month", "day", "day_of_year"):
         y, m, d = civil_from_days(days)
-        out = {"year": y, "month": m, "day": d}.get(primitive)
         if primitive == "day_of_year":
             out = days - days_from_civil_jan1(y) + 1.0
+        else:
+            out = {"year": y, "month": m, "day": d}[primitive]
     elif primitive == "weekday":
         w = days + 3.0
         out = w - 7.0 * _floordiv(w, 7.0)
@@ -238,8 +239,8 @@ class DFSFeatures(TransformerMixin, BaseEstimator):
             feats, values = [feats[i] for i in keep], values[:, keep]
         if self.max_features is not None and len(feats) > self.max_features and y is not None:
             score = relevance(values, y, task)
-            keep = sorted(np.argsort(-score, kind="stable")[: self.max_features].tolist())
-            feats = [feats[i] for i in keep]
+            top = sorted(np.argsort(-score, kind="stable")[: self.max_features].tolist())
+            feats = [feats[i] for i in top]
         self.features_ = feats
         return self
 

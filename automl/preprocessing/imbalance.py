@@ -101,7 +101,7 @@ def _fold(X: np.ndarray, blocks: list[slice], singles: list[int]) -> tuple[np.nd
     keep = np.flatnonzero(~in_block)
     codes = [np.argmax(X[:, b], axis=1).astype(np.float64) for b in blocks]
     Z = np.column_stack([X[:, keep].astype(np.float64), *codes]) if codes else X[:, keep].astype(np.float64)
-    pos = {j: i for i, j in enumerate(keep)}
+    pos = {j: i for i, j in enumerate(keep.tolist())}
     cat = [pos[j] for j in singles] + list(range(len(keep), len(keep) + len(blocks)))
     return Z, cat
 
@@ -243,11 +243,12 @@ def _snap_categorical(Z: np.ndarray, y: np.ndarray, Zr: np.ndarray, yr: np.ndarr
 
     n = len(Z)
     Zr = Zr.copy()
+    cols = np.asarray(cat, dtype=np.intp)
     for c in np.unique(yr[n:]):
         real = Z[y == c]
         syn = np.flatnonzero(yr[n:] == c) + n
         idx = NearestNeighbors(n_neighbors=1).fit(real).kneighbors(Zr[syn], return_distance=False)[:, 0]
-        Zr[np.ix_(syn, cat)] = real[np.ix_(idx, cat)]
+        Zr[np.ix_(syn, cols)] = real[np.ix_(idx, cols)]
     return Zr
 
 

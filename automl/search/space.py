@@ -34,10 +34,12 @@ class ParamSpec:
 
     def suggest(self, trial: Any, prefix: str) -> Any:
         name = f"{prefix}.{self.name}"
-        if self.type == "float":
-            return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
-        if self.type == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        if self.type in ("float", "int"):
+            low, high = self.low, self.high
+            assert low is not None and high is not None  # a numeric spec is only built with both bounds
+            if self.type == "float":
+                return trial.suggest_float(name, float(low), float(high), log=self.log)
+            return trial.suggest_int(name, int(low), int(high), log=self.log)
         return trial.suggest_categorical(name, list(self.choices))
 
 

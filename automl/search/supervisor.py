@@ -153,6 +153,8 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
     proc = ctx.Process(target=_child_main, args=(child, fn, args, os.getpid()), daemon=False)
     t0 = time.monotonic()
     proc.start()
+    pid = proc.pid
+    assert pid is not None  # start() has forked the child
     child.close()
     out = Outcome(status=CRASHED)
     deadline = t0 + timeout_s
@@ -170,7 +172,7 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
                 out = Outcome(TIMEOUT, error=f"exceeded its time limit of {timeout_s:.1f}s")
                 break
             if memory_mb > 0 and now >= next_mem:
-                rss = _tree_rss_mb(proc.pid)
+                rss = _tree_rss_mb(pid)
                 peak = max(peak, rss)
                 if rss > memory_mb:
                     _kill_group(proc)

@@ -136,6 +136,7 @@ class FinalStage:
         if metric.name != "log_loss" or oofs is None:
             return 0.0
         oof = sum(w * o.astype(np.float64) for o, (_, w) in zip(oofs, plan.members, strict=True))
+        assert isinstance(oof, np.ndarray)  # a plan has at least one member
         return choose_floor(oof, self.data.y, lambda y, p: metric(y, p, self.data.n_classes))
 
     def threshold(self, plan: Plan) -> float | None:
