@@ -42,8 +42,10 @@ def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.
             drops[col].append(sign * (base - score(y, predict(shuffled))))
         if time.perf_counter() > deadline:
             break
-    rows = [{"column": c, "importance": float(np.mean(d)), "std": float(np.std(d)), "repeats": len(d)}
-            for c, d in drops.items() if d]
+    rows: list[dict[str, Any]] = [
+        {"column": c, "importance": float(np.mean(d)), "std": float(np.std(d)), "repeats": len(d)}
+        for c, d in drops.items() if d
+    ]
     rows.sort(key=lambda r: r["importance"], reverse=True)
     return {"baseline_score": float(base), "rows": len(X), "columns_covered": len(rows),
             "columns_total": X.shape[1], "seconds": round(time.perf_counter() - t0, 3), "importances": rows}
@@ -57,7 +59,7 @@ def onnx_latency(model_bytes: bytes, X: pd.DataFrame, schema: list[dict[str, str
     batch = feeds_from_frame(rows, schema)
     singles = [{k: v[i:i + 1] for k, v in batch.items()} for i in range(min(len(rows), n_single))]
     sess.run(None, singles[0])  # warm-up
-    times = []
+    times: list[float] = []
     deadline = time.perf_counter() + time_limit_s
     while len(times) < n_single and time.perf_counter() < deadline:
         feed = singles[len(times) % len(singles)]

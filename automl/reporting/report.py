@@ -77,6 +77,7 @@ def _search(m: dict[str, Any], lb: pd.DataFrame, chosen: Any, figs: Figures | No
         if len(base):
             parts.append(f"<p class=muted>Constant baseline: CV {metric} {fmt(float(base.iloc[0]))} (not plotted).</p>")
     if len(done) and room("optimisation history"):
+        assert figs is not None  # room() is False when there are no figures
         done["n"] = pd.to_numeric(done["trial"])
         done = done.sort_values("n")
         grid = []
@@ -115,6 +116,7 @@ def _hyperparameters(paths: RunPaths, final: dict[str, Any], greater: bool, stud
         final.get("members") or [{}])[0].get("family")
     if not (family and room("hyperparameter importance", 1.0)):
         return []
+    assert figs is not None  # room() is False when there are no figures
     parts = ["<h2 id=hyperparameters>Which hyperparameters mattered</h2>"]
     try:
         st = study if study is not None else load_study(paths)
@@ -143,6 +145,7 @@ def _holdout(paths: RunPaths, m: dict[str, Any], final: dict[str, Any], figs: Fi
     if hm:
         parts.append(table(pd.DataFrame([hm])))
     if paths.holdout_predictions.exists() and paths.holdout_labels.exists() and room("holdout curves"):
+        assert figs is not None  # room() is False when there are no figures
         pred, y = np.load(paths.holdout_predictions).astype(np.float64), np.load(paths.holdout_labels)
         parts.append(holdout_figures(figs, m["task"], y, pred, m.get("classes") or [],
                                      final.get("decision_threshold")))
@@ -154,6 +157,7 @@ def _holdout(paths: RunPaths, m: dict[str, Any], final: dict[str, Any], figs: Fi
         parts.append("<h3>Permutation feature importance (holdout)</h3>")
         rows = pi["importances"][:20]
         if room("permutation importance"):
+            assert figs is not None  # room() is False when there are no figures
             fig, ax = figs.new(6, 0.8 + 0.3 * len(rows))
             ax.barh([r["column"] for r in rows][::-1], [r["importance"] for r in rows][::-1],
                     xerr=[r["std"] for r in rows][::-1])
