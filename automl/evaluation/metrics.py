@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -21,13 +22,14 @@ REGRESSION = frozenset({"regression"})
 BINARY = frozenset({"binary"})
 CONSTRAINED = {"precision_at_recall": "min_recall", "recall_at_precision": "min_precision"}  # metric -> task.<field>
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+Direction = Literal["maximize", "minimize"]  # an Optuna study direction
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str
     tasks: frozenset[str]
-    direction: str  # maximize | minimize
+    direction: Direction
     fn: Callable[[np.ndarray, np.ndarray, int], float]
     # binary label metrics: the score from confusion counts (arrays: one entry per threshold), which
     # makes them tunable (automl/evaluation/threshold.py) and scorable at a threshold

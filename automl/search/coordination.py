@@ -99,15 +99,18 @@ class Heartbeat:
         self.thread: threading.Thread | None = None
 
     def _beat(self) -> None:
+        trial = self.trial
+        assert trial is not None  # started only when enabled, which needs a trial
         interval = oc.heartbeat_interval(self.study) or 10
         while not self._stop.wait(interval):
             try:
-                oc.record_heartbeat(self.study, self.trial)
+                oc.record_heartbeat(self.study, trial)
             except Exception as e:  # a lost connection: the trial may be failed as stale by others
-                log.warning("heartbeat of trial id %d failed: %s", oc.trial_id(self.trial), e)
+                log.warning("heartbeat of trial id %d failed: %s", oc.trial_id(trial), e)
 
     def start(self) -> Heartbeat:
         if self.enabled:
+            assert self.trial is not None  # enabled needs a trial
             oc.record_heartbeat(self.study, self.trial)
             self.thread = threading.Thread(target=self._beat, daemon=True)
             self.thread.start()

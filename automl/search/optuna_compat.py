@@ -76,11 +76,19 @@ def heartbeat_enabled(study: optuna.Study) -> bool:
 
 
 def heartbeat_interval(study: optuna.Study) -> int | None:
-    return study._storage.get_heartbeat_interval() if heartbeat_enabled(study) else None
+    """The storage's heartbeat interval; None when it has none (the journal, or a database opened without)."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    storage = study._storage
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
 
 
 def record_heartbeat(study: optuna.Study, trial: Trial | FrozenTrial) -> None:
-    study._storage.record_heartbeat(trial._trial_id)
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    storage = study._storage
+    assert isinstance(storage, BaseHeartbeat), "the study's storage has no heartbeats"
+    storage.record_heartbeat(trial._trial_id)
 
 
 def retry_callback(max_retry: int = 1) -> Any:

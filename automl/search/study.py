@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from automl.estimators import REGISTRY
+from automl.evaluation.metrics import Direction
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
 from automl.search.storage import open_storage
 
 
-def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed: int,
+def make_study(storage_path: Path, name: str, direction: Direction, sampler: str, seed: int,
                n_startup_trials: int, multivariate: bool, pruner: str, constant_liar: bool = False,
                storage_url: str = "", heartbeat_s: int = 10) -> Any:
     """`storage_url` "" keeps the study in the journal file at storage_path (search.storage)."""
@@ -24,6 +25,7 @@ def make_study(storage_path: Path, name: str, direction: str, sampler: str, seed
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url, storage_path, heartbeat_s)
+    smp: optuna.samplers.BaseSampler
     if sampler == "random":
         smp = optuna.samplers.RandomSampler(seed=seed)
     else:

@@ -22,7 +22,7 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
         if f.name not in d:
             continue
         t, v = hints[f.name], d[f.name]
-        if dataclasses.is_dataclass(t):
+        if isinstance(t, type) and dataclasses.is_dataclass(t):  # a nested config class
             v = from_dict(t, v)
         elif isinstance(t, type) and issubclass(t, __import__("enum").Enum):
             v = t(v)
