@@ -6,7 +6,8 @@ from pathlib import Path
 
 from automl.errors import UserError
 from automl.io import SweepPaths, write_text
-from automl.reporting.compare import collect, render
+from automl.reporting.compare import render
+from automl.reporting.sweep_rows import collect
 from automl.reporting.sweep_report import write_sweep_report
 
 
