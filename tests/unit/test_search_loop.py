@@ -11,7 +11,7 @@ import pytest
 from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.metrics import get_metric
-from automl.run import prepare_target
+from automl.data.target import prepare_target
 from automl.search import coordination as co
 from automl.search import loop
 from automl.search.budget import Budget
