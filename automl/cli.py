@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.config import schema
+from automl.config.schema import RunConfig, register_configs
+from automl.config.validate import validate_config
+from automl.data.source import open_source
+from automl.errors import UserError
 from automl.logsetup import capture_warnings
+from automl.urls import is_url
 
 _START = time.time()
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -38,8 +44,6 @@ def _check_keys(cfg: Any, schema: type, prefix: str = "") -> None:
 
     from omegaconf import DictConfig
 
-    from automl.errors import UserError
-
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key in cfg:
         full = f"{prefix}{key}"
@@ -52,7 +56,6 @@ def _check_keys(cfg: Any, schema: type, prefix: str = "") -> None:
 
 
 def _resolve(t: Any) -> Any:
-    from automl.config import schema
 
     return getattr(schema, t, t) if isinstance(t, str) else t
 
@@ -60,9 +63,6 @@ def _resolve(t: Any) -> Any:
 def to_run_config(cfg: Any) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-
-    from automl.config.schema import RunConfig
-    from automl.errors import UserError
 
     _check_keys(cfg, RunConfig)
     try:
@@ -79,8 +79,6 @@ def _hydra_main() -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from automl.config.schema import register_configs
-
     register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -93,13 +91,9 @@ def _hydra_main() -> None:
         start = time.time() if _state["started"] or multirun else _START
         _state["started"] = True
         capture_warnings()  # after Hydra set up run.log: library warnings go there, not to the console
-        from automl.errors import UserError
 
         try:
             config = to_run_config(cfg)
-            from automl.config.validate import validate_config
-            from automl.data.source import open_source
-            from automl.urls import is_url
 
             validate_config(config)  # before importing the engine: a config error is told in about a second
             if not config.data.tables and not is_url(config.data.path):  # and a wrong data path too
@@ -119,7 +113,6 @@ def _hydra_main() -> None:
 
 def _check_output_dirs(args: list[str]) -> None:
     """An explicit run/sweep folder must be creatable: say so in one line before Hydra tries."""
-    from automl.errors import UserError
 
     for arg in args:
         key, _, value = arg.partition("=")
@@ -144,9 +137,6 @@ def _precheck_compose(args: list[str]) -> None:
     if any(a.split("=")[0] in _NO_PRECHECK for a in args):
         return
     from hydra import compose, initialize_config_dir
-
-    from automl.config.schema import register_configs
-    from automl.errors import UserError
 
     overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     register_configs()
@@ -180,8 +170,6 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     if args and args[0] in SUBCOMMANDS:
         import importlib
-
-        from automl.errors import UserError
 
         try:
             sys.exit(importlib.import_module(f"automl.commands.{args[0]}").main(args[1:]))

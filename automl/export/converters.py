@@ -252,7 +252,6 @@ def register_converters() -> None:
     )
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-
     update_registered_converter(NaNIndicator, "AutomlNaNIndicator", _shape_same_width_float, _convert_nan_indicator)
     update_registered_converter(Float32Cast, "AutomlFloat32Cast", _shape_same_width_float, _convert_float32_cast)
     update_registered_converter(RareGrouper, "AutomlRareGrouper", _shape_rare, _convert_rare)
@@ -280,7 +279,6 @@ def register_converters() -> None:
         convert_sklearn_random_forest_regressor_converter,
     )
     from skl2onnx.shape_calculators.nearest_neighbours import calculate_sklearn_nearest_neighbours_regressor
-
 
     update_registered_converter(Float32HGBClassifier, "AutomlHGBClassifier", calculate_linear_classifier_output_shapes,
                                 convert_sklearn_random_forest_classifier,

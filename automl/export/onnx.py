@@ -48,7 +48,6 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-
     register_converters()
     pipeline = _inference_pipeline(pipeline)
     kinds = {"numeric": FloatTensorType, "datetime": DoubleTensorType}
@@ -83,7 +82,6 @@ def _inference_pipelines(pipeline: Any) -> list[tuple[Any, float]]:
     replaced by the fitted estimator they wrap; balanced bagging gives one pipeline per bag, sharing
     the fitted preprocessing, at equal weights; a WeightedEnsemble gives its members', weight x weight."""
     from sklearn.pipeline import Pipeline
-
 
     if isinstance(pipeline, WeightedEnsemble):
         return [(p, w * v) for m, w in zip(pipeline.members, pipeline.weights, strict=True)

@@ -45,7 +45,6 @@ def synthesis_parts(pre: Mapping[str, Any], schema: Schema) -> list[tuple[str, A
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-
     parts: list[tuple[str, Any, list[str]]] = []
     num, dt, text = schema.names("numeric"), schema.names("datetime"), schema.names("text")
     if dt:

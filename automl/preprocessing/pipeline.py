@@ -46,7 +46,6 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-
     parts: list[tuple[str, Any, Any]] = []
     num = schema.names("numeric")
     if num:
@@ -91,7 +90,6 @@ def text_vectorizer(pre: Mapping[str, Any]) -> Any:
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.pipeline import Pipeline
 
-
     kind = TfidfVectorizer if pre.get("text_vectorizer", "tfidf") == "tfidf" else CountVectorizer
     vec = kind(max_features=2000, lowercase=True, min_df=2, token_pattern=r"(?u)\b\w\w+\b")
     n_svd = int(pre.get("text_svd", 0))
@@ -103,7 +101,6 @@ def text_vectorizer(pre: Mapping[str, Any]) -> Any:
 def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missing_numeric: list[str],
                    task: str = "") -> Any:
     from sklearn.pipeline import Pipeline
-
 
     target_type = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}.get(task, "auto")
     steps = [("pre", build_preprocessor(pre, schema, missing_numeric, target_type))]

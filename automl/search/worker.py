@@ -10,6 +10,8 @@ import typing
 from typing import Any
 
 from automl.errors import UserError
+from automl.search.coordination import SPEC_ATTR
+from automl.search.storage import open_storage
 
 log = logging.getLogger("automl")
 
@@ -32,8 +34,6 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
 
 def load_spec(storage_spec: str, study_name: str, wait_s: float) -> dict[str, Any]:
     """Wait for the driver: its database tables, its study, and the spec it publishes."""
-    from automl.search.coordination import SPEC_ATTR
-    from automl.search.storage import open_storage
 
     end = time.time() + wait_s
     why = ""

@@ -111,7 +111,6 @@ def load_model(root: Path, label: str, where: str = "--model", expected_sha: str
                threads: int = 1) -> LoadedModel:
     import onnxruntime as ort
 
-
     data, manifest = read_verified(root, where, expected_sha)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

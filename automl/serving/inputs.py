@@ -81,7 +81,6 @@ def _text(col: str, v: Any, row: int, known: frozenset[str] | None) -> str:
 def _datetimes(col: str, vals: list[Any]) -> np.ndarray:
     import pandas as pd
 
-
     for i, v in enumerate(vals):
         if (v is not None and not isinstance(v, str | int | float)) or isinstance(v, bool):
             raise RequestError(422, col, f"column '{col}' expects a date/time, but row {i} holds a {type(v).__name__}",
@@ -123,7 +122,6 @@ def feeds_from_records(records: list[dict[str, Any]], model: LoadedModel) -> dic
 
 def feeds_from_csv(body: bytes, model: LoadedModel) -> dict[str, np.ndarray]:
     import pandas as pd
-
 
     try:
         df = pd.read_csv(io.BytesIO(body), low_memory=False, encoding="utf-8")

@@ -46,7 +46,6 @@ def join(storage: str, study_name: str, data: str = "", oof_dir: str = "", n_job
     if file_sha256(data_path) != spec["data_sha256"]:
         raise UserError("--data", f"{data_path} differs from the driver's data (sha256)", "Use the same file.")
 
-
     search_data = prepare_worker(cfg, spec["task"], spec["metric"], spec["n_folds"], data_path,
                                  n_jobs or (os.cpu_count() or 1))
     if coord.fingerprint(search_data) != spec["fingerprint"]:

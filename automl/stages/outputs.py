@@ -1,15 +1,12 @@
-"""The outputs stage: the run folder's files from the other stages' results. The manifest is a dataclass
-built here once; manifest.json is its JSON form (readers load it back with `Manifest.from_json`)."""
+"""The outputs stage: the run folder's files from the other stages' results, the manifest built once."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from automl.evaluation.leaderboard import build_leaderboard
 from automl.export.reference_profile import write_reference_profile
 from automl.export.relational_parity import end_to_end_parity
 from automl.io import RunPaths, write_bytes, write_json, write_text
+from automl.manifest import Manifest
 from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
@@ -56,49 +54,6 @@ def git_sha() -> dict[str, Any]:
         return {"git_sha": sha or None, "git_dirty": dirty if sha else None}
     except Exception:
         return {"git_sha": None, "git_dirty": None}
-
-
-@dataclass
-class Manifest:
-    """manifest.json: what ran, on what, how it ended and what it shipped. Field order is the file's."""
-
-    engine_version: str
-    versions: dict[str, str]
-    git_sha: str | None
-    git_dirty: bool | None
-    seed: int
-    data: dict[str, Any]
-    target: str
-    task: str
-    metric: str
-    greater_is_better: bool
-    classes: list[Any] | None
-    budget: dict[str, Any]
-    rows_dropped_missing_target: int
-    resumed: bool
-    orphans_recovered: int
-    search: dict[str, Any]
-    started_at: str
-    sampling: dict[str, Any] | None = None
-    ensemble_selection: dict[str, Any] | None = None
-    relational: dict[str, Any] | None = None
-    status: str = "FAILED"
-    error: str = ""
-    final: dict[str, Any] = field(default_factory=dict)
-    reproducible: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    finished_at: str = ""
-
-    OPTIONAL = ("sampling", "ensemble_selection", "relational")
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if not (k in self.OPTIONAL and v is None)}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Manifest:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def data_source(cfg: RunConfig, src: Any) -> dict[str, str]:

@@ -28,7 +28,6 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                  parity_rows: int, floor: float = 0.0, refit_full: bool = False,
                  explain_s: float = 0.0, threshold: float | None = None) -> dict[str, Any]:
 
-
     def fit(X: pd.DataFrame, y: np.ndarray) -> Any:
         pipes = [obj.build(data, cand).fit(X, y) for cand, _ in members]
         if len(pipes) == 1 and not floor:
