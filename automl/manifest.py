@@ -13,25 +13,26 @@ from automl.io import RunPaths
 
 @dataclass
 class Manifest:
-    """manifest.json: what ran, on what, how it ended and what it shipped. Field order is the file's."""
+    """manifest.json: what ran, on what, how it ended and what it shipped. Field order is the file's;
+    every field has a default so a manifest written by an older engine still loads."""
 
-    engine_version: str
-    versions: dict[str, str]
-    git_sha: str | None
-    git_dirty: bool | None
-    seed: int
-    data: dict[str, Any]
-    target: str
-    task: str
-    metric: str
-    greater_is_better: bool
-    classes: list[Any] | None
-    budget: dict[str, Any]
-    rows_dropped_missing_target: int
-    resumed: bool
-    orphans_recovered: int
-    search: dict[str, Any]
-    started_at: str
+    engine_version: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    seed: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    target: str = ""
+    task: str = ""
+    metric: str = ""
+    greater_is_better: bool = True
+    classes: list[Any] | None = None
+    budget: dict[str, Any] = field(default_factory=dict)
+    rows_dropped_missing_target: int = 0
+    resumed: bool = False
+    orphans_recovered: int = 0
+    search: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""
     sampling: dict[str, Any] | None = None
     ensemble_selection: dict[str, Any] | None = None
     relational: dict[str, Any] | None = None

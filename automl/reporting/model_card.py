@@ -5,6 +5,7 @@ from typing import Any
 
 import pandas as pd
 
+from automl.manifest import Manifest
 from automl.reporting.features_section import synthesised_features
 from automl.reporting.sampling_card import card_lines
 
@@ -44,22 +45,22 @@ def _class_lines(final: dict[str, Any], task: str) -> list[str]:
     return out
 
 
-def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:
-    task, metric = m["task"], m["metric"]
-    final = m.get("final", {})
+def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:
+    task, metric = m.task, m.metric
+    final = m.final
     lines = [
-        f"# Model card: {m['data']['name']} -> {m['target']}",
+        f"# Model card: {m.data['name']} -> {m.target}",
         "",
         "## Task and intended use",
-        f"- Predicts **{m['target']}** ({task}) from {profile['n_features']} raw columns of `{m['data']['path']}`"
-        + (f" (table `{m['data']['table']}`)" if m["data"].get("table") else
-           f" (query `{m['data']['query']}`)" if m["data"].get("query") else "") + ".",
-        f"- Chosen by **{metric}** ({'higher' if m['greater_is_better'] else 'lower'} is better) under a "
-        f"{m['budget']['time_s']:.0f} s budget, seed {m['seed']}.",
+        f"- Predicts **{m.target}** ({task}) from {profile['n_features']} raw columns of `{m.data['path']}`"
+        + (f" (table `{m.data['table']}`)" if m.data.get("table") else
+           f" (query `{m.data['query']}`)" if m.data.get("query") else "") + ".",
+        f"- Chosen by **{metric}** ({'higher' if m.greater_is_better else 'lower'} is better) under a "
+        f"{m.budget['time_s']:.0f} s budget, seed {m.seed}.",
         "- Intended use: scoring new rows drawn from the same population as the training data, through "
         "`model.onnx` (raw columns in, predictions out). It is not validated for other populations, and "
         "nothing here establishes causal effects or fairness across groups.",
-        f"- Run status: **{m['status']}**" + (f" ({m['error']})" if m.get("error") else ""),
+        f"- Run status: **{m.status}**" + (f" ({m.error})" if m.error else ""),
         "",
         "## Data profile",
         f"- {profile['n_rows']} rows, {profile['n_columns']} columns; {profile['duplicate_rows']} duplicate rows.",
@@ -76,13 +77,13 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
     else:
         lines.append(f"- Target: mean {t.get('mean', float('nan')):.4g}, std {t.get('std', float('nan')):.4g}, "
                      f"skew {t.get('skew', 0):.3g}")
-    if m.get("rows_dropped_missing_target"):
-        lines.append(f"- {m['rows_dropped_missing_target']} rows with a missing target were dropped.")
+    if m.rows_dropped_missing_target:
+        lines.append(f"- {m.rows_dropped_missing_target} rows with a missing target were dropped.")
     cols = pd.DataFrame([{k: c.get(k) for k in ("name", "role", "dtype", "missing_pct", "cardinality",
                                                    "outlier_share", "skew")} for c in profile["columns"]])
     lines += ["", _table(cols), "", "### Data-quality warnings"]
     lines += [f"- {w}" for w in profile["warnings"]] or ["- none"]
-    s = m["search"]
+    s = m.search
     lines += [
         "", "## Search",
         f"- Optuna {s['sampler']} sampler, {s['cv_folds']}-fold cross-validation on {s['search_rows']} rows, every "
@@ -151,10 +152,10 @@ def render(m: dict[str, Any], profile: dict[str, Any], leaderboard: pd.DataFrame
                              f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
                              "mismatches.")
     lines += card_lines(m)  # sampled runs: sizes, row selection, learning curve
-    rep = m.get("reproducible", {})
+    rep = m.reproducible
     if rep:
         lines += ["", "## Reproducibility",
-                  f"- Root seed {m['seed']} feeds the split, folds, sampler and every estimator. "
+                  f"- Root seed {m.seed} feeds the split, folds, sampler and every estimator. "
                   + ("This run is reproducible: the same command gives the same leaderboard and model."
                      if rep["reproducible"]
                      else "This run is not exactly reproducible: " + "; ".join(rep["why_not"]) + ".")]

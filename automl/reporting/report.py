@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from automl.io import RunPaths, write_text
+from automl.manifest import Manifest, read_manifest
 from automl.reporting.holdout import holdout_figures
 from automl.reporting.html import Figures, esc, fmt, page, table
 from automl.reporting.importance import hyperparameter_importance, load_study
@@ -28,20 +29,20 @@ log = logging.getLogger("automl")
 Room = Callable[..., bool]  # room(what, need_s=0.5): may this plot group still be drawn?
 
 
-def _header(m: dict[str, Any], final: dict[str, Any]) -> list[str]:
-    task, metric = m["task"], m["metric"]
-    title = f"{m['data']['name']} &rarr; {esc(m['target'])}"
-    kpis = [("status", m["status"]), ("task", task), (f"CV {metric}", fmt(final.get("cv_mean"))),
+def _header(m: Manifest, final: dict[str, Any]) -> list[str]:
+    task, metric = m.task, m.metric
+    title = f"{m.data['name']} &rarr; {esc(m.target)}"
+    kpis = [("status", m.status), ("task", task), (f"CV {metric}", fmt(final.get("cv_mean"))),
             (f"holdout {metric}", fmt(final.get("holdout_score"))),
             ("holdout via ONNX", fmt(final.get("holdout_score_onnx"))),
             ("model", final.get("family", "") if final.get("kind") != "ensemble"
              else f"ensemble of {len(final.get('members', []))}"),
-            ("time used", f"{m['budget'].get('used_s', 0):.1f} of {m['budget']['time_s']:.0f} s")]
-    parts = [f"<h1>automl run: {title}</h1><p class=muted>{esc(m.get('finished_at', ''))} &middot; seed "
-             f"{m['seed']} &middot; engine {esc(m.get('engine_version', ''))}</p>",
+            ("time used", f"{m.budget.get('used_s', 0):.1f} of {m.budget['time_s']:.0f} s")]
+    parts = [f"<h1>automl run: {title}</h1><p class=muted>{esc(m.finished_at)} &middot; seed "
+             f"{m.seed} &middot; engine {esc(m.engine_version)}</p>",
              "".join(f"<div class=kpi>{esc(k)}<b>{esc(v)}</b></div>" for k, v in kpis)]
-    if m.get("error"):
-        parts.append(f"<p class=warn>{esc(m['error'])}</p>")
+    if m.error:
+        parts.append(f"<p class=warn>{esc(m.error)}</p>")
     parts.append("<!--nav-->")  # links to the sections present, filled in at the end
     return parts
 
@@ -62,10 +63,10 @@ def _data(profile: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _search(m: dict[str, Any], lb: pd.DataFrame, chosen: Any, figs: Figures | None, room: Room) -> list[str]:
-    metric, greater = m["metric"], bool(m["greater_is_better"])
+def _search(m: Manifest, lb: pd.DataFrame, chosen: Any, figs: Figures | None, room: Room) -> list[str]:
+    metric, greater = m.metric, bool(m.greater_is_better)
     parts = ["<h2 id=search>Search</h2>"]
-    s = m.get("search", {})
+    s = m.search
     parts.append(f"<p>{s.get('completed', 0)} trials completed, {s.get('failed', 0)} failed, {s.get('pruned', 0)} "
                  f"pruned or skipped, {s.get('cv_folds', '?')}-fold CV on {s.get('search_rows', '?')} rows, "
                  f"{s.get('n_workers', 1)} worker(s); stopped: {esc(s.get('stopped_because', ''))}.</p>")
@@ -134,7 +135,7 @@ def _hyperparameters(paths: RunPaths, final: dict[str, Any], greater: bool, stud
     return parts
 
 
-def _holdout(paths: RunPaths, m: dict[str, Any], final: dict[str, Any], figs: Figures | None,
+def _holdout(paths: RunPaths, m: Manifest, final: dict[str, Any], figs: Figures | None,
              room: Room) -> list[str]:
     if final:
         parts = ["<h2 id=holdout>Holdout</h2>"]
@@ -147,7 +148,7 @@ def _holdout(paths: RunPaths, m: dict[str, Any], final: dict[str, Any], figs: Fi
     if paths.holdout_predictions.exists() and paths.holdout_labels.exists() and room("holdout curves"):
         assert figs is not None  # room() is False when there are no figures
         pred, y = np.load(paths.holdout_predictions).astype(np.float64), np.load(paths.holdout_labels)
-        parts.append(holdout_figures(figs, m["task"], y, pred, m.get("classes") or [],
+        parts.append(holdout_figures(figs, m.task, y, pred, m.classes or [],
                                      final.get("decision_threshold")))
         if final.get("refit_full_rows"):
             parts.append("<p class=muted>Curves are of the pipeline fitted on the search rows and scored once on the "
@@ -161,7 +162,7 @@ def _holdout(paths: RunPaths, m: dict[str, Any], final: dict[str, Any], figs: Fi
             fig, ax = figs.new(6, 0.8 + 0.3 * len(rows))
             ax.barh([r["column"] for r in rows][::-1], [r["importance"] for r in rows][::-1],
                     xerr=[r["std"] for r in rows][::-1])
-            ax.set(xlabel=f"drop in holdout {m['metric']} when shuffled", title="Permutation importance")
+            ax.set(xlabel=f"drop in holdout {m.metric} when shuffled", title="Permutation importance")
             parts.append(figs.img(fig, "permutation importance"))
         parts.append(f"<p class=muted>{pi['columns_covered']} of {pi['columns_total']} columns, {pi['rows']} holdout "
                      f"rows, up to {max(r['repeats'] for r in pi['importances'])} shuffles each, in "
@@ -187,15 +188,15 @@ def _onnx(paths: RunPaths, final: dict[str, Any]) -> list[str]:
     return ["<h2 id=onnx>ONNX model</h2>", table(pd.DataFrame(rows, columns=["", "value"]))]
 
 
-def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: Any = None,
+def build_report(run_dir: Path, manifest: Manifest | None = None, study: Any = None,
                  time_left_s: float = float("inf")) -> str:
     """The report's HTML. With under ~1.2 s left, tables only (no plotting library is loaded)."""
     t0 = time.perf_counter()
     paths = RunPaths(run_dir)
-    m = manifest if manifest is not None else json.loads(paths.manifest.read_text())
+    m = manifest if manifest is not None else read_manifest(paths)
     profile = json.loads(paths.profile.read_text()) if paths.profile.exists() else {}
     lb = pd.read_csv(paths.leaderboard) if paths.leaderboard.exists() else pd.DataFrame()
-    final = m.get("final") or {}
+    final = m.final
     plots = time_left_s > 1.2  # matplotlib's import and ~8 figures took ~1 s here
     figs = Figures() if plots else None
     skipped: list[str] = []
@@ -210,7 +211,7 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
         return False
 
     parts = _header(m, final) + _data(profile) + _search(m, lb, final.get("trial", ""), figs, room)
-    parts += _hyperparameters(paths, final, bool(m["greater_is_better"]), study, figs, room)
+    parts += _hyperparameters(paths, final, bool(m.greater_is_better), study, figs, room)
     parts += _holdout(paths, m, final, figs, room) + _onnx(paths, final)
     if not plots:
         parts.append("<p class=warn>Plots were left out: the run's time budget had no room for them "
@@ -223,10 +224,10 @@ def build_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: A
     body = "".join(parts)
     nav = "".join(f"<a href='#{k}'>{v.split(' (')[0]}</a>" for k, v in re.findall(r"<h[23] id=(\w+)>([^<]+)<", body))
     body = body.replace("<!--nav-->", f"<nav class=muted>{nav}</nav>", 1)
-    return page(f"automl: {esc(m['data']['name'])}", body)
+    return page(f"automl: {esc(m.data['name'])}", body)
 
 
-def write_report(run_dir: Path, manifest: dict[str, Any] | None = None, study: Any = None,
+def write_report(run_dir: Path, manifest: Manifest | None = None, study: Any = None,
                  time_left_s: float = float("inf")) -> float:
     """Write report.html; returns its seconds. A report that cannot be built never fails the run."""
     t = time.perf_counter()

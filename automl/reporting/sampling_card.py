@@ -2,15 +2,15 @@
 sampled it): sizes, how the rows were chosen, and the learning curve, from the manifest's `sampling`."""
 from __future__ import annotations
 
-from typing import Any
+from automl.manifest import Manifest
 
 
-def card_lines(m: dict[str, Any]) -> list[str]:
+def card_lines(m: Manifest) -> list[str]:
     """The model card's section on a sampled run: sizes, how rows were chosen, the learning curve."""
-    s = m.get("sampling")
+    s = m.sampling
     if not s:
         return []
-    b = m["budget"]
+    b = m.budget
     out = [
         "",
         "## Data larger than the memory budget",

@@ -7,12 +7,12 @@ and the seed (e.g. search.sampler=tpe,random or budget.time_s=30,60).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import UserError
 from automl.io import RunPaths, SweepPaths
+from automl.manifest import read_manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,25 +38,25 @@ def job_row(job: RunPaths) -> dict[str, Any]:
     """One job's scores, search counts, time and overrides."""
     import pandas as pd  # deferred, as everywhere here: the sweep callback loads with every run
 
-    m = json.loads(job.manifest.read_text())
-    final = m.get("final") or {}
+    m = read_manifest(job)
+    final = m.final
     best_family, best_cv = "", None
     if job.leaderboard.is_file():
         lb = pd.read_csv(job.leaderboard)
         singles = lb[(lb["family"] != "ensemble") & lb["cv_mean"].notna()]
         if len(singles):
             best_family, best_cv = str(singles.iloc[0]["family"]), float(singles.iloc[0]["cv_mean"])
-    search_s = (m.get("timings") or {}).get("search_s") or 0.0
-    trials = m["search"].get("trials_total", 0)
+    search_s = m.timings.get("search_s") or 0.0
+    trials = m.search.get("trials_total", 0)
     return {
-        "job": job.root.name, "data": m["data"]["name"], "seed": m["seed"], "task": m["task"], "metric": m["metric"],
-        "greater_is_better": m["greater_is_better"], "status": m["status"],
+        "job": job.root.name, "data": m.data["name"], "seed": m.seed, "task": m.task, "metric": m.metric,
+        "greater_is_better": m.greater_is_better, "status": m.status,
         "holdout": final.get("holdout_score"), "cv": final.get("cv_mean"),
         "shipped": final.get("family", ""), "best_family": best_family, "best_family_cv": best_cv,
-        "trials": trials, "completed": m["search"].get("completed"), "failed": m["search"].get("failed"),
+        "trials": trials, "completed": m.search.get("completed"), "failed": m.search.get("failed"),
         "trials_per_min": round(60 * trials / search_s, 1) if search_s >= 1 else None,  # resumed runs: tiny
-        "time_s": m["budget"].get("used_s"), "budget_s": m["budget"]["time_s"],
-        "n_workers": m["search"].get("n_workers", 1), "overrides": overrides(job),
+        "time_s": m.budget.get("used_s"), "budget_s": m.budget["time_s"],
+        "n_workers": m.search.get("n_workers", 1), "overrides": overrides(job),
     }
 
 

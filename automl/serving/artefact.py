@@ -17,6 +17,7 @@ from automl.errors import UserError
 from automl.export.contract import class_labels, input_schema
 from automl.export.reference_profile import load_reference_profile
 from automl.io import RunPaths
+from automl.manifest import Manifest
 
 
 @dataclass
@@ -32,7 +33,7 @@ class LoadedModel:
     target: str
     output_names: list[str]
     reference: dict[str, Any] | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -77,7 +78,7 @@ def check_no_external_data(data: bytes, where: str) -> None:
                                 "Serve only single-file graphs as automl exports them.")
 
 
-def read_verified(root: Path, where: str = "--model", expected_sha: str | None = None) -> tuple[bytes, dict[str, Any]]:
+def read_verified(root: Path, where: str = "--model", expected_sha: str | None = None) -> tuple[bytes, Manifest]:
     """model.onnx bytes and the manifest, after checking the hash the run recorded (and the registry's)."""
     model, manifest_path = RunPaths(root).model, RunPaths(root).manifest
     if not model.is_file():
@@ -87,9 +88,9 @@ def read_verified(root: Path, where: str = "--model", expected_sha: str | None =
         raise UserError(where, f"'{root}' holds no {manifest_path.name}, so {model.name} cannot be verified",
                         "Serve run folders as automl wrote them (or push them to the registry).")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        recorded = manifest["final"]["model_sha256"]
-    except (ValueError, KeyError, TypeError):
+        manifest = Manifest.from_json(json.loads(manifest_path.read_text(encoding="utf-8")))
+        recorded = manifest.final["model_sha256"]
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise UserError(where, f"'{manifest_path}' records no final.model_sha256 (did the run complete?)",
                         "Use the folder of a run whose status is COMPLETE.") from None
     data = model.read_bytes()
@@ -125,7 +126,7 @@ def load_model(root: Path, label: str, where: str = "--model", expected_sha: str
     reference = None
     ref_path = RunPaths(root).reference_profile
     if ref_path.is_file():
-        want = manifest.get("final", {}).get("reference_profile_sha256")
+        want = manifest.final.get("reference_profile_sha256")
         if want and sha256_bytes(ref_path.read_bytes()) != want:
             raise UserError(where, f"{ref_path.name} differs from the hash in manifest.json",
                             "Restore the file or re-run the training.")

@@ -144,13 +144,13 @@ def push(run_dir: Path, name: str, root: Path, stage: str | None = None) -> tupl
                 os.chmod(tmp / fname, 0o444)
                 files[fname] = sha256_bytes(blob)
         os.replace(tmp, root / name / f"v{version}")
-        final = manifest.get("final", {})
+        final = manifest.final
         index["versions"].append({
             "version": version, "sha256": sha, "files": files, "source": str(run_dir.resolve()),
-            "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": manifest.get("task"),
-            "target": manifest.get("target"), "metric": manifest.get("metric"),
+            "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": manifest.task,
+            "target": manifest.target, "metric": manifest.metric,
             "holdout_score": final.get("holdout_score"), "family": final.get("family"),
-            "data_sha256": manifest.get("data", {}).get("sha256"), "engine_version": manifest.get("engine_version")})
+            "data_sha256": manifest.data.get("sha256"), "engine_version": manifest.engine_version})
         _event(index, "push", version=version, sha256=sha)
         if stage:
             _promote(index, version, stage)

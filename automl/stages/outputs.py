@@ -157,13 +157,12 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
     manifest.budget["allowance_s"] = ALLOWANCE_S
     study.set_user_attr("run_state", "finished")
     manifest.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
-    as_json = manifest.to_json()
-    card = render(as_json, prep.profile, leaderboard)
+    card = render(manifest, prep.profile, leaderboard)
     if final and cfg.data.tables:
         card += card_section(paths.root, manifest.relational or {})
     write_text(paths.model_card, card)
     # what is left of the budget after the report, less the manifest write and interpreter exit
-    timings["report_s"] = write_report(paths.root, as_json, study, searched.budget.left() - 1.0)
+    timings["report_s"] = write_report(paths.root, manifest, study, searched.budget.left() - 1.0)
     stamp()
     write_json(paths.manifest, manifest.to_json())
     return manifest

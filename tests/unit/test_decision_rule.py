@@ -11,6 +11,7 @@ import pytest
 
 from automl.evaluation.metrics import labels_from_proba, per_class_report
 from automl.io import RunPaths
+from automl.manifest import Manifest
 from automl.reporting.curves import confusion
 from automl.reporting.model_card import render
 from automl.reporting.report import build_report
@@ -27,7 +28,7 @@ def _holdout() -> tuple[np.ndarray, np.ndarray]:
     return y, np.column_stack([1 - p1, p1]).astype(np.float32)
 
 
-def _run_folder(root, y: np.ndarray, proba: np.ndarray) -> tuple[RunPaths, dict, dict, pd.DataFrame]:
+def _run_folder(root, y: np.ndarray, proba: np.ndarray) -> tuple[RunPaths, Manifest, dict, pd.DataFrame]:
     paths = RunPaths(root)
     np.save(paths.holdout_predictions, proba)
     np.save(paths.holdout_labels, y)
@@ -40,6 +41,7 @@ def _run_folder(root, y: np.ndarray, proba: np.ndarray) -> tuple[RunPaths, dict,
                 "search": {"sampler": "tpe", "cv_folds": 3, "search_rows": 800, "holdout_rows": 200, "completed": 5,
                            "failed": 0, "pruned": 0, "stopped_because": "budget", "families": ["linear"]},
                 "final": final}
+    manifest = Manifest.from_json(manifest)
     profile = {"n_rows": 1000, "n_columns": 2, "n_features": 1, "duplicate_rows": 0, "warnings": [],
                "roles": {"numeric": ["x"]}, "target": {"classes": CLASSES, "imbalance_ratio": 1.0},
                "columns": [{"name": "x", "role": "numeric", "dtype": "float64", "missing_pct": 0.0}]}
@@ -87,7 +89,7 @@ def test_without_a_threshold_the_report_counts_the_most_probable_class(tmp_path)
     pytest.importorskip("matplotlib")
     y, proba = _holdout()
     paths, manifest, _, _ = _run_folder(tmp_path, y, proba)
-    manifest["final"]["decision_threshold"] = None
+    manifest.final["decision_threshold"] = None
     page = build_report(paths.root, manifest)
     np.testing.assert_array_equal(_report_matrix(page), confusion(y, proba.argmax(axis=1), 2))
     assert "most probable class" in page
