@@ -1,6 +1,10 @@
-"""Architecture figures for the redesign note: run.py lines, largest module, import cycles among automl
+"""Architecture figures and the habits CI holds: run.py lines, largest module, import cycles among automl
 modules (every import statement, function-local ones included), function-local automl imports, and
-private names imported across modules."""
+private names imported across modules.
+
+    python .ci/arch_metrics.py          # print the figures
+    python .ci/arch_metrics.py --check  # exit 1 if a habit is broken (run by .ci/run)
+"""
 from __future__ import annotations
 
 import ast
@@ -15,12 +19,24 @@ def module_name(root: Path, f: Path) -> str:
     return ".".join(parts)
 
 
-def main(root: Path) -> None:
+# Function-local automl imports that stay, and why: each defers a heavy third-party library that the
+# importing module must not load at import time.
+DEFERRED = {
+    ("automl", "automl.run"): "`import automl` stays light; the engine loads scikit-learn, Optuna, onnx",
+    ("automl.cli", "automl.run"): "a config error or --help is told before the engine is imported",
+    ("automl.estimators.hgb", "automl.estimators.hgb_float32"): "subclasses scikit-learn; the registry loads none",
+    ("automl.estimators.knn", "automl.estimators.knn_tiefree"): "subclasses scikit-learn; the registry loads none",
+}
+MAX_LINES, MAX_RUN_LINES = 400, 150
+
+
+def main(root: Path, check: bool = False) -> int:
     files = sorted((root / "automl").rglob("*.py"))
     mods = {module_name(root, f): f for f in files}
     graph: dict[str, set[str]] = {m: set() for m in mods}
     local = private = 0
     private_list = []
+    local_list = []
     for m, f in mods.items():
         tree = ast.parse(f.read_text())
         pkg = m if f.name == "__init__.py" else m.rsplit(".", 1)[0]
@@ -48,6 +64,7 @@ def main(root: Path) -> None:
                                                 if isinstance(t, (ast.If, ast.Try)))
                 if not in_top:
                     local += 1
+                    local_list.append((m, tgt))
                 for n in names:
                     if n.startswith("_") and not n.startswith("__") and f"{tgt}.{n}" not in mods:
                         private += 1
@@ -98,7 +115,22 @@ def main(root: Path) -> None:
     print(f"private names imported across modules: {private}")
     for p in private_list:
         print("   ", p)
+    if not check:
+        return 0
+    # cli dispatches each verb to automl.commands.<verb> by name (importlib), which ast does not see
+    problems = [f"function-local import of {t} in {m} (move it to the module top, or defer a heavy library "
+                "and list it in DEFERRED with why)" for m, t in local_list if (m, t) not in DEFERRED]
+    problems += [f"import circle: {' <-> '.join(c)}" for c in sccs if c != ["automl", "automl.run"]]
+    problems += [f"private name imported across modules: {p}" for p in private_list]
+    problems += [f"{m} has {n} lines (> {MAX_LINES}): split it by idea" for n, m in sizes if n > MAX_LINES]
+    n_run = len(run_py.read_text().splitlines())
+    if n_run > MAX_RUN_LINES:
+        problems.append(f"run.py has {n_run} lines (> {MAX_RUN_LINES}): the stages belong in automl/stages/")
+    for p in problems:
+        print("error:", p)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve())
+    args = [a for a in sys.argv[1:] if a != "--check"]
+    sys.exit(main(Path(args[0] if args else ".").resolve(), check="--check" in sys.argv))
