@@ -38,7 +38,7 @@ def worktree(ref: str, where: Path) -> tuple[Path, str]:
 def run_one(tree: Path, sha: str, dataset: str, seed: int, budget: int, results: Path, work: Path) -> dict:
     env = dict(os.environ, AUTOML_PYTHON=sys.executable, PYTHONPATH=str(tree))
     subprocess.run([sys.executable, str(BENCH / "run_suite.py"), "automl", "--budget", str(budget),
-                    "--seeds", str(seed), "--only", dataset, "--results", str(results), "--tag", f"-{sha}",
+                    "--seeds", str(seed), "--only", dataset, "--results", str(results), f"--tag=-{sha}",
                     "--work", str(work / sha)], check=True, env=env, cwd=str(tree))
     rows = [json.loads(line) for line in open(results / f"automl-{sha}.jsonl")]
     return [r for r in rows if r.get("dataset") == dataset and r.get("seed") == seed][-1]
