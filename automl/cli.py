@@ -56,7 +56,6 @@ def _check_keys(cfg: Any, schema: type, prefix: str = "") -> None:
 
 
 def _resolve(t: Any) -> Any:
-
     return getattr(schema, t, t) if isinstance(t, str) else t
 
 

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 
+def oof_file(oof_dir: Path, trial_number: int) -> Path:
+    """A trial's out-of-fold predictions in an OOF folder: the run folder's oof/, or a worker's --oof-dir."""
+    return oof_dir / f"trial_{trial_number}.npy"
+
+
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
@@ -51,7 +56,7 @@ class RunPaths:
 
     def oof_file(self, trial_number: int) -> Path:
         """One trial's out-of-fold predictions (written by whichever worker ran it)."""
-        return self.oof / f"trial_{trial_number}.npy"
+        return oof_file(self.oof, trial_number)
 
     @property
     def holdout_predictions(self) -> Path:

@@ -11,7 +11,6 @@ MIN_TIME_S = 10.0
 
 
 def validate_config(cfg: RunConfig) -> None:
-
     b, s = cfg.budget, cfg.search
     if not b.time_s > 0:
         raise UserError("budget.time_s", f"must be > 0, got {b.time_s}", "Set budget.time_s=60 (seconds, whole run).")

@@ -34,7 +34,6 @@ def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str 
     for c in schema:
         s = df[c["name"]]
         if c["dtype"] == "float64":  # datetime: epoch seconds UTC (ISO-8601 strings and datetimes convert)
-
             v = to_epoch_seconds(s)
             bad = s[np.isnan(v) & s.notna().to_numpy() & (s.astype(str).str.strip() != "").to_numpy()]
             if len(bad):

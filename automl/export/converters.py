@@ -45,7 +45,6 @@ def _shape_rare(operator):
 
 
 def _convert_rare(scope, operator, container):
-
     op = operator.raw_operator
     x = operator.inputs[0].full_name
     cols = []

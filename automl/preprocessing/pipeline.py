@@ -105,6 +105,5 @@ def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missi
     target_type = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}.get(task, "auto")
     steps = [("pre", build_preprocessor(pre, schema, missing_numeric, target_type))]
     if float(pre.get("select", 1.0)) < 1.0:  # feature selection after synthesis, fitted on the training fold
-
         steps.append(("select", RelevanceSelector(keep=float(pre["select"]), task=task or "auto")))
     return Pipeline([*steps, ("cast", Float32Cast()), ("est", estimator)])

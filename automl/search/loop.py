@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.io import oof_file
 from automl.search import coordination as co
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
@@ -234,7 +235,7 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
             trial.set_user_attr("threshold", round(v["threshold"], 6))
         if oof_dir is not None:
             oof_dir.mkdir(exist_ok=True)
-            np.save(oof_dir / f"trial_{trial.number}.npy", v["oof"])
+            np.save(oof_file(oof_dir, trial.number), v["oof"])
         study.tell(trial, v["mean"])
         res.completed += 1
         cost = trial_final_cost(dict(trial.user_attrs), state.n_folds, budget)

@@ -84,9 +84,6 @@ class SearchData:
 
 
 def context_for(data: SearchData, family: str) -> dict[str, Any]:
-    # imbalance and export.onnx import scikit-learn and onnx at their top (about 3 s): importing this
-    # module (SearchData) must stay cheap for the checks that run before any trial
-
     spec = REGISTRY.get(family)
     return {"task": data.task, **spec.tags, "native_nan": False, **imbalance_context(spec, data.task),
             **data_context(data.schema)}
@@ -183,7 +180,6 @@ def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None
     est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
     pipe = build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task)
     if cand.imb:  # fit-time resampling / class weights around the estimator (the graph holds the inner one)
-
         pipe.steps[-1] = ("est", wrap(est, cand.imb, data.seed, pipe.named_steps["pre"]))
     return pipe
 
@@ -253,7 +249,6 @@ PARITY_ROWS = 200
 def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: float | None = None) -> dict[str, Any]:
     """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
     now, and the export time it reports lets the scheduler keep enough time for the final export."""
-
     t = time.perf_counter()
     classes = list(range(data.n_classes)) if data.task != "regression" else None
     model = export_onnx(pipe, data.schema, data.task, classes, {}, threshold=threshold)

@@ -282,7 +282,6 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
         return PlainTextResponse(render([*tel.all(), *extra]), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def reload_loop() -> None:
-
         while True:
             await asyncio.sleep(opts.reload_s)
             for v in models.variants:

@@ -2,7 +2,6 @@
 promoted and rolled back. (Not automl/registry.py, which maps component keys to estimators and steps.)
 
 Layout under the registry root (--root, else $AUTOML_REGISTRY, else ~/.automl/registry):
-
     NAME/registry.json   versions (SHA-256 of every copied file, source, scores), stage stacks, history
     NAME/v1/ ...         model.onnx, manifest.json, reference_profile.json, model card, ... (read-only copies)
 

@@ -46,11 +46,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_score"] = data.metric(y_hold, pred, data.n_classes, threshold)
         out["holdout_metrics"] = holdout_metrics(data.task, y_hold, pred, data.n_classes, threshold, data.metric)
         if data.task != "regression":
-
             out["holdout_per_class"] = per_class_report(y_hold, pred, classes, threshold)
         out["holdout_pred"] = pred.astype(np.float32)
         if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
-
             scored = pipe
             out["permutation_importance"] = permutation_importance(
                 lambda X: obj.predict(scored, X, data.task, data.n_classes), X_hold, y_hold,
