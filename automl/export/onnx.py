@@ -207,7 +207,8 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
         nodes.append(helper.make_node("Sum", weighted, [out], name="ens_sum"))
     graph = helper.make_graph(nodes, "automl_ensemble", list(parts[0].graph.input),
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, None])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+    # sorted by domain: the members' own order follows converter registration, which is not the graph's business
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
     model.ir_version = max(p.ir_version for p in parts)
     return _finish(model, task, classes, metadata, threshold)
 
