@@ -93,7 +93,6 @@ def _hydra_main() -> None:
 
         try:
             config = to_run_config(cfg)
-
             validate_config(config)  # before importing the engine: a config error is told in about a second
             if not config.data.tables and not is_url(config.data.path):  # and a wrong data path too
                 open_source(config.data.path, query=config.data.query, table=config.data.table)
@@ -112,7 +111,6 @@ def _hydra_main() -> None:
 
 def _check_output_dirs(args: list[str]) -> None:
     """An explicit run/sweep folder must be creatable: say so in one line before Hydra tries."""
-
     for arg in args:
         key, _, value = arg.partition("=")
         if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "$" in value:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 class UserError(Exception):
     """Bad config, bad data or a bad request. The CLI prints it as one line and exits 2."""
-
     def __init__(self, where: str, rule: str, fix: str) -> None:
         self.where, self.rule, self.fix = where, rule, fix
         super().__init__(f"{where}: {rule}. {fix}")

@@ -99,7 +99,6 @@ class RunPaths:
 @dataclass(frozen=True)
 class SweepPaths:
     """A Hydra multirun folder: one run folder per job below it, and the sweep's own summaries."""
-
     root: Path
 
     @property

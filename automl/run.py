@@ -28,7 +28,6 @@ PROCESS_START = time.time()  # the budget counts from process start (cli may pas
 
 def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manifest:
     """Run one AutoML task end to end into `output_dir`; return the manifest it wrote."""
-
     t_start = start or PROCESS_START
     paths = RunPaths(Path(output_dir))
     paths.root.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,6 @@ def validate_config(cfg: RunConfig) -> None:
 
 def resolve_task(cfg: RunConfig, inferred: str, target: str, n_classes: int) -> tuple[str, str]:
     """(task type, metric) with the rules that need the data: metric fits task, declared type fits target."""
-
     declared = cfg.task.type.value if hasattr(cfg.task.type, "value") else str(cfg.task.type)
     if inferred == "constant":
         raise UserError(f"column '{target}'", "the target has a single value", "Choose a target that varies.")

@@ -151,7 +151,6 @@ def _bottom_k(keys: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 class RowReservoir:
     """The k rows with the smallest random keys seen so far (a uniform sample without replacement)."""
-
     def __init__(self, k: int) -> None:
         self.k = k
         self.keys = np.empty(0)

@@ -24,7 +24,6 @@ def input_schema(meta: Mapping[str, str]) -> list[dict[str, str]]:
 
 def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str = "--data") -> dict[str, np.ndarray]:
     """Graph feeds from a raw frame; a missing column or an unusable dtype is a user error naming it."""
-
     missing = [c["name"] for c in schema if c["name"] not in df.columns]
     if missing:
         raise UserError(f"column '{missing[0]}'", f"the model needs it but {where} lacks it"

@@ -21,7 +21,6 @@ _NAN = float("nan")
 
 class _G:
     """A tiny graph builder over skl2onnx's scope/container (unique names, constant initialisers)."""
-
     def __init__(self, scope, container):
         self.scope, self.container = scope, container
 

@@ -18,7 +18,6 @@ RARE = "__rare__"
 
 class NaNIndicator(TransformerMixin, BaseEstimator):
     """1.0 where a numeric value is missing (NaN), else 0.0; one output column per input column."""
-
     def fit(self, X, y=None):
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
@@ -137,7 +136,6 @@ class SkewLog(TransformerMixin, BaseEstimator):
 
 class Float32Cast(TransformerMixin, BaseEstimator):
     """Make the Python pipeline see the float32 features the ONNX graph computes (compat.md P8)."""
-
     def fit(self, X, y=None):
         self.n_features_in_ = np.asarray(X).shape[1]
         return self

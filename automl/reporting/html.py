@@ -60,7 +60,6 @@ def page(title: str, body: str) -> str:
 
 class Figures:
     """matplotlib (Agg) figures as inline PNG <img> tags."""
-
     def __init__(self) -> None:
         import matplotlib  # deferred: ~0.5 s of import, and a tables-only page never needs it
 

@@ -17,7 +17,6 @@ from automl.estimators import REGISTRY
 @dataclass
 class Budget:
     """Wall-clock accounting for the whole run (started when the process started)."""
-
     start: float
     time_s: float
     n_trials: int = 0

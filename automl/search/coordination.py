@@ -90,7 +90,6 @@ def mark_claimed(trial: Any) -> None:
 
 class Heartbeat:
     """Record a heartbeat for a running trial every interval seconds (database storage only)."""
-
     def __init__(self, study: Any, trial: Any | None) -> None:
         self.study = study
         self.trial = trial

@@ -51,7 +51,6 @@ class SearchResult:
 @dataclass
 class LoopState:
     """What one worker's loop carries from one trial to the next."""
-
     result: SearchResult
     sign: int  # +1 when a higher score is better
     n_folds: int

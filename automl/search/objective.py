@@ -29,7 +29,6 @@ from automl.search.supervisor import Pruned
 @dataclass(frozen=True)
 class Candidate:
     """A sampled pipeline: family, its parameters and the preprocessing choices."""
-
     family: str
     params: dict[str, Any]
     pre: dict[str, Any]
@@ -55,7 +54,6 @@ class Candidate:
 @dataclass
 class SearchData:
     """Everything a trial needs; shared with forked children copy-on-write."""
-
     X: pd.DataFrame  # model frame of the search rows (holdout excluded)
     y: np.ndarray  # int codes (classification) or float (regression)
     folds: list[tuple[np.ndarray, np.ndarray]]

@@ -34,7 +34,6 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
 
 def load_spec(storage_spec: str, study_name: str, wait_s: float) -> dict[str, Any]:
     """Wait for the driver: its database tables, its study, and the spec it publishes."""
-
     end = time.time() + wait_s
     why = ""
     while True:

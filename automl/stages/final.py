@@ -111,7 +111,6 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
 
 class FinalStage:
     """Runs the ladder for one run. `refit` and `run_supervised` default to the real ones."""
-
     def __init__(self, cfg: RunConfig, prep: Prepared, searched: Searched, paths: RunPaths, meta: dict[str, str],
                  refit: Callable[..., Any] = refit_export, run_supervised: Callable[..., Outcome] = supervise):
         self.cfg, self.prep, self.searched, self.paths, self.meta = cfg, prep, searched, paths, meta

@@ -43,7 +43,6 @@ AUTO_WORKERS_MAX_CELLS = 2_000_000
 @dataclass
 class Prepared:
     """What the search and the final stage need from the data, and what the outputs report of it."""
-
     data: SearchData  # the search rows, their folds and everything a trial needs
     X_all: pd.DataFrame  # every row in memory as model input (drift reference, category levels)
     X_hold: pd.DataFrame

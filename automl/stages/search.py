@@ -41,7 +41,6 @@ def report_allowance_s(time_s: float) -> float:
 @dataclass
 class Searched:
     """The study after the search, and the rows the final stage fits on."""
-
     study: Any
     budget: Budget
     result: SearchResult
