@@ -76,7 +76,8 @@ def build_preprocessor(pre: Mapping[str, Any], schema: Schema, missing_numeric: 
         else:
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         parts.append(("cat", Pipeline([("impute", impute),
-                                       ("rare", RareGrouper(float(pre.get("rare_min_frequency", 0.0)))),
+                                       ("rare", RareGrouper(float(pre.get("rare_min_frequency", 0.0)),
+                                                            max_levels=100 if encoding == "onehot" else 0)),
                                        ("encode", enc)]), cat))
     for i, col in enumerate(schema.names("text")):
         parts.append((f"text{i}", text_vectorizer(pre), col))

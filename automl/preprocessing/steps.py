@@ -33,7 +33,8 @@ class NaNIndicator(TransformerMixin, BaseEstimator):
 
 class RareGrouper(TransformerMixin, BaseEstimator):
     """Map levels seen in fewer than `min_frequency` (share) of training rows, levels beyond the
-    `max_levels` most frequent, and unseen levels, to one level (bounds the width of the encoding)."""
+    `max_levels` most frequent (0: no cap), and unseen levels, to one level (bounds the width of a one-hot
+    encoding; a target or ordinal encoding is one column whatever the levels, so it keeps them all)."""
 
     def __init__(self, min_frequency: float = 0.0, max_levels: int = 100):
         self.min_frequency = min_frequency
@@ -47,7 +48,7 @@ class RareGrouper(TransformerMixin, BaseEstimator):
             vals, counts = np.unique(X[:, j].astype(str), return_counts=True)
             keep = counts >= max(1.0, self.min_frequency * X.shape[0])
             vals, counts = vals[keep], counts[keep]
-            if len(vals) > self.max_levels:
+            if self.max_levels and len(vals) > self.max_levels:
                 top = np.argsort(-counts, kind="stable")[: self.max_levels]
                 vals = np.sort(vals[top])
             self.levels_.append([str(v) for v in vals])

@@ -60,6 +60,8 @@ class LoopState:
     rng: np.random.Generator
     beat: co.Heartbeat
     skips: int = 0
+    scored: list[tuple[float, str]] = field(default_factory=list)  # (sign * CV score, family), completed trials
+    exported: dict[str, list[float]] = field(default_factory=dict)  # family -> export_s / fold_fit_s of exported
 
 
 def trials_ran(study: Any) -> int:
@@ -86,13 +88,19 @@ def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
     res = SearchResult(study=study)
     sign = 1 if data.metric.greater_is_better else -1
     k = len(data.folds)
-    done = []
+    done: list[tuple[float, float]] = []
+    scored: list[tuple[float, str]] = []
+    exported: dict[str, list[float]] = {}
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
-        res.family_cost.setdefault(t.params.get("family", "?"), []).append(t.user_attrs.get("seconds", 0.0))
-        done.append((sign * t.value, trial_final_cost(t.user_attrs, k, budget)))
+        fam, attrs = t.params.get("family", "?"), t.user_attrs
+        res.family_cost.setdefault(fam, []).append(attrs.get("seconds", 0.0))
+        done.append((sign * t.value, trial_final_cost(attrs, k, budget)))
+        scored.append((sign * t.value, fam))
+        if "export_s" in attrs and not attrs.get("export_estimated"):
+            exported.setdefault(fam, []).append(attrs["export_s"] / max(attrs.get("fold_fit_s", 0.0), 0.01))
     return LoopState(result=res, sign=sign, n_folds=k, done=done, n_before=trials_ran(study),
                      prunable=obj.fold_scores_comparable(data), rng=np.random.default_rng(data.seed),
-                     beat=co.Heartbeat(study, None))
+                     beat=co.Heartbeat(study, None), scored=scored, exported=exported)
 
 
 def stop_reason(study: Any, budget: Budget, state: LoopState, tickets: bool, left: float) -> str:
@@ -164,7 +172,9 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
         limit = min(left, budget.trial_time_s or max(10.0, 0.5 * budget.time_s))
 
         def on_message(msg: Any) -> str:
-            _, step, score = msg
+            kind, step, score = msg
+            if kind == "export?":
+                return "export" if worth_exporting(state, cand.family, state.sign * float(score)) else "skip"
             trial.report(float(score), step=int(step))
             return "prune" if state.prunable and trial.should_prune() else "go"
 
@@ -179,6 +189,31 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
     except BaseException:
         end_interrupted(study, trial)
         raise
+
+
+EXPORT_TOP = 8  # a trial within the best 8 so far, or its family's best 2, is exported and parity-checked
+EXPORT_TOP_FAMILY = 2
+
+
+def worth_exporting(state: LoopState, family: str, signed: float) -> bool:
+    """Whether a trial that just finished its folds is exported and parity-checked now: the first of its
+    family (the final stage prices the family's exports from it) and every trial that could be shipped or
+    join the ensemble's pool (automl/stages/final.py diverse_pool: the best 12 and 2 of every family).
+    `signed`: its CV score, higher is better."""
+    same = sorted((v for v, fam in state.scored if fam == family), reverse=True)
+    if not any(fam == family for fam in state.exported):
+        return True
+    overall = sorted((v for v, _ in state.scored), reverse=True)
+    return (len(overall) < EXPORT_TOP or signed > overall[EXPORT_TOP - 1]
+            or len(same) < EXPORT_TOP_FAMILY or signed > same[EXPORT_TOP_FAMILY - 1])
+
+
+def estimated_export_s(state: LoopState, family: str, fold_fit_s: float) -> float:
+    """Export seconds of a trial that was not exported: its fold fit time times the median ratio of export
+    to fold fit time of its family's exported trials (tree ensembles export in time proportional to their
+    size, which the fit time tracks)."""
+    ratios = state.exported.get(family) or [0.5]
+    return float(np.median(ratios)) * max(fold_fit_s, 0.01)
 
 
 def expected_seconds(family_cost: dict[str, list[float]], family: str) -> float:
@@ -228,8 +263,14 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         trial.set_user_attr("fit_s", round(v["fit_s"], 3))
         trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
         trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
-        trial.set_user_attr("export_s", round(v["export_s"], 3))
-        trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+        if v["export_s"] is not None:
+            trial.set_user_attr("export_s", round(v["export_s"], 3))
+            trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+            state.exported.setdefault(cand.family, []).append(v["export_s"] / max(v["fold_fit_s"], 0.01))
+        else:  # not exported (worth_exporting): priced from its family's exports for the final stage
+            trial.set_user_attr("export_s", round(estimated_export_s(state, cand.family, v["fold_fit_s"]), 3))
+            trial.set_user_attr("export_estimated", True)
+        state.scored.append((state.sign * v["mean"], cand.family))
         if v.get("threshold") is not None:
             trial.set_user_attr("threshold", round(v["threshold"], 6))
         if oof_dir is not None:

@@ -69,8 +69,10 @@ class SearchData:
     n_jobs: int = 2
     imbalance: bool = True  # search samplers and class weights (classification; search.imbalance)
     tune_threshold: bool = True  # binary label metrics: decision threshold on OOF (task.tune_threshold)
+    high_cardinality: bool = field(init=False, default=False)  # collapses_under_onehot, set from X
 
     def __post_init__(self) -> None:
+        self.high_cardinality = collapses_under_onehot(self.X, self.schema.names("categorical"))
         for key in self.families:
             self.spaces[key] = sp.load_space(key, REGISTRY.get(key).space_dir or self.space_dir)
         self.spaces["preprocessing"] = sp.load_space("preprocessing", self.space_dir)
@@ -84,13 +86,29 @@ class SearchData:
 def context_for(data: SearchData, family: str) -> dict[str, Any]:
     spec = REGISTRY.get(family)
     return {"task": data.task, **spec.tags, "native_nan": False, **imbalance_context(spec, data.task),
-            **data_context(data.schema)}
+            **data_context(data.schema), "high_cardinality": data.high_cardinality}
 
 
 def data_context(schema: Schema) -> dict[str, Any]:
     """What the data offers, for `when:` clauses of synthesis choices (no text -> no text choices)."""
     return {"has_text": bool(schema.names("text")), "has_datetime": bool(schema.names("datetime")),
             "has_numeric_pairs": len(schema.names("numeric")) >= 2}
+
+
+RARE_LEVEL = 0.01  # the default rare-level threshold of one-hot encoding (search_spaces/preprocessing.yaml)
+COLLAPSING_SHARE = 0.25
+
+
+def collapses_under_onehot(X: pd.DataFrame, categorical: list[str]) -> bool:
+    """Whether some categorical column keeps a quarter or more of its rows in levels rarer than 1%: one-hot
+    encoding with rare levels grouped at 1% (the default) folds them into one column and throws the
+    column's signal away (an ID-like column of 3,000 levels did exactly that). Such data get target
+    encoding (ordinal codes for multiclass) without rare grouping as the default of every family."""
+    for col in categorical:
+        freq = X[col].astype("string").fillna("").value_counts(normalize=True)
+        if float(freq[freq < RARE_LEVEL].sum()) >= COLLAPSING_SHARE:
+            return True
+    return False
 
 
 def sample(trial: Any, data: SearchData) -> Candidate:
@@ -233,7 +251,15 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
     if tuned:  # one threshold on all out-of-fold rows; the trial's score is the metric there
         t_final, mean = thresholds.tune(data.metric, data.y, oof[:, 1])
         scores = [data.metric(data.y[va], oof[va], data.n_classes, t_final) for _, va in data.folds]
-    export = export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]], t_final)
+    # the driver says whether this trial could be shipped (an ensemble member or better): exporting every
+    # trial cost a third of a tree ensemble's trial time (benchmarks/NOTES.md), and the final stage's parity
+    # gate is the one that decides what ships
+    wanted = True
+    if conn is not None:
+        conn.send(("export?", len(scores), mean))
+        wanted = conn.recv() != "skip"
+    export = (export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]], t_final) if wanted
+              else {"export_s": None, "onnx_bytes": None})
     return {
         "fold_scores": scores, "mean": mean, "std": float(np.std(scores)), "threshold": t_final,
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),

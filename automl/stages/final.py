@@ -2,7 +2,9 @@
 
 A ladder of plans, each refitted, exported and parity-gated in a supervised child: the Caruana ensemble
 (if it beats the best single on out-of-fold predictions), then every completed trial by rank (the first
-that fits in the time left ships), then the last resorts, tried whatever the clock says. The refit and
+that fits in the time left ships), then the last resorts, tried whatever the clock says. Each attempt
+keeps time free for the next rung: the best-ranked model below it that fits beside it, so an attempt that
+overruns is followed by the next-best model, not by the cheapest. The refit and
 the supervisor are injected, so the ladder can be tested without fitting anything.
 """
 from __future__ import annotations
@@ -155,9 +157,10 @@ class FinalStage:
         # kept free by every earlier attempt, so that the first last resort still fits in the budget
         fallback_s = 1.5 * self.cost_of(resorts[0], 1.0) + 0.5
         plans: list[Plan] = []
-        # members are chosen within the room the attempt below will have: an ensemble selected in more
-        # room than that is skipped, and a smaller one that fits would still have beaten the single
-        ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget, keep_s=fallback_s)
+        # members are chosen within the room the attempt below will have, once a good single is kept
+        # shippable should the ensemble overrun: an ensemble selected in more room than that is skipped
+        ensemble_keep = self.safety_keep(done, resorts[0], fallback_s)
+        ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget, keep_s=ensemble_keep)
         if ens is not None:
             plans.append(Plan("ensemble", ens["members"]))
         # then every completed trial by rank: the first that fits in the time left ships; the last resorts,
@@ -175,7 +178,14 @@ class FinalStage:
             if i >= first_resort and plan.members[0][0].number in failed and i < len(plans) - 1:
                 continue
             floor, threshold = self.floor(plan), self.threshold(plan)
-            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, fallback_s, floor, threshold, failures)
+            if i >= first_resort:
+                keep = fallback_s
+            elif plan.kind == "ensemble":
+                keep = ensemble_keep
+            else:
+                keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, resorts[0],
+                                           fallback_s)
+            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, failures)
             attempts += tried
             if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
                 final = self._shipped(plan, outcome.value, fit_data, ens, floor, threshold)
@@ -189,7 +199,36 @@ class FinalStage:
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
 
-    def _attempt(self, plan: Plan, is_resort: bool, fallback_s: float, floor: float, threshold: float | None,
+    def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float:
+        """Seconds the ensemble's attempt keeps free: enough to ship the best-ranked single that needs at most
+        2/5 of the time left (then the last resort), so an ensemble that overruns is followed by a model
+        close to it, not by the cheapest one (a 60k-row run shipped a linear model 11% worse than its
+        ensemble when the ensemble's refit overran)."""
+        room = self.budget.left() - self.budget.reports_s
+        for t in done:
+            if t is resort:
+                break
+            need = 1.5 * self.cost_of(t) + fallback_s
+            if need <= 0.4 * room:
+                return need
+        return fallback_s
+
+    def next_rung_keep(self, plan: Plan, below: list[Any], failed: set[int], resort: Any, fallback_s: float) -> float:
+        """Seconds a single's attempt keeps free: enough to ship the best-ranked trial below it that fits
+        beside it (then the last resort), else the last resort's time."""
+        room = self.budget.left() - self.budget.reports_s
+        cost = sum(self.cost_of(tr) for tr, _ in plan.members)
+        for t in below:
+            if t is resort:
+                break
+            if t.number in failed:
+                continue
+            need = 1.5 * self.cost_of(t) + fallback_s
+            if cost <= 1.15 * (room - need):
+                return need
+        return fallback_s
+
+    def _attempt(self, plan: Plan, is_resort: bool, keep_s: float, floor: float, threshold: float | None,
                  failures: list[str]) -> tuple[Outcome | None, SearchData, int]:
         """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to
         retry on the search rows (a family whose cost is not linear in the rows, such as k-NN scoring the
@@ -203,8 +242,8 @@ class FinalStage:
         for fit_data, cost in tries:
             room = budget.left() - budget.reports_s
             resort = is_resort and fit_data is data
-            # time kept free if this attempt fails: the retry on the search rows, and the last resort
-            keep = (1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else fallback_s)
+            # time kept free if this attempt fails: the retry on the search rows, and the next rung (keep_s)
+            keep = (1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else keep_s)
             if cost > 1.15 * (room - keep) and not resort:  # estimates err both ways
                 failures.append(f"{plan.label} on {len(fit_data.y)} rows: "
                                 f"expected {cost:.1f}s, {room - keep:.1f}s left")
@@ -242,6 +281,10 @@ class FinalStage:
                      members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
                                "cv_mean": tr.value} for tr, w in plan.members])
         final["fit_rows"] = len(fit_data.y)
+        # what the search's reserve priced this plan at, beside what it took (timings): the card's record of
+        # whether the final stage was given the time it needed
+        final["estimated_s"] = round(sum(self.cost_of(tr, None if fit_data is self.final_data else 1.0)
+                                         for tr, _ in plan.members), 2)
         sampled, n_hold = self.prep.sampled, len(self.prep.y_hold)
         if sampled is not None:
             sampled.info["final_model_rows"] = len(fit_data.y) + (n_hold if self.cfg.export.refit_full else 0)

@@ -126,3 +126,36 @@ def test_when_time_has_run_out_only_the_last_resort_is_tried(tmp_path, monkeypat
 def test_no_completed_trial_fails_the_stage_with_a_reason(tmp_path):
     res = _stage(tmp_path, [], np.zeros(4), FakeRefit({})).run([])
     assert res.status == "FAILED" and res.error == "no trial completed within the budget" and res.final == {}
+
+
+class ClockRefit(FakeRefit):
+    """A refit that ends as told and, when it times out, uses up its whole time limit on the run's clock."""
+
+    def __init__(self, ends: dict[str, str], budget: Budget):
+        super().__init__(ends)
+        self.budget = budget
+
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        out = super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+        if out.status == "TIMEOUT":
+            self.budget.start -= timeout_s
+        return out
+
+
+def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_the_cheapest(tmp_path, monkeypatch):
+    """The ensemble's attempt keeps time for a good single: when it overruns its limit, the best-ranked
+    trial that still fits ships (f2), not the last resort (the baseline), which is what a 60k-row run
+    shipped when its ensemble refit overran (11% worse than what the search had found)."""
+    trials, y = _oof_trials(tmp_path)
+    for t, cost in zip(trials, [12.0, 12.0, 3.0], strict=True):
+        t.user_attrs["cost"] = cost
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
+    monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: attrs["cost"])
+    stage = _stage(tmp_path, trials, y, FakeRefit({}), time_s=40.0)
+    refit = ClockRefit({"ensemble": "TIMEOUT"}, stage.budget)
+    stage.run_supervised = refit
+    res = stage.run(trials)
+    assert refit.calls[0] == ("f0", "f1", "f2")
+    assert res.status == "COMPLETE" and res.final["trial"] == 2, refit.calls
+    assert refit.calls[1:] == [("f2",)]
+    assert "TIMEOUT" in res.final["fallback_reason"] and "trial 0 (f0)" in res.final["fallback_reason"]

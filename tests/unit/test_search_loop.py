@@ -101,3 +101,35 @@ def test_forked_workers_report_through_their_own_callback(tmp_path):
     values = {t.number: t.value for t in study.trials}
     for number, best in [(d["number"], d["best"]) for d in driver] + [(int(n), float(b)) for _, n, b in rows]:
         assert (values[number] is None or best >= values[number]) and best <= study.best_value
+
+
+def test_only_trials_that_could_ship_are_exported(tmp_path):
+    """A trial is exported and parity-checked when it is the first of its family or could be shipped or
+    join the ensemble's pool (best 8, or its family's best 2); the rest are priced from their family's
+    exports, and a run records which trials were exported."""
+    state = loop.start_state(_study(tmp_path, _data()), _data(), Budget(start=time.time(), time_s=60.0))
+    assert loop.worth_exporting(state, "hgb", 0.5)  # first of its family
+    state.exported["hgb"] = [2.0]
+    state.scored = [(0.9 - 0.01 * i, "hgb") for i in range(10)]
+    assert not loop.worth_exporting(state, "hgb", 0.5)  # 11th of 11, 3rd of its family at best
+    assert loop.worth_exporting(state, "hgb", 0.885)  # within the best 8
+    state.exported["linear"] = [0.1]
+    state.scored.append((0.3, "linear"))
+    assert loop.worth_exporting(state, "linear", 0.2)  # its family's best 2
+    state.scored.append((0.4, "linear"))
+    assert not loop.worth_exporting(state, "linear", 0.2)
+    assert loop.estimated_export_s(state, "hgb", 1.5) == pytest.approx(3.0)
+
+
+def test_a_search_exports_the_trials_that_could_ship(tmp_path):
+    data = _data()
+    study = _study(tmp_path, data)
+    warm_start(study, data)
+    budget = Budget(start=time.time(), time_s=300.0, n_trials=14)
+    loop.run_search(study, data, budget)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    exported = [t for t in done if not t.user_attrs.get("export_estimated")]
+    skipped = [t for t in done if t.user_attrs.get("export_estimated")]
+    assert len(done) >= 12 and skipped, [t.user_attrs for t in done]
+    assert all("onnx_bytes" in t.user_attrs for t in exported)
+    assert all("onnx_bytes" not in t.user_attrs and t.user_attrs["export_s"] > 0 for t in skipped)

@@ -135,6 +135,7 @@ def test_every_shipped_space_and_portfolio_loads():
 
 def _pre(context: dict, n: int = 40) -> list[dict]:
     space = sp.load_space("preprocessing")
+    context = {"high_cardinality": False, **context}  # automl/search/objective.py context_for sets it
     return [sp.suggest(t, space, "pre", dict(context)) for t in _trials(n)]
 
 
@@ -156,3 +157,6 @@ def test_multiclass_never_samples_target_encoding():
     encodings = {c["cat_encoding"] for c in _pre({"task": "binary", "needs_scaling": False,
                                                   "handles_nan": False, "native_nan": False}, n=60)}
     assert encodings == {"onehot", "ordinal", "target"}
+    encodings = {c["cat_encoding"] for c in _pre({"task": "multiclass", "needs_scaling": False, "handles_nan": False,
+                                                  "native_nan": False, "high_cardinality": True}, n=60)}
+    assert encodings == {"onehot", "ordinal"}
