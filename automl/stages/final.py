@@ -160,7 +160,12 @@ class FinalStage:
         # members are chosen within the room the attempt below will have, once a good single is kept
         # shippable should the ensemble overrun: an ensemble selected in more room than that is skipped
         ensemble_keep = self.safety_keep(done, resorts[0], fallback_s)
-        ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget, keep_s=ensemble_keep)
+        ens = None
+        if ensemble_keep is not None or done[0] is resorts[0]:
+            ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget,
+                                  keep_s=fallback_s if ensemble_keep is None else ensemble_keep)
+        else:  # an ensemble that overran would leave only the last resort: the best single goes first
+            log.info("ensemble not tried: no room to keep a model better than the last resort shippable after it")
         if ens is not None:
             plans.append(Plan("ensemble", ens["members"]))
         # then every completed trial by rank: the first that fits in the time left ships; the last resorts,
@@ -181,7 +186,7 @@ class FinalStage:
             if i >= first_resort:
                 keep = fallback_s
             elif plan.kind == "ensemble":
-                keep = ensemble_keep
+                keep = fallback_s if ensemble_keep is None else ensemble_keep
             else:
                 keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, resorts[0],
                                            fallback_s)
@@ -199,19 +204,19 @@ class FinalStage:
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
 
-    def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float:
+    def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float | None:
         """Seconds the ensemble's attempt keeps free: enough to ship the best-ranked single that needs at most
-        2/5 of the time left (then the last resort), so an ensemble that overruns is followed by a model
-        close to it, not by the cheapest one (a 60k-row run shipped a linear model 11% worse than its
-        ensemble when the ensemble's refit overran)."""
+        half the time left (then the last resort), so an ensemble that overruns is followed by a model close
+        to it, not by the cheapest one (a 60k-row run shipped a linear model 11% worse than its ensemble
+        when the ensemble's refit overran). None: no such single, only the last resort would follow."""
         room = self.budget.left() - self.budget.reports_s
         for t in done:
             if t is resort:
                 break
             need = 1.5 * self.cost_of(t) + fallback_s
-            if need <= 0.4 * room:
+            if need <= 0.5 * room:
                 return need
-        return fallback_s
+        return None
 
     def next_rung_keep(self, plan: Plan, below: list[Any], failed: set[int], resort: Any, fallback_s: float) -> float:
         """Seconds a single's attempt keeps free: enough to ship the best-ranked trial below it that fits

@@ -72,7 +72,7 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,
                     trial_memory_mb=trial_memory_mb(cfg.budget.trial_memory_mb, prep.mem, prep.n_workers),
-                    refit_full=cfg.export.refit_full, reports_s=2.0 + report_allowance_s(cfg.budget.time_s))
+                    refit_full=cfg.export.refit_full, reports_s=1.5 + report_allowance_s(cfg.budget.time_s))
 
     def make(seed_offset: int = 0) -> Any:
         return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,

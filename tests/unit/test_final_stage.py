@@ -147,7 +147,7 @@ def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_
     trial that still fits ships (f2), not the last resort (the baseline), which is what a 60k-row run
     shipped when its ensemble refit overran (11% worse than what the search had found)."""
     trials, y = _oof_trials(tmp_path)
-    for t, cost in zip(trials, [12.0, 12.0, 3.0], strict=True):
+    for t, cost in zip(trials, [14.0, 14.0, 3.0], strict=True):
         t.user_attrs["cost"] = cost
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
     monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: attrs["cost"])
@@ -159,3 +159,16 @@ def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_
     assert res.status == "COMPLETE" and res.final["trial"] == 2, refit.calls
     assert refit.calls[1:] == [("f2",)]
     assert "TIMEOUT" in res.final["fallback_reason"] and "trial 0 (f0)" in res.final["fallback_reason"]
+
+
+def test_no_ensemble_when_its_overrun_would_leave_only_the_last_resort(tmp_path, monkeypatch):
+    """The best single needs more than half the time left: an ensemble over it, if it overran, could be
+    followed only by the baseline, so the best single is refitted first with all the time."""
+    trials, y = _oof_trials(tmp_path)
+    for t in trials:
+        t.user_attrs["cost"] = 12.0
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
+    monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: attrs["cost"])
+    refit = FakeRefit({})
+    res = _stage(tmp_path, trials, y, refit, time_s=30.0).run(trials)
+    assert refit.calls == [("f0",)] and res.final["trial"] == 0 and res.ensemble_selection is None
