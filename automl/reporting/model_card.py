@@ -123,6 +123,11 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
         lines.append(f"- Refit on all {s['search_rows']} search rows in {final['timings'].get('refit_s', 0):.2f} s.")
         if final.get("fallback_reason"):
             lines.append(f"- Note: {final['fallback_reason']}")
+        intended = final.get("intended")
+        if intended and intended.get("cv") is not None and final.get("cv_mean") is not None:
+            lines.append(f"- Shipped instead of the {intended['plan']} (CV {metric} {intended['cv']:.5g}): "
+                         f"this model's CV {metric} is {final['cv_mean']:.5g}, a difference of "
+                         f"{final['cv_mean'] - intended['cv']:+.4g}.")
         if final.get("refit_full_rows"):
             lines.append(f"- After the holdout was scored, the same configuration was refit on all "
                          f"{final['refit_full_rows']} rows (holdout included) in "

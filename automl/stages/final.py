@@ -182,6 +182,8 @@ class FinalStage:
                 continue
             if i >= first_resort and plan.members[0][0].number in failed and i < len(plans) - 1:
                 continue
+            if i < first_resort and plan.kind == "single" and plan.members[0][0].number in failed:
+                continue  # failed the gate as an ensemble member: its refit alone would fail it too
             floor, threshold = self.floor(plan), self.threshold(plan)
             if i >= first_resort:
                 keep = fallback_s
@@ -197,9 +199,24 @@ class FinalStage:
                 if failures:
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
+                    top = plans[0]
+                    final["intended"] = {"plan": top.label, "cv": ens["oof_score"] if top.kind == "ensemble" and ens
+                                         else top.members[0][0].value, "shipped_cv": final["cv_mean"]}
                 return FinalResult(final, "COMPLETE", "", selection, failures, time.time() - t0)
             if plan.kind == "single" and outcome is not None:  # it ran and failed: not again as a last resort
                 failed.add(plan.members[0][0].number)
+            bad = (outcome.value or {}).get("parity_failed_members") if outcome is not None else None
+            if plan.kind == "ensemble" and bad:
+                # the members that fail the gate on their own are dropped, and the ensemble re-selected without
+                # them goes next: a k-NN member off by one neighbour on a near-tie row cost a whole ensemble
+                failed |= {plan.members[j][0].number for j in bad}
+                rest = [t for t in done if t.number not in failed]
+                again = select_ensemble(rest, self.data, self.data.metric, self.paths, self.budget,
+                                        keep_s=fallback_s if ensemble_keep is None else ensemble_keep)
+                if again is not None:
+                    plans.insert(i + 1, Plan("ensemble", again["members"]))
+                    first_resort += 1
+                    selection = {k: v for k, v in again.items() if k != "members"}
         return FinalResult({}, "FAILED",
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)

@@ -74,7 +74,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold,
                               fit_rows=len(data.y) + (len(y_hold) if refit_full else 0))
     except ParityError as e:
-        return {**out, "parity_error": str(e), "timings": timings}
+        return {**out, "parity_error": str(e), "timings": timings,
+                "parity_failed_members": failing_members(pipe, data, classes, meta, threshold, check_rows, parity_tol,
+                                                         len(data.y) + (len(y_hold) if refit_full else 0))}
     timings["parity_s"] = time.perf_counter() - t
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
         out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
@@ -85,6 +87,22 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
 
     out["synthesised_features"] = [describe(p) for p in members_fitted]
     return out
+
+
+def failing_members(pipe: Any, data: obj.SearchData, classes: list[Any] | None, meta: dict[str, str],
+                    threshold: float | None, rows: pd.DataFrame, tol: float, fit_rows: int) -> list[int]:
+    """Which members of an ensemble that failed the parity gate fail it on their own (indices), so the final
+    stage can select an ensemble without them rather than give the ensemble up ([] for a single model)."""
+    if not isinstance(pipe, WeightedEnsemble) or len(pipe.members) < 2:
+        return []
+    bad = []
+    for i, member in enumerate(pipe.members):
+        try:
+            model = export_onnx(member, data.schema, data.task, classes, meta, threshold)
+            check_parity(model, member, rows, data.schema, data.task, tol, data.seed, threshold, fit_rows=fit_rows)
+        except ParityError:
+            bad.append(i)
+    return bad
 
 
 def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray,

@@ -74,6 +74,8 @@ class FakeRefit:
             return Outcome(COMPLETE, {"model": b"onnx", "parity": {"passed": True}})
         if end == "PARITY":
             return Outcome(COMPLETE, {"parity_error": "max diff 0.1 > 1e-4"})
+        if end == "PARITY_FIRST_MEMBER":
+            return Outcome(COMPLETE, {"parity_error": "max diff 0.1 > 1e-4", "parity_failed_members": [0]})
         return Outcome(end, None, "killed")
 
 
@@ -172,3 +174,33 @@ def test_no_ensemble_when_its_overrun_would_leave_only_the_last_resort(tmp_path,
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=30.0).run(trials)
     assert refit.calls == [("f0",)] and res.final["trial"] == 0 and res.ensemble_selection is None
+
+
+def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected(tmp_path, monkeypatch):
+    """The refit names the member that fails the gate on its own (a k-NN off by one neighbour on a near-tie
+    row): the ensemble is re-selected without it and tried next, and that member is not refitted alone."""
+    trials, y = _oof_trials(tmp_path, 4)
+    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 1.0)
+
+    class FirstEnsembleFails(FakeRefit):
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+            if self.calls:
+                self.ends = {}
+            return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+
+    refit = FirstEnsembleFails({"ensemble": "PARITY_FIRST_MEMBER"})
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    first, second = refit.calls[0], refit.calls[1]
+    assert len(refit.calls) == 2 and len(first) >= 3 and len(second) >= 2
+    assert first[0] not in second, refit.calls
+    assert res.final["kind"] == "ensemble" and "max diff" in res.final["fallback_reason"]
+
+
+def test_a_fallback_records_what_was_intended_and_what_it_cost(tmp_path, monkeypatch):
+    trials, y = _oof_trials(tmp_path)
+    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 1.0)
+    res = _stage(tmp_path, trials, y, FakeRefit({"f0": "PARITY", "ensemble": "PARITY"})).run(trials)
+    assert res.final["trial"] == 1
+    intended = res.final["intended"]
+    assert intended["plan"].startswith("ensemble of trials") and intended["shipped_cv"] == 0.79
+    assert intended["cv"] == res.ensemble_selection["oof_score"]
