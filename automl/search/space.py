@@ -147,7 +147,7 @@ def pin(spaces: dict[str, list[ParamSpec]], fixed: Mapping[str, Any]) -> dict[st
             raise UserError(where, f"'{prefix}' is not a searched space (searched: "
                             f"{', '.join(k for k in spaces if k not in ('preprocessing', 'imbalance'))}, pre"
                             f"{', imb' if 'imbalance' in spaces else ''})",
-                            "Name a family in estimators.include (e.g. lightgbm.num_leaves), pre.<param> or imb.<param>.")
+                            "Name a family in estimators.include (lightgbm.num_leaves), pre.<param> or imb.<param>.")
         specs = spaces[space_key]
         hits = [i for i, p in enumerate(specs) if p.name == name]
         if not hits:
