@@ -207,7 +207,7 @@ def reason(e: BaseException) -> str:
     first line."""
     text = str(e).strip()
     errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
-    first = errno.group(0) if errno else (text.splitlines() or [""])[0][:200]
+    first = errno.group(0) if errno else (text.splitlines() or [""])[0].split(" Response body:")[0][:200]
     return redact(f"{type(e).__name__}: {first}" if first else type(e).__name__)
 
 
