@@ -17,7 +17,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _spaces() -> dict[str, list[sp.ParamSpec]]:
-    return {"lightgbm": sp.load_space("lightgbm", SPACE_DIR), "preprocessing": sp.load_space("preprocessing", SPACE_DIR)}
+    return {key: sp.load_space(key, SPACE_DIR) for key in ("lightgbm", "preprocessing")}
 
 
 def test_nested_and_dotted_keys_flatten_alike():
