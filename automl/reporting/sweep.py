@@ -20,8 +20,8 @@ log = logging.getLogger("automl")
 
 def tracking(config: Any) -> TrackingConfig | None:
     """The sweep's tracking settings when it tracks to MLflow (tracking=mlflow), else None."""
-    node = OmegaConf.select(config, "tracking")
-    if node is None or OmegaConf.select(config, "tracking.backend") != "mlflow":
+    node = getattr(config, "tracking", None)  # a config composed without the tracking group has none
+    if node is None or getattr(node, "backend", "none") != "mlflow":
         return None
     return TrackingConfig(**OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
 
