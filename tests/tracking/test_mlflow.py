@@ -30,7 +30,8 @@ from tests.conftest import importable, require
 pytestmark = pytest.mark.slow
 
 PENGUINS = Path(__file__).resolve().parents[2] / "automl" / "demo" / "penguins.csv"
-FAST = ["estimators.include=[lightgbm]", "budget.time_s=10", "budget.n_trials=3"]
+# n_trials ends each run; the time budget only has to be generous enough for a loaded machine
+FAST = ["estimators.include=[lightgbm]", "budget.time_s=30", "budget.n_trials=3"]
 REGISTERED = "penguins_lgbm"
 
 
@@ -147,7 +148,7 @@ def test_each_run_holds_config_scores_time_trials_tags_and_artefacts(server, swe
         d = run.data
         assert run.info.status == "FINISHED"
         # the resolved config as params
-        assert d.params["budget.time_s"] == "10.0" and d.params["estimators.include"] == "['lightgbm']"
+        assert d.params["budget.time_s"] == "30.0" and d.params["estimators.include"] == "['lightgbm']"
         assert d.params["tracking.experiment"] == "sweep_test" and d.params["task.target"] == "species"
         # scores, time and trial counts, equal to what the run folder says
         assert d.metrics["cv_score"] == pytest.approx(m["final"]["cv_mean"])
