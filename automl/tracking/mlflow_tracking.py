@@ -227,7 +227,8 @@ def track(cfg: RunConfig, paths: RunPaths) -> str | None:
     """tracking=mlflow: the MLflow run's id, or None (no tracking, or it failed: said once, run unchanged)."""
     if cfg.tracking.backend != "mlflow":
         return None
-    where = redact(cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI", "") or "the default store ./mlruns")
+    where = redact(cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+                   or "the default store sqlite:///mlflow.db")
     t = time.time()
     try:
         with quiet_retries():
