@@ -28,6 +28,7 @@ class ParamSpec:
     choices: tuple[Any, ...] = ()
     default: Any = None
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    pinned: bool = False  # search.fixed: one choice, `default`; portfolio entries do not override it
 
     def active(self, context: Mapping[str, Any]) -> bool:
         return all(k in context and context[k] in allowed for k, allowed in self.when.items())
@@ -130,7 +131,7 @@ def _pinned(p: ParamSpec, value: Any, where: str) -> ParamSpec:
             raise UserError(where, f"{value!r} is outside the searched range [{p.low}, {p.high}]",
                             "Pin a value in the range, or widen it in a copy of the space (search.space_dir).")
         value = int(value) if p.type == "int" else float(value)
-    return ParamSpec(p.name, "categorical", choices=(value,), default=value, when=p.when)
+    return ParamSpec(p.name, "categorical", choices=(value,), default=value, when=p.when, pinned=True)
 
 
 def pin(spaces: dict[str, list[ParamSpec]], fixed: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,8 +175,7 @@ def defaults(space: list[ParamSpec], prefix: str, context: dict[str, Any],
     out: dict[str, Any] = {}
     for p in space:
         if p.active(context):
-            pinned = p.type == "categorical" and len(p.choices) == 1  # search.fixed (or a one-choice space)
-            value = p.default if pinned else (overrides or {}).get(p.name, p.default)
+            value = p.default if p.pinned else (overrides or {}).get(p.name, p.default)
             context[p.name] = value
             out[f"{prefix}.{p.name}"] = value
     return out
