@@ -71,7 +71,7 @@ def server(tmp_path_factory) -> str:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn worker, by the group this test made
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=5)  # mlflow server can linger after its worker stopped
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
