@@ -26,6 +26,8 @@ DEFERRED = {
     ("automl.cli", "automl.run"): "a config error or --help is told before the engine is imported",
     ("automl.estimators.hgb", "automl.estimators.hgb_float32"): "subclasses scikit-learn; the registry loads none",
     ("automl.estimators.knn", "automl.estimators.knn_tiefree"): "subclasses scikit-learn; the registry loads none",
+    ("automl.tracking.mlflow_tracking", "automl.tracking.onnx_pyfunc"): "subclasses mlflow's PythonModel; a run "
+    "without tracking=mlflow never loads mlflow",
 }
 MAX_LINES, MAX_RUN_LINES = 400, 150
 

@@ -20,6 +20,7 @@ from automl.stages.final import FinalStage
 from automl.stages.outputs import Manifest, write_outputs
 from automl.stages.prepare import prepare
 from automl.stages.search import search
+from automl.tracking.mlflow_tracking import track
 from automl.version import __version__
 
 log = logging.getLogger("automl")
@@ -59,4 +60,5 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
                  f"{final['holdout_score_onnx']:.5g}" if "holdout_score_onnx" in final else "-", paths.model)
     log.info("run folder: %s (%.1fs of %.0fs budget)", paths.root, manifest.timings["total_s"],
              config.budget.time_s)
+    track(config, paths)  # after the folder is complete: a tracking failure changes nothing in it
     return manifest

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -100,6 +101,10 @@ class SearchConfig:
     # metrics (f1, ...), and for other metrics when majority/minority >= 3 except log_loss, whose priors
     # resampling would distort; true / false: always / never
     imbalance: str = "auto"
+    # pin search-space parameters: "family.param" (or "pre.param", "imb.param") -> value; a pinned parameter
+    # is not sampled, its value is recorded in every trial (leaderboard params, model card). Nested
+    # {family: {param: value}} is the same, so `search.fixed.lightgbm.num_leaves=15,63` sweeps it
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,6 +129,15 @@ class ExportConfig:
 
 
 @dataclass
+class TrackingConfig:
+    backend: str = "none"  # none | mlflow (extra automl[mlflow]; automl/tracking/mlflow_tracking.py)
+    uri: str = ""  # MLflow tracking URI (http://host:5000, sqlite:///mlflow.db, ...); "" = MLFLOW_TRACKING_URI
+    experiment: str = "automl"  # MLflow experiment name (created if missing)
+    register_as: str = ""  # a name: the model is also registered in MLflow's Model Registry under it
+    timeout_s: float = 30.0  # per HTTP request to the server; a server that does not answer fails tracking only
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -131,6 +145,7 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     estimators: EstimatorsConfig = field(default_factory=EstimatorsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 0
 
 
@@ -141,6 +156,7 @@ GROUPS: dict[str, type] = {
     "search": SearchConfig,
     "estimators": EstimatorsConfig,
     "export": ExportConfig,
+    "tracking": TrackingConfig,
 }
 
 

@@ -68,11 +68,27 @@ def validate_config(cfg: RunConfig) -> None:
     if cfg.export.format != "onnx":
         raise UserError("export.format", f"unknown format '{cfg.export.format}'", "Use export.format=onnx.")
 
+    validate_tracking(cfg)
     for key in [*cfg.estimators.include, *cfg.estimators.exclude]:
         REGISTRY.get(key, field="estimators.include" if key in cfg.estimators.include else "estimators.exclude")
     if not [k for k in cfg.estimators.include if k not in cfg.estimators.exclude]:
         raise UserError("estimators.include", "no estimator family is left to search",
                         "Include at least one family (e.g. estimators.include=[hist_gradient_boosting]).")
+
+
+def validate_tracking(cfg: RunConfig) -> None:
+    import importlib.util
+
+    t = cfg.tracking
+    if t.backend not in ("none", "mlflow"):
+        raise UserError("tracking.backend", f"unknown backend '{t.backend}'", "Use tracking=none or tracking=mlflow.")
+    if t.backend == "mlflow" and importlib.util.find_spec("mlflow") is None:
+        raise UserError("tracking", "tracking=mlflow needs the mlflow package, which is not installed",
+                        "pip install 'automl[mlflow]', or set tracking=none.")
+    if t.backend == "none" and t.register_as:
+        raise UserError("tracking.register_as", "is set but tracking is none", "Add tracking=mlflow.")
+    if not t.timeout_s > 0:
+        raise UserError("tracking.timeout_s", f"must be > 0, got {t.timeout_s:g}", "Set tracking.timeout_s=30.")
 
 
 def resolve_task(cfg: RunConfig, inferred: str, target: str, n_classes: int) -> tuple[str, str]:

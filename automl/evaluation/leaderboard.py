@@ -7,12 +7,15 @@ from typing import Any
 import pandas as pd
 
 COLUMNS = ["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout", "ensemble_weight", "fit_s",
-           "predict_ms_per_row", "status", "error", "origin", "params"]
+           "predict_ms_per_row", "status", "error", "origin", "fixed", "params"]
 
 
-def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any] | None = None) -> pd.DataFrame:
+def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any] | None = None,
+                      fixed: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per trial; with an ensemble chosen, one more row for it and each member's weight.
 
+    `fixed` (search.fixed, "prefix.param" -> value): a trial's `fixed` column lists the pinned parameters
+    it has (its family's, pre.*, imb.*); they are in its `params` too, as Optuna recorded them.
     The ensemble's cv_mean is the OOF score of the selected weights (chosen on the same OOF
     predictions, so slightly optimistic); its holdout score is not."""
     from optuna.trial import TrialState
@@ -43,6 +46,8 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "status": status,
             "error": t.user_attrs.get("error", ""),
             "origin": t.user_attrs.get("origin", "retry" if "retry_of" in t.user_attrs else "sampler"),
+            "fixed": json.dumps({k: v for k, v in (fixed or {}).items() if k in t.params}, default=str)
+            if fixed else "",
             "params": json.dumps(params, default=str),
         })
     if chosen == "ensemble":
@@ -51,7 +56,7 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "preprocessing": " + ".join(f"{m['trial']}:{m['family']}x{m['weight']:.2f}" for m in final["members"]),
             "cv_mean": final.get("cv_mean"), "holdout": holdout_score, "ensemble_weight": 1.0,
             "fit_s": final.get("timings", {}).get("refit_s"), "status": "COMPLETE", "error": "",
-            "origin": "ensemble selection (Caruana) over OOF predictions", "params": "{}",
+            "origin": "ensemble selection (Caruana) over OOF predictions", "fixed": "", "params": "{}",
         })
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     done = df["cv_mean"].notna()

@@ -91,6 +91,8 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
         f"- Trials: {s['completed']} complete, {s['failed']} failed, {s['pruned']} pruned or skipped "
         f"(stopped: {s['stopped_because']}).",
         f"- Families searched: {', '.join(s['families'])}.",
+        *([f"- Pinned (search.fixed, not searched; the same in every trial that has them): "
+           f"{', '.join(f'`{k}={v}`' for k, v in s['fixed'].items())}."] if s.get("fixed") else []),
         "", "### Leaderboard (top 10)", "",
         _table(leaderboard.head(10)[["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout",
                                      "ensemble_weight", "fit_s", "status"]]),

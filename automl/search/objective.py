@@ -69,6 +69,7 @@ class SearchData:
     n_jobs: int = 2
     imbalance: bool = True  # search samplers and class weights (classification; search.imbalance)
     tune_threshold: bool = True  # binary label metrics: decision threshold on OOF (task.tune_threshold)
+    fixed: dict[str, Any] = field(default_factory=dict)  # search.fixed; after init "prefix.param" -> value
     high_cardinality: bool = field(init=False, default=False)  # collapses_under_onehot, set from X
 
     def __post_init__(self) -> None:
@@ -81,6 +82,7 @@ class SearchData:
 
             own = self.space_dir and (Path(self.space_dir) / "imbalance.yaml").exists()
             self.spaces["imbalance"] = sp.load_space("imbalance", self.space_dir if own else "")
+        self.fixed = sp.pin(self.spaces, self.fixed)
 
 
 def context_for(data: SearchData, family: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class ParamSpec:
     choices: tuple[Any, ...] = ()
     default: Any = None
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    pinned: bool = False  # search.fixed: one choice, `default`; portfolio entries do not override it
 
     def active(self, context: Mapping[str, Any]) -> bool:
         return all(k in context and context[k] in allowed for k, allowed in self.when.items())
@@ -102,6 +103,63 @@ def load_portfolio(key: str, space_dir: str | Path = "") -> list[dict[str, Any]]
     return [dict(e) for e in entries]
 
 
+def flat_fixed(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """search.fixed as "prefix.param" -> value: nested {family: {param: value}} (what
+    `+search.fixed.lightgbm.num_leaves=15` composes to) and dotted keys alike."""
+    out: dict[str, Any] = {}
+    for key, value in fixed.items():
+        if isinstance(value, Mapping):
+            out.update({f"{key}.{k}": v for k, v in flat_fixed(value).items()})
+        else:
+            out[str(key)] = value
+    return out
+
+
+def _pinned(p: ParamSpec, value: Any, where: str) -> ParamSpec:
+    """The parameter fixed at `value`: a one-choice categorical, which Optuna records in every trial's
+    params without sampling it (a single-valued distribution is never asked of the sampler)."""
+    if p.type == "categorical":
+        if value not in p.choices:
+            raise UserError(where, f"{value!r} is not among the choices {list(p.choices)}",
+                            f"Pin one of {list(p.choices)}.")
+    else:
+        if isinstance(value, bool) or not isinstance(value, int | float) or (p.type == "int" and value != int(value)):
+            raise UserError(where, f"must be {'an integer' if p.type == 'int' else 'a number'}, got {value!r}",
+                            f"Pin a value in [{p.low}, {p.high}].")
+        assert p.low is not None and p.high is not None
+        if not float(p.low) <= float(value) <= float(p.high):
+            raise UserError(where, f"{value!r} is outside the searched range [{p.low}, {p.high}]",
+                            "Pin a value in the range, or widen it in a copy of the space (search.space_dir).")
+        value = int(value) if p.type == "int" else float(value)
+    return ParamSpec(p.name, "categorical", choices=(value,), default=value, when=p.when, pinned=True)
+
+
+def pin(spaces: dict[str, list[ParamSpec]], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """Fix the parameters search.fixed names, in place; returns them as "prefix.param" -> value.
+
+    A key's prefix is a searched family, `pre` (preprocessing) or `imb` (imbalance); the parameter must
+    exist in that space."""
+    flat = flat_fixed(fixed)
+    for key, value in flat.items():
+        where = f"search.fixed.{key}"
+        prefix, _, name = key.partition(".")
+        space_key = {"pre": "preprocessing", "imb": "imbalance"}.get(prefix, prefix)
+        if space_key not in spaces:
+            raise UserError(where, f"'{prefix}' is not a searched space (searched: "
+                            f"{', '.join(k for k in spaces if k not in ('preprocessing', 'imbalance'))}, pre"
+                            f"{', imb' if 'imbalance' in spaces else ''})",
+                            "Name a family in estimators.include (lightgbm.num_leaves), pre.<param> or imb.<param>.")
+        specs = spaces[space_key]
+        hits = [i for i, p in enumerate(specs) if p.name == name]
+        if not hits:
+            raise UserError(where, f"'{name}' is not a parameter of {space_key}",
+                            f"Use one of: {', '.join(dict.fromkeys(p.name for p in specs)) or '(none)'}.")
+        for i in hits:  # one parameter may be defined twice under exclusive `when:`s
+            specs[i] = _pinned(specs[i], value, where)
+        flat[key] = specs[hits[0]].default
+    return flat
+
+
 def suggest(trial: Any, space: list[ParamSpec], prefix: str, context: dict[str, Any]) -> dict[str, Any]:
     """Suggest the active parameters in file order; each choice joins the context for later `when:`s."""
     chosen: dict[str, Any] = {}
@@ -117,7 +175,7 @@ def defaults(space: list[ParamSpec], prefix: str, context: dict[str, Any],
     out: dict[str, Any] = {}
     for p in space:
         if p.active(context):
-            value = (overrides or {}).get(p.name, p.default)
+            value = p.default if p.pinned else (overrides or {}).get(p.name, p.default)
             context[p.name] = value
             out[f"{prefix}.{p.name}"] = value
     return out

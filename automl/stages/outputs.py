@@ -94,6 +94,7 @@ def start_manifest(cfg: RunConfig, prep: Prepared, searched: Searched, start: fl
         orphans_recovered=searched.orphans,
         search={"sampler": cfg.search.sampler, "cv_folds": len(data.folds), "families": data.families,
                 "n_workers": prep.n_workers, "storage": redact(cfg.search.storage) or "journal",
+                "fixed": data.fixed,
                 "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
                 "search_rows": len(data.y), "holdout_rows": len(prep.y_hold), "completed": res.completed,
                 "failed": res.failed, "pruned": res.pruned, "stopped_because": res.stopped_because,
@@ -140,7 +141,7 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
         if not manifest.relational["passed"]:
             status, error = "FAILED", f"raw-table parity failed: {manifest.relational}"
     study = searched.study
-    leaderboard = build_leaderboard(study, manifest.greater_is_better, final)
+    leaderboard = build_leaderboard(study, manifest.greater_is_better, final, searched.data.fixed)
     write_text(paths.leaderboard, leaderboard.to_csv(index=False))
     write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
     manifest.status, manifest.error = status, error

@@ -95,7 +95,7 @@ def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, 
                       n_classes=n_classes, seed=cfg.seed, families=families_for(cfg, task),
                       space_dir=cfg.search.space_dir, n_jobs=n_jobs,
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
-                      tune_threshold=cfg.task.tune_threshold)
+                      tune_threshold=cfg.task.tune_threshold, fixed=dict(cfg.search.fixed))
 
 
 def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:

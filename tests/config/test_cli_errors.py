@@ -54,6 +54,9 @@ def test_compose_time_errors_exit_2(tmp_path, override, needle):
     (["search.cv_folds=1"], "search.cv_folds"),
     (["task.metric=precision_at_recall"], "task.min_recall"),
     (["task.min_precision=0.5"], "task.min_precision"),
+    (["tracking.register_as=churn"], "tracking.register_as"),
+    (["tracking=mlflow", "tracking.timeout_s=0"], "tracking.timeout_s"),
+    (["estimators.include=[lightgbm]", "+search.fixed.lightgbm.leaves=3"], "search.fixed.lightgbm.leaves"),
 ])
 def test_semantic_errors_are_one_line_exit_2(tmp_path, overrides, needle):
     code, lines, stderr = _err(tmp_path, *overrides)
