@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -28,6 +29,19 @@ def check_frame_columns(frame: pd.DataFrame) -> None:
         raise UserError(f"column '{dup[0]}'", "appears more than once", "Give every column its own name.")
 
 
+def frame_schema(frame: pd.DataFrame) -> Any:
+    """The frame's Arrow schema without converting it: typed columns from an empty slice, object columns
+    (strings, mixed) by scanning their values (pyarrow's own inference converts a whole column to learn
+    its type, a copy the size of the column)."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
+    for i, name in enumerate(frame.columns):
+        if frame.dtypes.iloc[i] == object:
+            schema = schema.set(i, pa.field(name, pa.infer_type(frame.iloc[:, i].to_numpy(), from_pandas=True)))
+    return schema
+
+
 def write_frame(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> None:
     """`frame` (its columns; the index is not data) as a Parquet file at `path`, written atomically.
 
@@ -40,7 +54,7 @@ def write_frame(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -
     if len(frame) == 0:
         raise UserError("data", "the frame has no rows", "Pass a DataFrame with data rows.")
     try:
-        schema = pa.Schema.from_pandas(frame, preserve_index=False)
+        schema = frame_schema(frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
         raise _unusable(e, _failing_column(frame)) from None
     path.parent.mkdir(parents=True, exist_ok=True)
