@@ -21,12 +21,14 @@ from omegaconf import open_dict
 from automl.config.compose import compose, to_run_config
 from automl.config.validate import validate_config
 from automl.data.frame import check_frame_columns, write_frame
+from automl.data.source import open_source
 from automl.errors import UserError
 from automl.export.contract import class_labels, feeds_from_frame, input_schema
 from automl.export.onnx import session
 from automl.io import RunPaths
 from automl.manifest import Manifest, read_manifest
 from automl.run import run as run_pipeline
+from automl.urls import is_url
 
 SCORE_ROWS = 100_000  # rows scored per onnxruntime call, so a large frame's feeds are never all held at once
 FRAME_NAME = "dataframe"  # data.name (the run folder's suffix) of a run fitted from a DataFrame
@@ -175,6 +177,8 @@ def fit(data: str | os.PathLike[str] | pd.DataFrame | None = None, target: str |
             raise UserError("task.target", f"'{config.task.target}' is not a column of the frame",
                             f"Set target to one of: {', '.join(cols[:20])}{' ...' if len(cols) > 20 else ''}.")
         write_frame(frame, Path(config.data.path))
+    elif not config.data.tables and not is_url(config.data.path):  # a wrong path is told before the folder exists
+        open_source(config.data.path, query=config.data.query, table=config.data.table)
     manifest = run_pipeline(config, str(run_dir), start=started)
     result = Run(run_dir)
     result.__dict__["manifest"] = manifest  # the one just written; cached_property reads it from here
@@ -201,10 +205,10 @@ def _is_default_name(cfg: Any) -> bool:
 
 def _default_run_dir(cfg: Any) -> str:
     """hydra.run.dir as the CLI resolves it (outputs/<date>/<time>_<data name>, or the user's setting)."""
-    from omegaconf.errors import MissingMandatoryValue
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
     try:
         return str(cfg.hydra.run.dir)
-    except MissingMandatoryValue:
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
         raise UserError("data.path", "is not set", "Pass data= (a file or a DataFrame) or data.path=... in "
                         "overrides.") from None

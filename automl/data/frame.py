@@ -37,7 +37,7 @@ def frame_schema(frame: pd.DataFrame) -> Any:
 
     schema = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
     for i, name in enumerate(frame.columns):
-        if frame.dtypes.iloc[i] == object:
+        if pd.api.types.is_object_dtype(frame.dtypes.iloc[i]):
             schema = schema.set(i, pa.field(name, pa.infer_type(frame.iloc[:, i].to_numpy(), from_pandas=True)))
     return schema
 

@@ -75,6 +75,22 @@ def test_a_misspelt_override_raises_before_anything_is_written(tmp_path):
         automl.fit(frame, target="price", output_dir=tmp_path / "run")
     with pytest.raises(UserError, match=r"^task\.target: is given twice"):
         automl.fit(frame, target="species", overrides=["task.target=island"], output_dir=tmp_path / "run")
+    with pytest.raises(UserError, match=r"^data\.path: file '.*nope\.csv' does not exist"):
+        automl.fit(tmp_path / "nope.csv", target="species", output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_dir_adds_the_users_experiments(tmp_path):
+    """config_dir is the CLI's --config-dir: the user's experiment composes on top of the packaged conf/
+    (its out-of-range budget, reported by the validation, shows that it was read)."""
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "quick.yaml").write_text("# @package _global_\nbudget: {time_s: -3}\n")
+    with pytest.raises(UserError, match=r"^budget\.time_s: must be > 0, got -3"):
+        automl.fit(overrides=["+experiment=quick"], config_dir=tmp_path / "conf", output_dir=tmp_path / "run")
+    with pytest.raises(UserError, match=r"^config: In 'config': Could not find 'experiment/other'"):
+        automl.fit(overrides=["+experiment=other"], config_dir=tmp_path / "conf", output_dir=tmp_path / "run")
+    with pytest.raises(UserError, match=r"^config_dir: '.*elsewhere' is not a folder"):
+        automl.fit(config_dir=tmp_path / "elsewhere")
     assert not (tmp_path / "run").exists()
 
 
