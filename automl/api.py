@@ -180,8 +180,7 @@ def fit(data: str | os.PathLike[str] | pd.DataFrame | None = None, target: str |
     elif not config.data.tables and not is_url(config.data.path):  # a wrong path is told before the folder exists
         open_source(config.data.path, query=config.data.query, table=config.data.table)
     manifest = run_pipeline(config, str(run_dir), start=started)
-    result = Run(run_dir)
-    result.__dict__["manifest"] = manifest  # the one just written; cached_property reads it from here
+    result = Run(run_dir)  # read back from the folder, as load() does: the same object either way
     if manifest.status != "COMPLETE":
         raise RunFailed(result)
     return result

@@ -107,3 +107,25 @@ def test_import_automl_stays_light():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["[]", "True"]
+
+
+@pytest.mark.slow
+def test_a_run_without_a_model_raises_run_failed(tmp_path):
+    """Every trial of a test-only family raises: fit raises RunFailed, whose run is the folder to inspect.
+    In a subprocess: the plugin joins the estimator registry when it is imported (AUTOML_PLUGINS)."""
+    code = f"""
+import automl, pandas as pd
+frame = pd.read_csv({str(DATA / "penguins.csv")!r})
+try:
+    automl.fit(frame, target="species", output_dir="failed",
+               overrides=["budget.time_s=10", "budget.n_trials=1", "estimators.include=[fault_raise]"])
+except automl.RunFailed as e:
+    print(e.run.dir, e.run.manifest.status, len(e.run.leaderboard), str(e).startswith("the run failed: no trial"))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOML_PLUGINS": "tests.plugins.fault_families"}
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    folder, status, n_trials, message = p.stdout.split()
+    assert (folder, status, message) == ("failed", "FAILED", "True") and int(n_trials) >= 1
+    assert (tmp_path / "failed" / "leaderboard.csv").is_file() and not (tmp_path / "failed" / "model.onnx").exists()
