@@ -23,6 +23,7 @@ def module_name(root: Path, f: Path) -> str:
 # importing module must not load at import time.
 DEFERRED = {
     ("automl", "automl.run"): "`import automl` stays light; the engine loads scikit-learn, Optuna, onnx",
+    ("automl", "automl.api"): "automl.fit/load via module __getattr__: `import automl` stays light; api loads the engine",
     ("automl.cli", "automl.run"): "a config error or --help is told before the engine is imported",
     ("automl.estimators.hgb", "automl.estimators.hgb_float32"): "subclasses scikit-learn; the registry loads none",
     ("automl.estimators.knn", "automl.estimators.knn_tiefree"): "subclasses scikit-learn; the registry loads none",

@@ -1,8 +1,9 @@
-"""The edge: the only module that sees a DictConfig.
+"""The command-line edge.
 
-`automl [overrides]` composes the Hydra config, validates it, converts it to the typed RunConfig
-and calls `run()`. Subcommands that are not a search run (`automl predict ...`) are dispatched
-before Hydra parses anything. User errors print one line and exit 2 (traceback with --debug).
+`automl [overrides]` composes the Hydra config (automl/config/compose.py, shared with the Python API),
+validates it, converts it to the typed RunConfig and calls `run()`. Subcommands that are not a search
+run (`automl predict ...`) are dispatched before Hydra parses anything. User errors print one line and
+exit 2 (traceback with --debug).
 """
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from automl.config import schema
-from automl.config.schema import RunConfig, register_configs
+from automl.config.compose import compose, to_run_config
+from automl.config.schema import register_configs
 from automl.config.validate import validate_config
 from automl.data.source import open_source
 from automl.errors import UserError
 from automl.logsetup import capture_warnings
+from automl.resources import CONF_DIR
 from automl.urls import is_url
 
 _START = time.time()
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Subcommands that are not a search run: each is automl/commands/<verb>.py, whose main(argv) returns an exit
 # code. Only the module of the verb that runs is imported, so `automl --help` and a config error stay fast.
 SUBCOMMANDS: tuple[str, ...] = ("predict", "report", "serve", "drift", "registry", "worker", "compare")
@@ -36,42 +37,6 @@ def _fail(e: BaseException) -> None:
         raise e
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-
-
-def _check_keys(cfg: Any, schema: type, prefix: str = "") -> None:
-    """`+key=value` opens Hydra's struct flag; reject keys the schema does not know."""
-    import dataclasses
-
-    from omegaconf import DictConfig
-
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    for key in cfg:
-        full = f"{prefix}{key}"
-        if key not in fields:
-            raise UserError(full, "is not a config key", f"Remove it; valid keys here: {', '.join(fields)}.")
-        sub = cfg[key] if isinstance(cfg, DictConfig) else None
-        ftype = fields[key].type
-        if isinstance(sub, DictConfig) and dataclasses.is_dataclass(_resolve(ftype)):
-            _check_keys(sub, _resolve(ftype), full + ".")
-
-
-def _resolve(t: Any) -> Any:
-    return getattr(schema, t, t) if isinstance(t, str) else t
-
-
-def to_run_config(cfg: Any) -> Any:
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    _check_keys(cfg, RunConfig)
-    try:
-        config = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", "") or "config"
-        raise UserError(str(key), str(e).splitlines()[0], "Fix the value in your config or override.") from None
-    if not isinstance(config, RunConfig):
-        raise UserError("config", "did not compose to the run schema", "Start from conf/config.yaml.")
-    return config
 
 
 def _hydra_main() -> None:
@@ -133,23 +98,7 @@ def _precheck_compose(args: list[str]) -> None:
     (Hydra's own report spans several lines). Sweeps and custom config dirs go straight to Hydra."""
     if any(a.split("=")[0] in _NO_PRECHECK for a in args):
         return
-    from hydra import compose, initialize_config_dir
-
-    overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name="config", overrides=overrides)
-    except Exception as e:
-        cause: BaseException = e
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        key = getattr(cause, "full_key", "") or getattr(e, "full_key", "")
-        lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-        rule = next((ln for ln in lines if not ln.startswith(("full_key", "object_type", "reference_type"))),
-                    str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise UserError(str(key) or "config", rule.rstrip("."),
-                        "Check the key and its type (automl --help lists groups and keys).") from None
+    compose([a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))])
 
 
 def _sigterm(signum: int, frame: Any) -> None:

@@ -79,6 +79,11 @@ class RunPaths:
         return self.root / "reference_profile.json"
 
     @property
+    def frame(self) -> Path:
+        """The rows of a run fitted from a pandas DataFrame (`automl.fit(frame, ...)`): its data.path."""
+        return self.root / "data.parquet"
+
+    @property
     def relational(self) -> Path:
         """A run on several tables: what `automl predict --tables` needs to recompute the aggregates."""
         return self.root / "relational"

@@ -4,8 +4,9 @@ The dataclasses are not `frozen`: OmegaConf turns frozen dataclasses into read-o
 cannot merge overrides into. Code below the CLI treats a RunConfig as immutable all the same.
 
 Every option file in `conf/<group>/` starts with `defaults: [base_<group>, _self_]`, so a misspelled
-key or a wrong type fails at compose time. Only `automl/cli.py` ever sees the DictConfig; it converts
-it to `RunConfig` with `OmegaConf.to_object`.
+key or a wrong type fails at compose time. Only the compose step (`automl/config/compose.py`, behind the
+CLI and the Python API) and the CLI's Hydra task see a DictConfig; it becomes `RunConfig` through
+`OmegaConf.to_object`.
 """
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from automl.errors import UserError
+from automl.resources import SPACE_DIR
 
-DEFAULT_SPACE_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+DEFAULT_SPACE_DIR = SPACE_DIR  # the shipped search_spaces/ (automl/resources.py)
 _TYPES = ("float", "int", "categorical")
 
 

@@ -46,6 +46,8 @@ def versions() -> dict[str, str]:
 
 def git_sha() -> dict[str, Any]:
     root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # an installed wheel: the folder above site-packages is not our checkout
+        return {"git_sha": None, "git_dirty": None}
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=5).stdout.strip()
