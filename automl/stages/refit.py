@@ -8,6 +8,7 @@ configuration refit on all rows, holdout included.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,21 +16,49 @@ import pandas as pd
 
 from automl.ensemble import WeightedEnsemble
 from automl.errors import ParityError
+from automl.evaluation.conformal import Conformal, evaluate
 from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
 from automl.export.onnx import check_parity, export_onnx, run_in_chunks, session
+from automl.export.uncertainty import add_conformal, check_conformal_parity, python_output
 from automl.features.build import describe
 from automl.reporting.explain import permutation_importance
 from automl.search import objective as obj
 
 
+@dataclass(frozen=True)
+class Extras:
+    """What the final refit needs beyond the plan: the conformal calibration (task.coverage) and the
+    holdout rows' groups (data.group_column: a refit on all rows cross-fits target encoding on groups)."""
+    conformal: Conformal | None = None
+    hold_groups: np.ndarray | None = None
+
+
+def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: list[float], coverage: float,
+               class_conditional: bool, hold_groups: np.ndarray | None) -> Extras:
+    """`oofs`: the plan members' OOF predictions on `data.scored` rows (None when a file is missing)."""
+    conf = None
+    if coverage and oofs:
+        blend = sum(w * o.astype(np.float64) for o, w in zip(oofs, weights, strict=True))
+        assert isinstance(blend, np.ndarray)
+        conf = Conformal.fit(data.task, data.oof_y, blend, coverage, class_conditional)
+    return Extras(conf, hold_groups)
+
+
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
                  parity_rows: int, floor: float = 0.0, refit_full: bool = False,
-                 explain_s: float = 0.0, threshold: float | None = None) -> dict[str, Any]:
+                 explain_s: float = 0.0, threshold: float | None = None,
+                 extras: Extras | None = None) -> dict[str, Any]:
+    extras = extras or Extras()
+    conf = extras.conformal
+    groups = data.structure.groups
 
     def fit(X: pd.DataFrame, y: np.ndarray) -> Any:
-        pipes = [obj.build(data, cand).fit(X, y) for cand, _ in members]
+        g = groups
+        if g is not None and len(X) > len(g):  # refit on all rows: the holdout's groups after the search rows'
+            g = None if extras.hold_groups is None else np.concatenate([g, extras.hold_groups])
+        pipes = [obj.build(data, cand, groups=g).fit(X, y) for cand, _ in members]
         if len(pipes) == 1 and not floor:
             return pipes[0]
         return WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor)
@@ -48,6 +77,8 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         if data.task != "regression":
             out["holdout_per_class"] = per_class_report(y_hold, pred, classes, threshold)
         out["holdout_pred"] = pred.astype(np.float32)
+        if conf is not None:
+            out["conformal_holdout"] = evaluate(conf, y_hold, python_output(conf, pred))
         if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
             scored = pipe
             out["permutation_importance"] = permutation_importance(
@@ -73,6 +104,11 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     try:
         parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold,
                               fit_rows=len(data.y) + (len(y_hold) if refit_full else 0))
+        if conf is not None:
+            model = add_conformal(model, conf)
+            parity["conformal"] = check_conformal_parity(model, pipe, check_rows, data.schema, conf, parity_tol,
+                                                         len(data.y) + (len(y_hold) if refit_full else 0))
+            out["conformal"] = conf.to_json()
     except ParityError as e:
         return {**out, "parity_error": str(e), "timings": timings}
     timings["parity_s"] = time.perf_counter() - t
