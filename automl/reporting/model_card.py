@@ -45,6 +45,28 @@ def _class_lines(final: dict[str, Any], task: str) -> list[str]:
     return out
 
 
+def _validation_lines(profile: dict[str, Any]) -> list[str]:
+    """The split used and why (data.group_column / data.time_column)."""
+    v = profile.get("validation")
+    return [f"- Split ({v['split']}): {v['how']}. Why: {v['why']}."] if v else []
+
+
+def _conformal_lines(final: dict[str, Any]) -> list[str]:
+    """Conformal outputs (task.coverage): what the graph carries and the coverage measured on the holdout."""
+    c = final.get("conformal")
+    if not c:
+        return []
+    out = ["", "## Uncertainty (conformal prediction)",
+           f"- Target coverage {c['coverage']:g}: {c['method']}, {c['calibration_rows']} rows"
+           + (", one threshold per class" if c["class_conditional"] else "") + "."]
+    h = final.get("conformal_holdout")
+    if h:
+        size = (f"mean interval width {h['mean_width']:.5g}" if "mean_width" in h
+                else f"mean set size {h['mean_set_size']:.3g} ({100 * h['empty_sets']:.1f}% empty)")
+        out.append(f"- On the {h['rows']} holdout rows: measured coverage **{h['coverage']:.3f}**, {size}.")
+    return out
+
+
 def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:
     task, metric = m.task, m.metric
     final = m.final
@@ -91,6 +113,7 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
         f"- Trials: {s['completed']} complete, {s['failed']} failed, {s['pruned']} pruned or skipped "
         f"(stopped: {s['stopped_because']}).",
         f"- Families searched: {', '.join(s['families'])}.",
+        *_validation_lines(profile),
         "", "### Leaderboard (top 10)", "",
         _table(leaderboard.head(10)[["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout",
                                      "ensemble_weight", "fit_s", "status"]]),
@@ -151,6 +174,11 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
                 lines.append(f"- `label` output checked against the Python decision rule on {p['labels_checked']} rows "
                              f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
                              "mismatches.")
+            if "conformal" in p:
+                c = p["conformal"]
+                lines.append(f"- `{c['output']}` output checked against the same rule on the Python pipeline's "
+                             f"output ({c['rows']} rows): **{'passed' if c['passed'] else 'FAILED'}**.")
+        lines += _conformal_lines(final)
     lines += card_lines(m)  # sampled runs: sizes, row selection, learning curve
     rep = m.reproducible
     if rep:
