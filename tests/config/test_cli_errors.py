@@ -54,6 +54,8 @@ def test_compose_time_errors_exit_2(tmp_path, override, needle):
     (["search.cv_folds=1"], "search.cv_folds"),
     (["task.metric=precision_at_recall"], "task.min_recall"),
     (["task.min_precision=0.5"], "task.min_precision"),
+    (["data.group_column=nope"], "data.group_column"),
+    (["data.time_column=island"], "data.time_column"),
 ])
 def test_semantic_errors_are_one_line_exit_2(tmp_path, overrides, needle):
     code, lines, stderr = _err(tmp_path, *overrides)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl.config.schema import DataConfig, RunConfig, SearchConfig, TaskConfig
+from automl.config.validate import validate_config
 from automl.data.split import Structure, cv_folds, holdout_split, scored_rows
 from automl.data.structure import structure_of, suspects, time_order
 from automl.errors import UserError
@@ -112,3 +114,16 @@ def test_profile_warns_of_an_undeclared_group_key_and_time_order():
     assert any("'patient' looks like a group key" in w and "data.group_column=patient" in w for w in warnings)
     assert any("'visit_date' looks like a time order" in w for w in warnings)
     assert not any("'x'" in w for w in warnings)
+
+
+@pytest.mark.parametrize("task,data,search,field", [
+    (TaskConfig(target="y", coverage=1.5), DataConfig(path="x.csv"), SearchConfig(), "task.coverage"),
+    (TaskConfig(target="y"), DataConfig(path="x.csv"), SearchConfig(time_gap=5), "search.time_gap"),
+    (TaskConfig(target="y"), DataConfig(path="x.csv", group_column="g", time_column="g"), SearchConfig(),
+     "data.group_column"),
+    (TaskConfig(target="y"), DataConfig(path="x.csv", time_column="y"), SearchConfig(), "data.time_column"),
+])
+def test_config_rules_name_the_field(task, data, search, field):
+    with pytest.raises(UserError) as e:
+        validate_config(RunConfig(data=data, task=task, search=search))
+    assert str(e.value).startswith(field), str(e.value)
