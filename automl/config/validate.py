@@ -4,6 +4,7 @@ from __future__ import annotations
 from automl.config.schema import RunConfig
 from automl.errors import UserError
 from automl.estimators import REGISTRY
+from automl.evaluation.calibration import METHODS as CALIBRATION_METHODS
 from automl.evaluation.metrics import CONSTRAINED, DEFAULT_METRIC, METRICS
 from automl.urls import is_url
 
@@ -41,6 +42,9 @@ def validate_config(cfg: RunConfig) -> None:
     if not 0.0 <= cfg.task.coverage < 1.0:
         raise UserError("task.coverage", f"must be in (0, 1) (0 = off), got {cfg.task.coverage}",
                         "Set task.coverage=0.9 (for example).")
+    if cfg.task.calibration not in CALIBRATION_METHODS:
+        raise UserError("task.calibration", f"unknown method '{cfg.task.calibration}'",
+                        f"Use one of: {', '.join(CALIBRATION_METHODS)}.")
     if s.pruner not in ("median", "none"):
         raise UserError("search.pruner", f"unknown pruner '{s.pruner}'", "Use median or none.")
     if cfg.task.metric != "auto" and cfg.task.metric not in METRICS:

@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 
 from automl.manifest import Manifest
+from automl.reporting.calibration_card import card_lines as calibration_lines
 from automl.reporting.features_section import synthesised_features
 from automl.reporting.sampling_card import card_lines
 
@@ -160,6 +161,7 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
             lines += [f"| {k} | {v:.5g} |" for k, v in final["holdout_metrics"].items()]
             lines.insert(len(lines) - len(final["holdout_metrics"]), "| metric | value |\n|---|---|")
         lines += _class_lines(final, task)
+        lines += calibration_lines(final)
         p = final.get("parity", {})
         if p:
             lines += [

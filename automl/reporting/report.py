@@ -20,6 +20,7 @@ import pandas as pd
 
 from automl.io import RunPaths, write_text
 from automl.manifest import Manifest, read_manifest
+from automl.reporting.calibration_card import report_part as calibration_part
 from automl.reporting.holdout import holdout_figures
 from automl.reporting.html import Figures, esc, fmt, page, table
 from automl.reporting.importance import hyperparameter_importance, load_study
@@ -156,6 +157,7 @@ def _holdout(paths: RunPaths, m: Manifest, final: dict[str, Any], figs: Figures 
         if final.get("refit_full_rows"):
             parts.append("<p class=muted>Curves are of the pipeline fitted on the search rows and scored once on the "
                          "holdout; the shipped model.onnx is the same configuration refit on all rows.</p>")
+    parts += calibration_part(final, figs if final.get("calibration") and room("reliability diagram") else None)
     pi = final.get("permutation_importance")
     if pi and pi.get("importances"):
         parts.append("<h3>Permutation feature importance (holdout)</h3>")

@@ -218,8 +218,8 @@ class FinalStage:
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
                              cfg.export.parity_rows, floor, cfg.export.refit_full,
                              min(1.5, 0.02 * cfg.budget.time_s), threshold,
-                             extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task.coverage,
-                                        cfg.task.class_conditional, prep.hold_groups)),
+                             extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
+                                        prep.hold_groups, floor, threshold)),
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
                 return outcome, fit_data, started

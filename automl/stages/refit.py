@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.config.schema import TaskConfig
 from automl.ensemble import WeightedEnsemble
 from automl.errors import ParityError
+from automl.evaluation.calibration import Calibrated, Calibrator, choose, reliability
 from automl.evaluation.conformal import Conformal, evaluate
 from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
@@ -28,21 +30,42 @@ from automl.search import objective as obj
 
 @dataclass(frozen=True)
 class Extras:
-    """What the final refit needs beyond the plan: the conformal calibration (task.coverage) and the
-    holdout rows' groups (data.group_column: a refit on all rows cross-fits target encoding on groups)."""
+    """What the final refit needs beyond the plan: the probability calibrator (task.calibration), the
+    conformal calibration (task.coverage) and the holdout rows' groups (data.group_column: a refit on all
+    rows cross-fits target encoding on groups)."""
     conformal: Conformal | None = None
     hold_groups: np.ndarray | None = None
+    calibrator: Calibrator | None = None
+    calibration: dict[str, Any] | None = None  # the choice: cross-fitted OOF log loss per method, or why none
 
 
-def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: list[float], coverage: float,
-               class_conditional: bool, hold_groups: np.ndarray | None) -> Extras:
+RANKING = ("roc_auc", "average_precision")
+
+
+def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: list[float], task: TaskConfig,
+               hold_groups: np.ndarray | None, floor: float = 0.0, threshold: float | None = None) -> Extras:
     """`oofs`: the plan members' OOF predictions on `data.scored` rows (None when a file is missing)."""
-    conf = None
-    if coverage and oofs:
-        blend = sum(w * o.astype(np.float64) for o, w in zip(oofs, weights, strict=True))
-        assert isinstance(blend, np.ndarray)
-        conf = Conformal.fit(data.task, data.oof_y, blend, coverage, class_conditional)
-    return Extras(conf, hold_groups)
+    if not oofs:
+        return Extras(hold_groups=hold_groups)
+    blend = sum(w * o.astype(np.float64) for o, w in zip(oofs, weights, strict=True))
+    assert isinstance(blend, np.ndarray)
+    cal: Calibrator | None = None
+    report: dict[str, Any] | None = None
+    if data.task != "regression":
+        blend = (1 - floor) * blend + floor / blend.shape[1]  # what the ensemble's graph outputs
+        if threshold is not None:
+            report = {"method": "none", "why": "the decision threshold was tuned on the uncalibrated probabilities"}
+        elif task.calibration != "none":
+            folds = [np.searchsorted(data.scored, va) for _, va in data.folds]
+            choice = choose(task.calibration, data.oof_y, blend, folds, data.metric.name not in RANKING)
+            cal = choice.calibrator
+            assert choice.calibrated_oof is not None
+            report = {**cal.to_json(), "oof_log_loss": choice.oof_log_loss,
+                      "oof_before": reliability(data.oof_y, blend),
+                      "oof_after": reliability(data.oof_y, choice.calibrated_oof)}
+            blend = choice.calibrated_oof.astype(np.float64)  # conformal scores on what the graph outputs
+    conf = Conformal.fit(data.task, data.oof_y, blend, task.coverage, task.class_conditional) if task.coverage else None
+    return Extras(conf, hold_groups, cal if cal is not None and cal.method != "none" else None, report)
 
 
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
@@ -59,9 +82,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         if g is not None and len(X) > len(g):  # refit on all rows: the holdout's groups after the search rows'
             g = None if extras.hold_groups is None else np.concatenate([g, extras.hold_groups])
         pipes = [obj.build(data, cand, groups=g).fit(X, y) for cand, _ in members]
-        if len(pipes) == 1 and not floor:
-            return pipes[0]
-        return WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor)
+        fitted = pipes[0] if len(pipes) == 1 and not floor else WeightedEnsemble(
+            pipes, [w for _, w in members], data.task, floor=floor)
+        return Calibrated(fitted, extras.calibrator) if extras.calibrator is not None else fitted
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -79,6 +102,10 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_pred"] = pred.astype(np.float32)
         if conf is not None:
             out["conformal_holdout"] = evaluate(conf, y_hold, python_output(conf, pred))
+        if extras.calibration is not None:
+            raw = obj.predict(pipe.inner, X_hold, data.task, data.n_classes) if isinstance(pipe, Calibrated) else pred
+            out["calibration"] = {**extras.calibration, "holdout_before": reliability(y_hold, raw),
+                                  "holdout_after": reliability(y_hold, pred)}
         if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
             scored = pipe
             out["permutation_importance"] = permutation_importance(
@@ -115,7 +142,8 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
         out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
-    members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
+    inner = pipe.inner if isinstance(pipe, Calibrated) else pipe
+    members_fitted = inner.members if isinstance(inner, WeightedEnsemble) else [inner]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     out["decision_threshold"] = threshold
 
