@@ -16,7 +16,7 @@ from automl.data.arrow import PANDAS_NA
 from automl.data.relational import compute_from_run, read_layout
 from automl.data.source import open_source
 from automl.errors import UserError
-from automl.export.contract import class_labels, feeds_from_frame, input_schema
+from automl.export.contract import class_labels, conformal_columns, feeds_from_frame, input_schema
 from automl.export.onnx import session
 from automl.io import RunPaths
 from automl.memory import release_freed
@@ -186,6 +186,8 @@ def predict_file(model: str, data: str, out: str, chunk_rows: int = 100_000, que
                 proba = np.asarray(res["probabilities"])
                 for j, c in enumerate(classes):
                     frame[f"proba_{c}"] = proba[:, j]
+            for col, values in conformal_columns(res, classes).items():
+                frame[col] = values
             if (total + len(frame)) // PROGRESS_ROWS > total // PROGRESS_ROWS:
                 log.info("scored %d rows", total + len(frame))
             total += len(frame)

@@ -60,6 +60,10 @@ class DataConfig:
     # per distinct cutoff, so rounding down is much faster and still never looks past a row's own time
     cutoff_round: str = ""
     max_rows: int = 0  # 0 = as many rows as budget.memory_mb allows; N caps the rows held (sampled from the whole file)
+    # validation that matches deployment (automl/data/split.py): "" = rows are independent
+    group_column: str = ""  # rows of one group (patient, customer, store) stay together in holdout and folds
+    group_is_feature: bool = False  # the group column is not a feature unless this is true
+    time_column: str = ""  # datetime or ordered numeric: latest rows are the holdout, folds chain forward
 
 
 @dataclass
@@ -72,6 +76,14 @@ class TaskConfig:
     # binary label metrics (f1, balanced_accuracy, accuracy, *_at_*): choose the decision threshold on
     # out-of-fold predictions and put it in the graph's `label` output; false: label = most probable class
     tune_threshold: bool = True
+    # conformal prediction (automl/conformal.py): 0 = off; e.g. 0.9 adds `interval` [N,2] (regression) or
+    # `prediction_set` [N,C] (classification) to the graph, calibrated on out-of-fold predictions
+    coverage: float = 0.0
+    class_conditional: bool = False  # classification: coverage holds within each class (Mondrian)
+    # classifiers (automl/evaluation/calibration.py): auto = none / sigmoid / isotonic (binary; isotonic not
+    # under ranking metrics) or none / temperature (multiclass), chosen on cross-fitted out-of-fold log loss and
+    # applied inside the graph; or one of none, sigmoid, isotonic, temperature. Not with a tuned threshold
+    calibration: str = "auto"
 
 
 @dataclass
@@ -106,6 +118,7 @@ class SearchConfig:
     # is not sampled, its value is recorded in every trial (leaderboard params, model card). Nested
     # {family: {param: value}} is the same, so `search.fixed.lightgbm.num_leaves=15,63` sweeps it
     fixed: dict[str, Any] = field(default_factory=dict)
+    time_gap: int = 0  # data.time_column: rows left out between each fold's training rows and its validation block
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 from automl.config.schema import RunConfig
 from automl.errors import UserError
 from automl.estimators import REGISTRY
+from automl.evaluation.calibration import METHODS as CALIBRATION_METHODS
 from automl.evaluation.metrics import CONSTRAINED, DEFAULT_METRIC, METRICS
 from automl.urls import is_url
 
@@ -34,6 +35,16 @@ def validate_config(cfg: RunConfig) -> None:
     if str(s.imbalance).lower() not in ("auto", "true", "false"):
         raise UserError("search.imbalance", f"must be auto, true or false, got '{s.imbalance}'",
                         "Set search.imbalance=auto (the default), true or false.")
+    if s.time_gap < 0:
+        raise UserError("search.time_gap", f"must be >= 0 rows, got {s.time_gap}", "Set search.time_gap=0 (no gap).")
+    if s.time_gap and not cfg.data.time_column:
+        raise UserError("search.time_gap", "is set but data.time_column is not", "Set data.time_column, or remove it.")
+    if not 0.0 <= cfg.task.coverage < 1.0:
+        raise UserError("task.coverage", f"must be in (0, 1) (0 = off), got {cfg.task.coverage}",
+                        "Set task.coverage=0.9 (for example).")
+    if cfg.task.calibration not in CALIBRATION_METHODS:
+        raise UserError("task.calibration", f"unknown method '{cfg.task.calibration}'",
+                        f"Use one of: {', '.join(CALIBRATION_METHODS)}.")
     if s.pruner not in ("median", "none"):
         raise UserError("search.pruner", f"unknown pruner '{s.pruner}'", "Use median or none.")
     if cfg.task.metric != "auto" and cfg.task.metric not in METRICS:
@@ -63,6 +74,12 @@ def validate_config(cfg: RunConfig) -> None:
                         "database URL", "Set data.path=sqlite:///file.db (or postgresql://user@host/db), or remove it.")
     if d.max_rows < 0:
         raise UserError("data.max_rows", f"must be >= 0, got {d.max_rows}", "Use 0 to size it to budget.memory_mb.")
+    if d.group_column and d.group_column == d.time_column:
+        raise UserError("data.group_column", f"'{d.group_column}' is also data.time_column",
+                        "Declare a group key and a time column that are different columns.")
+    if cfg.task.target and cfg.task.target in (d.group_column, d.time_column):
+        raise UserError("data.group_column" if cfg.task.target == d.group_column else "data.time_column",
+                        f"'{cfg.task.target}' is the target", "Declare another column.")
     if not cfg.task.target:
         raise UserError("task.target", "is empty", "Set task.target=<the column to predict>.")
     if cfg.export.format != "onnx":

@@ -85,7 +85,10 @@ def build_profile(df: pd.DataFrame, target: str, task: str, schema: Schema, seed
             top = s.astype(str).value_counts().head(5)
             info["top_values"] = {str(k): int(v) for k, v in top.items()}
         columns.append(info)
-        if c.role == "id":
+        if c.role == "id" and c.reason.startswith("declared in data.group_column"):
+            warnings.append(f"column '{c.name}' is the group key (data.group_column): the split keeps its groups "
+                            "whole; excluded from features")
+        elif c.role == "id":
             warnings.append(f"column '{c.name}' looks like an ID ({c.reason}); excluded from features")
         elif c.role == "constant":
             warnings.append(f"column '{c.name}' is constant ({c.reason}); excluded from features")

@@ -102,11 +102,17 @@ def infer_column(name: str, s: pd.Series, n_rows: int, declared_id: bool) -> Col
     return ColumnInfo(name, "categorical", dtype)
 
 
-def infer_schema(df: pd.DataFrame, target: str, id_columns: list[str], drop_columns: list[str]) -> Schema:
+def infer_schema(df: pd.DataFrame, target: str, id_columns: list[str], drop_columns: list[str],
+                 group_column: str = "") -> Schema:
+    """`group_column`: the declared group key, kept out of the features (data.group_is_feature=false)."""
     n = len(df)
     cols = []
     for name in df.columns:
         if name == target:
+            continue
+        if name == group_column:
+            cols.append(ColumnInfo(name, "id", str(df[name].dtype),
+                                   "declared in data.group_column (data.group_is_feature=true makes it a feature)"))
             continue
         if name in drop_columns:
             cols.append(ColumnInfo(name, "constant" if df[name].nunique() <= 1 else "id", str(df[name].dtype),

@@ -3,7 +3,9 @@
 One input per raw feature column, named after it: numeric -> float32 [N,1] (missing = NaN),
 categorical/text -> string [N,1] (missing = ""), datetime -> float64 [N,1] seconds since 1970-01-01
 UTC (missing = NaN; naive times count as UTC). Outputs: `label` [N] and, for classifiers,
-`probabilities` float32 [N,C] in the order of the `class_labels` metadata.
+`probabilities` float32 [N,C] in the order of the `class_labels` metadata. With task.coverage set, also
+`interval` float32 [N,2] (regression: lower, upper) or `prediction_set` bool [N,C] (classification: class
+j is in the row's set), calibrated so the truth falls inside with the `conformal` metadata's coverage.
 """
 from __future__ import annotations
 
@@ -60,3 +62,15 @@ def feeds_from_frame(df: pd.DataFrame, schema: list[dict[str, str]], where: str 
 def class_labels(meta: Mapping[str, str]) -> list[Any] | None:
     raw = meta.get("class_labels")
     return json.loads(raw) if raw else None
+
+
+def conformal_columns(outputs: Mapping[str, Any], classes: list[Any] | None) -> dict[str, np.ndarray]:
+    """Table columns for a graph's conformal output, if it has one: `lower`, `upper` (regression) or
+    `in_set_<class>` per class (classification)."""
+    if "interval" in outputs:
+        iv = np.asarray(outputs["interval"])
+        return {"lower": iv[:, 0], "upper": iv[:, 1]}
+    if "prediction_set" in outputs and classes is not None:
+        sets = np.asarray(outputs["prediction_set"], dtype=bool)
+        return {f"in_set_{c}": sets[:, j] for j, c in enumerate(classes)}
+    return {}

@@ -19,7 +19,9 @@ from onnx import TensorProto, helper
 from automl.data.roles import Schema
 from automl.ensemble import WeightedEnsemble
 from automl.errors import ParityError
+from automl.evaluation.calibration import Calibrated
 from automl.evaluation.metrics import labels_from_proba
+from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
 from automl.export.converters import register_converters
 from automl.preprocessing.imbalance import inference_estimators
@@ -177,10 +179,13 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
                 metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
     """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average).
     `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
+    calibrator = pipeline.calibrator if isinstance(pipeline, Calibrated) else None  # task.calibration
+    pipeline = pipeline.inner if isinstance(pipeline, Calibrated) else pipeline
     members = _inference_pipelines(pipeline)  # ensemble members and balanced-bagging bags, flattened
     floor = float(getattr(pipeline, "floor", 0.0) or 0.0)
     if len(members) == 1 and not floor:
-        return _finish(_convert(members[0][0], schema, task), task, classes, metadata, threshold)
+        return _finish(add_calibration(_convert(members[0][0], schema, task), calibrator), task, classes, metadata,
+                       threshold)
     out = "probabilities" if task != "regression" else "prediction"
     parts = [onnx.compose.add_prefix(_convert(m, schema, task), f"m{i}_", rename_inputs=False)
              for i, (m, _) in enumerate(members)]
@@ -210,7 +215,7 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
     # sorted by domain: the members' own order follows converter registration, which is not the graph's business
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
     model.ir_version = max(p.ir_version for p in parts)
-    return _finish(model, task, classes, metadata, threshold)
+    return _finish(add_calibration(model, calibrator), task, classes, metadata, threshold)
 
 
 def session(model_bytes: bytes) -> Any:

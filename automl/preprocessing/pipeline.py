@@ -11,7 +11,15 @@ from automl.data.roles import Schema
 from automl.features.build import synthesis_parts
 from automl.features.synthesis import RelevanceSelector
 from automl.features.text import TextSVD
-from automl.preprocessing.steps import Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog, target_encoder
+from automl.preprocessing.steps import (
+    Float32Cast,
+    GroupedFolds,
+    NaNIndicator,
+    OutlierClipper,
+    RareGrouper,
+    SkewLog,
+    target_encoder,
+)
 
 
 def _scaler(name: str) -> Any:
@@ -108,3 +116,16 @@ def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missi
     if float(pre.get("select", 1.0)) < 1.0:  # feature selection after synthesis, fitted on the training fold
         steps.append(("select", RelevanceSelector(keep=float(pre["select"]), task=task or "auto")))
     return Pipeline([*steps, ("cast", Float32Cast()), ("est", estimator)])
+
+
+def set_groups(pipe: Any, groups: Any, seed: int = 0) -> Any:
+    """Make every TargetEncoder of `pipe` cross-fit on whole groups (`groups`: one per row `pipe` will be
+    fitted on, data.group_column). A group with one value cannot be split: left to the seeded folds."""
+    from sklearn.preprocessing import TargetEncoder
+
+    if groups is None or len(set(groups.tolist())) < 2:
+        return pipe
+    for name, step in pipe.get_params().items():
+        if isinstance(step, TargetEncoder):
+            pipe.set_params(**{f"{name}__cv": GroupedFolds(groups, 5, seed)})
+    return pipe

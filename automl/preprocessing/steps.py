@@ -171,6 +171,27 @@ class SeededFolds:
         return self.n_splits
 
 
+class GroupedFolds:
+    """Five folds of whole groups for TargetEncoder's cross-fitting (data.group_column): a row's encoding
+    never comes from rows of its own group, as it will not for a new group in production. `groups` is
+    aligned with the rows the encoder is fitted on."""
+
+    def __init__(self, groups: Any, n_splits: int = 5, seed: int = 0):
+        self.groups = groups
+        self.n_splits = n_splits
+        self.seed = seed
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import GroupKFold
+
+        g = np.asarray(self.groups)
+        k = max(2, min(self.n_splits, len(np.unique(g))))
+        return GroupKFold(n_splits=k, shuffle=True, random_state=self.seed).split(X, y, g)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return max(2, min(self.n_splits, len(np.unique(np.asarray(self.groups)))))
+
+
 def _sklearn_at_least(major: int, minor: int) -> bool:
     parts = sklearn.__version__.split(".")
     return (int(parts[0]), int(parts[1])) >= (major, minor)

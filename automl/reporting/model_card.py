@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 
 from automl.manifest import Manifest
+from automl.reporting.calibration_card import card_lines as calibration_lines
 from automl.reporting.features_section import synthesised_features
 from automl.reporting.sampling_card import card_lines
 
@@ -42,6 +43,28 @@ def _class_lines(final: dict[str, Any], task: str) -> list[str]:
     rows = final.get("holdout_per_class")
     if rows:
         out += ["", _table(pd.DataFrame(rows)[["class", "precision", "recall", "f1", "support", "predicted"]])]
+    return out
+
+
+def _validation_lines(profile: dict[str, Any]) -> list[str]:
+    """The split used and why (data.group_column / data.time_column)."""
+    v = profile.get("validation")
+    return [f"- Split ({v['split']}): {v['how']}. Why: {v['why']}."] if v else []
+
+
+def _conformal_lines(final: dict[str, Any]) -> list[str]:
+    """Conformal outputs (task.coverage): what the graph carries and the coverage measured on the holdout."""
+    c = final.get("conformal")
+    if not c:
+        return []
+    out = ["", "## Uncertainty (conformal prediction)",
+           f"- Target coverage {c['coverage']:g}: {c['method']}, {c['calibration_rows']} rows"
+           + (", one threshold per class" if c["class_conditional"] else "") + "."]
+    h = final.get("conformal_holdout")
+    if h:
+        size = (f"mean interval width {h['mean_width']:.5g}" if "mean_width" in h
+                else f"mean set size {h['mean_set_size']:.3g} ({100 * h['empty_sets']:.1f}% empty)")
+        out.append(f"- On the {h['rows']} holdout rows: measured coverage **{h['coverage']:.3f}**, {size}.")
     return out
 
 
@@ -93,6 +116,7 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
         f"- Families searched: {', '.join(s['families'])}.",
         *([f"- Pinned (search.fixed, not searched; the same in every trial that has them): "
            f"{', '.join(f'`{k}={v}`' for k, v in s['fixed'].items())}."] if s.get("fixed") else []),
+        *_validation_lines(profile),
         "", "### Leaderboard (top 10)", "",
         _table(leaderboard.head(10)[["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout",
                                      "ensemble_weight", "fit_s", "status"]]),
@@ -144,6 +168,7 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
             lines += [f"| {k} | {v:.5g} |" for k, v in final["holdout_metrics"].items()]
             lines.insert(len(lines) - len(final["holdout_metrics"]), "| metric | value |\n|---|---|")
         lines += _class_lines(final, task)
+        lines += calibration_lines(final)
         p = final.get("parity", {})
         if p:
             lines += [
@@ -158,6 +183,11 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
                 lines.append(f"- `label` output checked against the Python decision rule on {p['labels_checked']} rows "
                              f"(rows within float noise of the decision boundary excluded): {p['label_mismatches']} "
                              "mismatches.")
+            if "conformal" in p:
+                c = p["conformal"]
+                lines.append(f"- `{c['output']}` output checked against the same rule on the Python pipeline's "
+                             f"output ({c['rows']} rows): **{'passed' if c['passed'] else 'FAILED'}**.")
+        lines += _conformal_lines(final)
     lines += card_lines(m)  # sampled runs: sizes, row selection, learning curve
     rep = m.reproducible
     if rep:

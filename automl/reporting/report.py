@@ -20,6 +20,7 @@ import pandas as pd
 
 from automl.io import RunPaths, write_text
 from automl.manifest import Manifest, read_manifest
+from automl.reporting.calibration_card import report_part as calibration_part
 from automl.reporting.holdout import holdout_figures
 from automl.reporting.html import Figures, esc, fmt, page, table
 from automl.reporting.importance import hyperparameter_importance, load_study
@@ -52,6 +53,9 @@ def _data(profile: dict[str, Any]) -> list[str]:
     if profile:
         parts.append(f"<p>{profile['n_rows']} rows, {profile['n_columns']} columns, {profile['n_features']} used as "
                      f"features; {profile.get('duplicate_rows', 0)} duplicate rows.</p>")
+        v = profile.get("validation")
+        if v:
+            parts.append(f"<p>Split ({esc(v['split'])}): {esc(v['how'])}. Why: {esc(v['why'])}.</p>")
         warns = profile.get("warnings", [])
         parts.append("<ul>" + "".join(f"<li class=warn>{esc(w)}</li>" for w in warns) + "</ul>" if warns
                      else "<p>No data-quality warnings.</p>")
@@ -153,6 +157,7 @@ def _holdout(paths: RunPaths, m: Manifest, final: dict[str, Any], figs: Figures 
         if final.get("refit_full_rows"):
             parts.append("<p class=muted>Curves are of the pipeline fitted on the search rows and scored once on the "
                          "holdout; the shipped model.onnx is the same configuration refit on all rows.</p>")
+    parts += calibration_part(final, figs if final.get("calibration") and room("reliability diagram") else None)
     pi = final.get("permutation_importance")
     if pi and pi.get("importances"):
         parts.append("<h3>Permutation feature importance (holdout)</h3>")
@@ -185,6 +190,14 @@ def _onnx(paths: RunPaths, final: dict[str, Any]) -> list[str]:
         rows += [("single-row latency", f"median {lat['single_row_ms_median']} ms, p99 {lat['single_row_ms_p99']} "
                                         f"ms (onnxruntime, in process, {lat['single_row_calls']} calls)"),
                  ("batch throughput", f"{lat['batch_rows_per_s']:,.0f} rows/s ({lat['batch_rows']}-row batch)")]
+    conf, hold = final.get("conformal"), final.get("conformal_holdout") or {}
+    if conf:
+        size = (f"mean width {hold['mean_width']:.5g}" if "mean_width" in hold
+                else f"mean set size {hold.get('mean_set_size', float('nan')):.3g}")
+        rows += [("conformal output", f"{(parity.get('conformal') or {}).get('output', '')}: target coverage "
+                                      f"{conf['coverage']:g} ({conf['method']}, {conf['calibration_rows']} rows)"),
+                 ("holdout coverage", f"{hold.get('coverage', float('nan')):.3f} on {hold.get('rows', 0)} rows, "
+                                      f"{size}")]
     return ["<h2 id=onnx>ONNX model</h2>", table(pd.DataFrame(rows, columns=["", "value"]))]
 
 

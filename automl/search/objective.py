@@ -14,6 +14,7 @@ import pandas as pd
 
 from automl.data.profile import IMBALANCE_RATIO
 from automl.data.roles import Schema
+from automl.data.split import RANDOM, Structure, scored_rows
 from automl.estimators import REGISTRY
 from automl.evaluation import threshold as thresholds
 from automl.evaluation.metrics import Metric
@@ -21,7 +22,7 @@ from automl.export.onnx import check_parity, export_onnx
 from automl.features.build import warm_imports
 from automl.preprocessing.imbalance import context as imbalance_context
 from automl.preprocessing.imbalance import wrap
-from automl.preprocessing.pipeline import build_pipeline
+from automl.preprocessing.pipeline import build_pipeline, set_groups
 from automl.search import space as sp
 from automl.search.supervisor import Pruned
 
@@ -70,9 +71,17 @@ class SearchData:
     imbalance: bool = True  # search samplers and class weights (classification; search.imbalance)
     tune_threshold: bool = True  # binary label metrics: decision threshold on OOF (task.tune_threshold)
     fixed: dict[str, Any] = field(default_factory=dict)  # search.fixed; after init "prefix.param" -> value
+    structure: Structure = RANDOM  # groups / time order of the rows (data.group_column, data.time_column)
+    scored: np.ndarray = field(init=False)  # rows some fold validates (forward chaining skips the first block)
     high_cardinality: bool = field(init=False, default=False)  # collapses_under_onehot, set from X
 
+    @property
+    def oof_y(self) -> np.ndarray:
+        """The target of the rows out-of-fold predictions score (OOF files hold every row)."""
+        return self.y[self.scored]
+
     def __post_init__(self) -> None:
+        self.scored = scored_rows(self.folds, len(self.y))
         self.high_cardinality = collapses_under_onehot(self.X, self.schema.names("categorical"))
         for key in self.families:
             self.spaces[key] = sp.load_space(key, REGISTRY.get(key).space_dir or self.space_dir)
@@ -193,10 +202,12 @@ def portfolio(data: SearchData, family: str) -> list[dict[str, Any]]:
     return sp.load_portfolio(family, REGISTRY.get(family).space_dir or data.space_dir)
 
 
-def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None) -> Any:
+def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None,
+          groups: np.ndarray | None = None) -> Any:
+    """`groups`: one per row the pipeline will be fitted on, for target encoding's cross-fitting."""
     spec = REGISTRY.get(cand.family)
     est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
-    pipe = build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task)
+    pipe = set_groups(build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task), groups, data.seed)
     if cand.imb:  # fit-time resampling / class weights around the estimator (the graph holds the inner one)
         pipe.steps[-1] = ("est", wrap(est, cand.imb, data.seed, pipe.named_steps["pre"]))
     return pipe
@@ -229,7 +240,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
     scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0
     for i, (tr, va) in enumerate(data.folds):
-        pipe = build(data, cand)
+        pipe = build(data, cand, groups=None if data.structure.groups is None else data.structure.groups[tr])
         t = time.perf_counter()
         pipe.fit(data.X.iloc[tr], data.y[tr])
         fit_s += time.perf_counter() - t
@@ -251,7 +262,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
                 raise Pruned()
     t_final, mean = None, float(np.mean(scores))
     if tuned:  # one threshold on all out-of-fold rows; the trial's score is the metric there
-        t_final, mean = thresholds.tune(data.metric, data.y, oof[:, 1])
+        t_final, mean = thresholds.tune(data.metric, data.oof_y, oof[data.scored, 1])
         scores = [data.metric(data.y[va], oof[va], data.n_classes, t_final) for _, va in data.folds]
     # the driver says whether this trial could be shipped (an ensemble member or better): exporting every
     # trial cost a third of a tree ensemble's trial time (benchmarks/NOTES.md), and the final stage's parity

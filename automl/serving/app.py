@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.export.contract import conformal_columns
 from automl.monitoring.drift import Thresholds, compare
 from automl.serving.artefact import LoadedModel, load_model
 from automl.serving.inputs import (
@@ -189,6 +190,8 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
             if proba is not None:
                 for j, c in enumerate(model.classes or []):
                     frame[f"proba_{c}"] = proba[:, j]
+            for col, values in conformal_columns(out, model.classes).items():
+                frame[col] = values
             buf = io.StringIO()
             frame.to_csv(buf, index=False)
             return buf.getvalue().encode(), "text/csv", n
@@ -196,6 +199,11 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
         if proba is not None:
             doc["classes"] = model.classes
             doc["probabilities"] = proba.tolist()
+        if "interval" in out:
+            doc["intervals"] = np.asarray(out["interval"]).tolist()
+        if "prediction_set" in out and model.classes is not None:
+            doc["prediction_sets"] = [[c for c, inside in zip(model.classes, row, strict=True) if inside]
+                                      for row in np.asarray(out["prediction_set"], dtype=bool).tolist()]
         return json.dumps(doc).encode(), "application/json", n
 
     async def predict(request: Request) -> Response:
@@ -232,7 +240,9 @@ def build_app(models: ModelSet, opts: ServeOptions) -> Any:
         return {"model": model.label, "sha256": model.sha256, "task": model.task, "target": model.target,
                 "inputs": model.schema, "categories": {c: sorted(v) for c, v in model.categories.items()},
                 "classes": model.classes,
-                "outputs": ["predictions"] + (["probabilities"] if model.classes is not None else []),
+                "outputs": ["predictions"] + (["probabilities"] if model.classes is not None else [])
+                + (["intervals"] if "interval" in model.output_names else [])
+                + (["prediction_sets"] if "prediction_set" in model.output_names else []),
                 "unseen_categories": "allowed" if opts.allow_unseen else "rejected (422)"}
 
     async def schema(request: Request) -> Response:

@@ -27,7 +27,7 @@ from automl.search.budget import Budget, final_cost, last_resort
 from automl.search.objective import Candidate, SearchData
 from automl.search.supervisor import COMPLETE, Outcome, supervise
 from automl.stages.prepare import Prepared
-from automl.stages.refit import refit_export
+from automl.stages.refit import extras_for, refit_export
 from automl.stages.search import Searched
 
 log = logging.getLogger("automl")
@@ -89,18 +89,18 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
     pool = diverse_pool(ok)
     if len(pool) < 2:
         return None
-    oofs = [np.load(paths.oof_file(t.number)).astype(np.float64) for t in pool]
+    oofs = [np.load(paths.oof_file(t.number)).astype(np.float64)[data.scored] for t in pool]
     costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full, budget.final_scale,
                         budget.holdout_scale) for t in pool]
     score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
     t = time.perf_counter()
-    best_single = score(data.y, oofs[0])
+    best_single = score(data.oof_y, oofs[0])
     # the selection's own time (one score per pool member per round; 0.9 s on 14k rows x 11 classes)
     # comes out of the refit's room, which the attempt measures after it
     select_s = (time.perf_counter() - t) * len(pool) * SELECTION_ROUNDS
     # x1.15: the attempt's own tolerance (estimates err both ways)
     room = 1.15 * (budget.left() - budget.reports_s - keep_s - select_s)
-    sel = greedy_select(oofs, data.y, score, metric.greater_is_better, costs=costs, max_cost=room,
+    sel = greedy_select(oofs, data.oof_y, score, metric.greater_is_better, costs=costs, max_cost=room,
                         rounds=SELECTION_ROUNDS)
     better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
     log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
@@ -128,7 +128,7 @@ class FinalStage:
 
     def _oofs(self, plan: Plan) -> list[np.ndarray] | None:
         files = [self.paths.oof_file(tr.number) for tr, _ in plan.members]
-        return [np.load(f) for f in files] if all(f.exists() for f in files) else None
+        return [np.load(f)[self.data.scored] for f in files] if all(f.exists() for f in files) else None
 
     def floor(self, plan: Plan) -> float:
         """A probability floor for log loss, chosen on the OOF predictions of the final combination."""
@@ -138,7 +138,7 @@ class FinalStage:
             return 0.0
         oof = sum(w * o.astype(np.float64) for o, (_, w) in zip(oofs, plan.members, strict=True))
         assert isinstance(oof, np.ndarray)  # a plan has at least one member
-        return choose_floor(oof, self.data.y, lambda y, p: metric(y, p, self.data.n_classes))
+        return choose_floor(oof, self.data.oof_y, lambda y, p: metric(y, p, self.data.n_classes))
 
     def threshold(self, plan: Plan) -> float | None:
         """The binary decision threshold, on the OOF predictions of the final combination (threshold metrics)."""
@@ -146,7 +146,7 @@ class FinalStage:
         if oofs is None:
             return None
         d = self.data
-        return for_members(d.metric, d.task, d.tune_threshold, d.y, oofs, [w for _, w in plan.members])
+        return for_members(d.metric, d.task, d.tune_threshold, d.oof_y, oofs, [w for _, w in plan.members])
 
     def run(self, done: list[Any]) -> FinalResult:
         """`done`: the completed trials, best first."""
@@ -278,7 +278,9 @@ class FinalStage:
             outcome = self.run_supervised(
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
                              cfg.export.parity_rows, floor, cfg.export.refit_full,
-                             min(1.5, 0.02 * cfg.budget.time_s), threshold),
+                             min(1.5, 0.02 * cfg.budget.time_s), threshold,
+                             extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
+                                        prep.hold_groups, floor, threshold)),
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
                 return outcome, fit_data, started

@@ -20,7 +20,8 @@ from automl.data.profile import build_profile
 from automl.data.relational import build_flat_frame, tables_sha256
 from automl.data.roles import Schema, infer_schema, infer_task, to_model_frame
 from automl.data.source import open_source
-from automl.data.split import check_class_counts, cv_folds, holdout_split
+from automl.data.split import RANDOM, Structure, check_class_counts, cv_folds, holdout_split
+from automl.data.structure import check_columns, describe, structure_of, suspects
 from automl.data.target import prepare_target
 from automl.errors import UserError
 from automl.estimators import REGISTRY
@@ -61,6 +62,7 @@ class Prepared:
     src: Any = None  # the opened source (file or SQL) of a one-table run
     sampled: Any = None  # data.large.Sampled when the data were scanned and sampled
     raw: pd.DataFrame | None = None  # the flat frame of a several-table run, for its end-to-end parity check
+    hold_groups: np.ndarray | None = None  # data.group_column: the holdout rows' group codes
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -88,14 +90,24 @@ def resolve_workers(cfg: RunConfig, cells: int) -> int:
 
 
 def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, task: str, metric: Metric,
-                n_classes: int, n_folds: int, n_jobs: int) -> SearchData:
+                n_classes: int, n_folds: int, n_jobs: int, structure: Structure = RANDOM) -> SearchData:
     """The search rows with their folds, spaces and settings: the one recipe of driver and worker."""
-    return SearchData(X=X, y=y, folds=cv_folds(y, task, n_folds, cfg.seed), schema=schema,
+    return SearchData(X=X, y=y, folds=cv_folds(y, task, n_folds, cfg.seed, structure), schema=schema,
                       missing_numeric=indicator_columns(X, schema.names("numeric")), task=task, metric=metric,
                       n_classes=n_classes, seed=cfg.seed, families=families_for(cfg, task),
                       space_dir=cfg.search.space_dir, n_jobs=n_jobs,
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
-                      tune_threshold=cfg.task.tune_threshold, fixed=dict(cfg.search.fixed))
+                      tune_threshold=cfg.task.tune_threshold, structure=structure,
+                      fixed=dict(cfg.search.fixed))
+
+
+def schema_for(cfg: RunConfig, df: pd.DataFrame) -> Schema:
+    group = "" if cfg.data.group_is_feature else cfg.data.group_column
+    return infer_schema(df, cfg.task.target, list(cfg.data.id_columns), list(cfg.data.drop_columns), group)
+
+
+def structure_for(cfg: RunConfig, df: pd.DataFrame) -> Structure:
+    return structure_of(df, cfg.data.group_column, cfg.data.time_column, cfg.search.time_gap)
 
 
 def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:
@@ -130,6 +142,11 @@ def check_frame(cfg: RunConfig, df: pd.DataFrame, src: Any, sampled: Any) -> tup
         if col not in df.columns:
             raise UserError("data.id_columns" if col in cfg.data.id_columns else "data.drop_columns",
                             f"'{col}' is not a column of the data", "Remove it or fix its spelling.")
+    check_columns(df, cfg.data.group_column, cfg.data.time_column)
+    if sampled is not None and (cfg.data.group_column or cfg.data.time_column):
+        raise UserError("data.group_column" if cfg.data.group_column else "data.time_column",
+                        "grouped or time-ordered validation needs every row in memory, but the data were sampled "
+                        "to fit budget.memory_mb / data.max_rows", "Raise budget.memory_mb, or sample the file first.")
     if len(df) < 10:
         raise UserError("data.path",
                         f"{len(df)} data row(s) with a target are too few for cross-validation and a holdout",
@@ -155,13 +172,18 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     elif len(df) < 2 * n_folds + 2:
         raise UserError("data.path", f"{len(df)} rows are too few for {n_folds}-fold CV and a holdout",
                         "Provide more rows or lower search.cv_folds.")
-    schema = infer_schema(df, target, list(cfg.data.id_columns), list(cfg.data.drop_columns))
+    schema = schema_for(cfg, df)
+    structure = structure_for(cfg, df)
     timings["load_s"] = time.time() - t
 
     t = time.time()
     profile = build_profile(df, target, task, schema, cfg.seed)
     if sampled is not None:
         profile = sampled.merge_profile(profile, target, task)
+    d = cfg.data
+    profile["validation"] = describe(structure, d.group_column, d.time_column, cfg.search.time_gap)
+    if not (d.group_column or d.time_column):
+        profile["warnings"] += suspects(df, target, task, [*d.id_columns, *d.drop_columns])
     write_json(paths.profile, profile)
     timings["profile_s"] = time.time() - t
     for w in profile["warnings"]:
@@ -171,18 +193,20 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     if cfg.data.tables:  # a resumed study must see the same tables, not only the same target table
         data_sha = tables_sha256(cfg.data)
     X_all = to_model_frame(df, schema)
-    tr, ho = sampled.split() if sampled is not None else holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
+    tr, ho = (sampled.split() if sampled is not None
+              else holdout_split(y_all, task, cfg.search.holdout, cfg.seed, structure))
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
     data = search_data(cfg, X, y, schema, task, metric, len(classes) if classes is not None else 0, n_folds,
-                       max(1, (os.cpu_count() or 1) // n_workers))
+                       max(1, (os.cpu_count() or 1) // n_workers), structure.take(tr))
     # several tables: the end-to-end parity check compares against the flat frame; otherwise the model
     # frame (X_all) holds what the run needs from here (large data: it is the peak)
     return Prepared(data=data, X_all=X_all, X_hold=X_all.iloc[ho].reset_index(drop=True), y_hold=y_all[ho],
                     classes=classes, task=task, metric_name=metric_name, schema=schema, profile=profile, mem=mem,
                     n_workers=n_workers, data_sha=data_sha, data_sha_of=data_sha_of, shape=df.shape,
                     n_missing_target=n_missing, src=src, sampled=sampled,
-                    raw=df if cfg.data.tables else None, timings=timings)
+                    raw=df if cfg.data.tables else None, timings=timings,
+                    hold_groups=None if structure.groups is None else structure.groups[ho])
 
 
 def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, data_path: str,
@@ -193,8 +217,10 @@ def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, da
     df = read_table(data_path)
     df = df[df[target].notna()].reset_index(drop=True)
     y_all, classes = prepare_target(df, target, task)
-    schema = infer_schema(df, target, list(cfg.data.id_columns), list(cfg.data.drop_columns))
+    schema = schema_for(cfg, df)
+    structure = structure_for(cfg, df)
     X_all = to_model_frame(df, schema)
-    tr, _ = holdout_split(y_all, task, cfg.search.holdout, cfg.seed)
+    tr, _ = holdout_split(y_all, task, cfg.search.holdout, cfg.seed, structure)
     return search_data(cfg, X_all.iloc[tr].reset_index(drop=True), np.asarray(y_all[tr]), schema, task,
-                       metric_for(cfg, metric_name), len(classes) if classes is not None else 0, n_folds, n_jobs)
+                       metric_for(cfg, metric_name), len(classes) if classes is not None else 0, n_folds, n_jobs,
+                       structure.take(tr))

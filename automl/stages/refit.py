@@ -8,31 +8,83 @@ configuration refit on all rows, holdout included.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from automl.config.schema import TaskConfig
 from automl.ensemble import WeightedEnsemble
 from automl.errors import ParityError
+from automl.evaluation.calibration import Calibrated, Calibrator, choose, reliability
+from automl.evaluation.conformal import Conformal, evaluate
 from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
 from automl.export.onnx import check_parity, export_onnx, run_in_chunks, session
+from automl.export.uncertainty import add_conformal, check_conformal_parity, python_output
 from automl.features.build import describe
 from automl.reporting.explain import permutation_importance
 from automl.search import objective as obj
 
 
+@dataclass(frozen=True)
+class Extras:
+    """What the final refit needs beyond the plan: the probability calibrator (task.calibration), the
+    conformal calibration (task.coverage) and the holdout rows' groups (data.group_column: a refit on all
+    rows cross-fits target encoding on groups)."""
+    conformal: Conformal | None = None
+    hold_groups: np.ndarray | None = None
+    calibrator: Calibrator | None = None
+    calibration: dict[str, Any] | None = None  # the choice: cross-fitted OOF log loss per method, or why none
+
+
+RANKING = ("roc_auc", "average_precision")
+
+
+def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: list[float], task: TaskConfig,
+               hold_groups: np.ndarray | None, floor: float = 0.0, threshold: float | None = None) -> Extras:
+    """`oofs`: the plan members' OOF predictions on `data.scored` rows (None when a file is missing)."""
+    if not oofs:
+        return Extras(hold_groups=hold_groups)
+    blend = sum(w * o.astype(np.float64) for o, w in zip(oofs, weights, strict=True))
+    assert isinstance(blend, np.ndarray)
+    cal: Calibrator | None = None
+    report: dict[str, Any] | None = None
+    if data.task != "regression":
+        blend = (1 - floor) * blend + floor / blend.shape[1]  # what the ensemble's graph outputs
+        if threshold is not None:
+            report = {"method": "none", "why": "the decision threshold was tuned on the uncalibrated probabilities"}
+        elif task.calibration != "none":
+            folds = [np.searchsorted(data.scored, va) for _, va in data.folds]
+            choice = choose(task.calibration, data.oof_y, blend, folds, data.metric.name not in RANKING)
+            cal = choice.calibrator
+            assert choice.calibrated_oof is not None
+            report = {**cal.to_json(), "oof_log_loss": choice.oof_log_loss,
+                      "oof_before": reliability(data.oof_y, blend),
+                      "oof_after": reliability(data.oof_y, choice.calibrated_oof)}
+            blend = choice.calibrated_oof.astype(np.float64)  # conformal scores on what the graph outputs
+    conf = Conformal.fit(data.task, data.oof_y, blend, task.coverage, task.class_conditional) if task.coverage else None
+    return Extras(conf, hold_groups, cal if cal is not None and cal.method != "none" else None, report)
+
+
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
                  y_hold: np.ndarray, classes: list[Any] | None, meta: dict[str, str], parity_tol: float,
                  parity_rows: int, floor: float = 0.0, refit_full: bool = False,
-                 explain_s: float = 0.0, threshold: float | None = None) -> dict[str, Any]:
+                 explain_s: float = 0.0, threshold: float | None = None,
+                 extras: Extras | None = None) -> dict[str, Any]:
+    extras = extras or Extras()
+    conf = extras.conformal
+    groups = data.structure.groups
 
     def fit(X: pd.DataFrame, y: np.ndarray) -> Any:
-        pipes = [obj.build(data, cand).fit(X, y) for cand, _ in members]
-        if len(pipes) == 1 and not floor:
-            return pipes[0]
-        return WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor)
+        g = groups
+        if g is not None and len(X) > len(g):  # refit on all rows: the holdout's groups after the search rows'
+            g = None if extras.hold_groups is None else np.concatenate([g, extras.hold_groups])
+        pipes = [obj.build(data, cand, groups=g).fit(X, y) for cand, _ in members]
+        fitted = pipes[0] if len(pipes) == 1 and not floor else WeightedEnsemble(
+            pipes, [w for _, w in members], data.task, floor=floor)
+        return Calibrated(fitted, extras.calibrator) if extras.calibrator is not None else fitted
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -48,6 +100,12 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         if data.task != "regression":
             out["holdout_per_class"] = per_class_report(y_hold, pred, classes, threshold)
         out["holdout_pred"] = pred.astype(np.float32)
+        if conf is not None:
+            out["conformal_holdout"] = evaluate(conf, y_hold, python_output(conf, pred))
+        if extras.calibration is not None:
+            raw = obj.predict(pipe.inner, X_hold, data.task, data.n_classes) if isinstance(pipe, Calibrated) else pred
+            out["calibration"] = {**extras.calibration, "holdout_before": reliability(y_hold, raw),
+                                  "holdout_after": reliability(y_hold, pred)}
         if explain_s > 0:  # of the holdout-scored pipeline: the refit_full one has seen the holdout
             scored = pipe
             out["permutation_importance"] = permutation_importance(
@@ -73,6 +131,11 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     try:
         parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold,
                               fit_rows=len(data.y) + (len(y_hold) if refit_full else 0))
+        if conf is not None:
+            model = add_conformal(model, conf)
+            parity["conformal"] = check_conformal_parity(model, pipe, check_rows, data.schema, conf, parity_tol,
+                                                         len(data.y) + (len(y_hold) if refit_full else 0))
+            out["conformal"] = conf.to_json()
     except ParityError as e:
         return {**out, "parity_error": str(e), "timings": timings,
                 "parity_failed_members": failing_members(pipe, data, classes, meta, threshold, check_rows, parity_tol,
@@ -81,7 +144,8 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
         out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
-    members_fitted = pipe.members if isinstance(pipe, WeightedEnsemble) else [pipe]
+    inner = pipe.inner if isinstance(pipe, Calibrated) else pipe
+    members_fitted = inner.members if isinstance(inner, WeightedEnsemble) else [inner]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     out["decision_threshold"] = threshold
 
@@ -93,6 +157,8 @@ def failing_members(pipe: Any, data: obj.SearchData, classes: list[Any] | None, 
                     threshold: float | None, rows: pd.DataFrame, tol: float, fit_rows: int) -> list[int]:
     """Which members of an ensemble that failed the parity gate fail it on their own (indices), so the final
     stage can select an ensemble without them rather than give the ensemble up ([] for a single model)."""
+    if isinstance(pipe, Calibrated):  # the calibrator acts on the blend: each member is checked raw
+        pipe = pipe.inner
     if not isinstance(pipe, WeightedEnsemble) or len(pipe.members) < 2:
         return []
     bad = []

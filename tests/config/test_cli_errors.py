@@ -57,6 +57,8 @@ def test_compose_time_errors_exit_2(tmp_path, override, needle):
     (["tracking.register_as=churn"], "tracking.register_as"),
     (["tracking=mlflow", "tracking.timeout_s=0"], "tracking.timeout_s"),
     (["estimators.include=[lightgbm]", "+search.fixed.lightgbm.leaves=3"], "search.fixed.lightgbm.leaves"),
+    (["data.group_column=nope"], "data.group_column"),
+    (["data.time_column=island"], "data.time_column"),
 ])
 def test_semantic_errors_are_one_line_exit_2(tmp_path, overrides, needle):
     code, lines, stderr = _err(tmp_path, *overrides)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.config.schema import TaskConfig
 from automl.evaluation.metrics import get_metric
 from automl.io import RunPaths
 from automl.search.budget import Budget
@@ -49,7 +50,8 @@ def test_selection_keeps_the_last_resorts_time_free(tmp_path, monkeypatch):
     # the selection's own measured time is taken from the room too: on a loaded machine 75 scores took
     # over 2 s, which is not what this test is about, so the stage's clock stands still
     monkeypatch.setattr(final_mod, "time", SimpleNamespace(perf_counter=lambda: 0.0, time=time.time))
-    data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False)
+    data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False,
+                           scored=np.arange(len(y)), oof_y=y)
     paths = RunPaths(tmp_path)
     budget = Budget(start=time.time(), time_s=30.0, reports_s=2.0)
 
@@ -81,11 +83,12 @@ class FakeRefit:
 
 def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s: float = 60.0) -> FinalStage:
     cfg = SimpleNamespace(export=SimpleNamespace(parity_tol=1e-4, parity_rows=100, refit_full=False),
-                          budget=SimpleNamespace(time_s=time_s, memory_mb=0))
-    data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False,
-                           metric=get_metric("roc_auc"))
+                          budget=SimpleNamespace(time_s=time_s, memory_mb=0), task=TaskConfig(target="y"))
+    folds = [(np.array([], dtype=int), np.arange(len(y))[i::3]) for i in range(3)]
+    data = SimpleNamespace(y=y, folds=folds, n_classes=2, task="binary", tune_threshold=False,
+                           metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y)
     budget = Budget(start=time.time(), time_s=time_s, reports_s=2.0, trial_memory_mb=500.0)
-    prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None)
+    prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None, hold_groups=None)
     searched = SimpleNamespace(budget=budget, data=data, final_data=data)
     return FinalStage(cfg, prep, searched, RunPaths(tmp_path), {}, run_supervised=refit)
 
