@@ -118,6 +118,27 @@ class Run:
                             "Use run.predict(frame).")
         return pd.DataFrame(self._score(frame, "probabilities"), index=frame.index, columns=classes)
 
+    def _outputs(self) -> set[str]:
+        return {o.name for o in self._session.get_outputs()}
+
+    def predict_interval(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The graph's conformal `interval` output (regression run with task.coverage): columns `lower` and
+        `upper`, on frame's index; about task.coverage of new rows fall inside (docs/validation.md)."""
+        if "interval" not in self._outputs():
+            raise UserError("predict_interval", "this model has no `interval` output",
+                            "Fit a regression with task.coverage=0.9 (or another level).")
+        iv = self._score(frame, "interval")
+        return pd.DataFrame({"lower": iv[:, 0], "upper": iv[:, 1]}, index=frame.index)
+
+    def predict_set(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The graph's conformal `prediction_set` output (classification run with task.coverage): one bool
+        column per class, True where the class is in the row's set, on frame's index."""
+        if "prediction_set" not in self._outputs():
+            raise UserError("predict_set", "this model has no `prediction_set` output",
+                            "Fit a classifier with task.coverage=0.9 (or another level).")
+        return pd.DataFrame(self._score(frame, "prediction_set").astype(bool), index=frame.index,
+                            columns=self.classes)
+
 
 def load(run_dir: str | os.PathLike[str]) -> Run:
     """The run folder `run_dir` (from `fit`, the `automl` command or a sweep job) as a Run."""

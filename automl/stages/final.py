@@ -161,9 +161,9 @@ class FinalStage:
         # shippable should the ensemble overrun: an ensemble selected in more room than that is skipped
         ensemble_keep = self.safety_keep(done, resorts[0], fallback_s)
         ens = None
-        if ensemble_keep is not None or done[0] is resorts[0]:
+        if ensemble_keep is not None:
             ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget,
-                                  keep_s=fallback_s if ensemble_keep is None else ensemble_keep)
+                                  keep_s=ensemble_keep)
         else:  # an ensemble that overran would leave only the last resort: the best single goes first
             log.info("ensemble not tried: no room to keep a model better than the last resort shippable after it")
         if ens is not None:
@@ -188,7 +188,7 @@ class FinalStage:
             if i >= first_resort:
                 keep = fallback_s
             elif plan.kind == "ensemble":
-                keep = fallback_s if ensemble_keep is None else ensemble_keep
+                keep = ensemble_keep or fallback_s
             else:
                 keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, resorts[0],
                                            fallback_s)
@@ -212,7 +212,7 @@ class FinalStage:
                 failed |= {plan.members[j][0].number for j in bad}
                 rest = [t for t in done if t.number not in failed]
                 again = select_ensemble(rest, self.data, self.data.metric, self.paths, self.budget,
-                                        keep_s=fallback_s if ensemble_keep is None else ensemble_keep)
+                                        keep_s=ensemble_keep or fallback_s)
                 if again is not None:
                     plans.insert(i + 1, Plan("ensemble", again["members"]))
                     first_resort += 1
@@ -222,16 +222,18 @@ class FinalStage:
                            selection, failures, time.time() - t0)
 
     def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float | None:
-        """Seconds the ensemble's attempt keeps free: enough to ship the best-ranked single that needs at most
-        half the time left (then the last resort), so an ensemble that overruns is followed by a model close
-        to it, not by the cheapest one (a 60k-row run shipped a linear model 11% worse than its ensemble
-        when the ensemble's refit overran). None: no such single, only the last resort would follow."""
+        """Seconds the ensemble's attempt keeps free: enough to ship the best-ranked single that still leaves
+        the ensemble the best single's cost (then the last resort), so an ensemble that overruns is followed
+        by a model close to it, not by the cheapest one (a 60k-row run shipped a linear model 11% worse than
+        its ensemble when the ensemble's refit overran). The last resort itself qualifies when it is the best
+        single. None: only a worse last resort could follow."""
         room = self.budget.left() - self.budget.reports_s
+        best = self.cost_of(done[0])
         for t in done:
-            if t is resort:
-                break
+            if t is resort:  # the last resort follows whatever happens: fine when it is the best single
+                return fallback_s if t is done[0] else None
             need = 1.5 * self.cost_of(t) + fallback_s
-            if need <= 0.5 * room:
+            if need + best <= 1.15 * room:
                 return need
         return None
 

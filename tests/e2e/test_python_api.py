@@ -110,6 +110,7 @@ def test_import_automl_stays_light():
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_a_run_without_a_model_raises_run_failed(tmp_path):
     """Every trial of a test-only family raises: fit raises RunFailed, whose run is the folder to inspect.
     In a subprocess: the plugin joins the estimator registry when it is imported (AUTOML_PLUGINS)."""
@@ -129,3 +130,22 @@ except automl.RunFailed as e:
     folder, status, n_trials, message = p.stdout.split()
     assert (folder, status, message) == ("failed", "FAILED", "True") and int(n_trials) >= 1
     assert (tmp_path / "failed" / "leaderboard.csv").is_file() and not (tmp_path / "failed" / "model.onnx").exists()
+
+
+def test_conformal_outputs_reach_the_python_api(fitted, tmp_path):
+    """task.coverage puts an `interval` output in a regression graph: run.predict_interval returns it around
+    run.predict; a model without it (the penguins fit) says which setting adds it."""
+    frame, run, _ = fitted
+    with pytest.raises(UserError, match=r"task\.coverage"):
+        run.predict_set(frame.drop(columns=["species"]))
+    wages = pd.read_csv(DATA / "slid_wages_600.csv")
+    reg = automl.fit(wages, target="wages", output_dir=tmp_path / "wages",
+                     overrides=["budget.time_s=20", "budget.n_trials=3", "search.cv_folds=3", "task.coverage=0.9",
+                                "estimators.include=[baseline,linear,hist_gradient_boosting]"])
+    rows = wages.drop(columns=["wages"])
+    iv, pred = reg.predict_interval(rows), reg.predict(rows)
+    assert list(iv.columns) == ["lower", "upper"] and list(iv.index) == list(rows.index)
+    assert ((iv["lower"] <= pred + 1e-4) & (pred <= iv["upper"] + 1e-4)).all()
+    inside = ((wages["wages"] >= iv["lower"]) & (wages["wages"] <= iv["upper"])).mean()
+    assert inside >= 0.8, inside  # 0.9 on new rows; these are mostly training rows
+    pd.testing.assert_frame_equal(automl.load(tmp_path / "wages").predict_interval(rows), iv)

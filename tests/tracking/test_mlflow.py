@@ -27,7 +27,7 @@ from automl.io import RunPaths
 from tests.cli_runner import run_cli
 from tests.conftest import importable, require
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
 
 PENGUINS = Path(__file__).resolve().parents[2] / "automl" / "demo" / "penguins.csv"
 # n_trials ends each run; the time budget only has to be generous enough for a loaded machine

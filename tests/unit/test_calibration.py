@@ -62,3 +62,24 @@ def test_graph_applies_the_calibrator(method):
     report = check_parity(model, pipe, X_hold.reset_index(drop=True), data.schema, data.task, 1e-5, 0)
     assert report["passed"] and report["label_mismatches"] == 0
     assert log_loss(y_hold, pipe.predict_proba(X_hold)) < log_loss(y_hold, pipe.inner.predict_proba(X_hold))
+
+
+def test_under_log_loss_calibration_never_sharpens_past_the_floor():
+    """Near-separable OOF predictions (every row right, confidently): sharpening wins on them, which under
+    the log loss metric undoes the probability floor chosen before calibration (a temperature of 0.05 won on
+    penguins' OOF rows and one confident miss then cost 1.26 holdout log loss). With sharpen=False the
+    temperature stays >= 1, a sigmoid slope above 1 becomes no calibration, and isotonic is not offered."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    p = np.full((300, 3), 0.05)
+    p[np.arange(300), y] = 0.9
+    folds = [np.arange(i, 300, 5) for i in range(5)]
+    sharp = choose("auto", y, p, folds)
+    assert sharp.calibrator.method == "temperature" and sharp.calibrator.a > 1.0  # T < 1: sharper
+    safe = choose("auto", y, p, folds, sharpen=False)
+    assert safe.calibrator.method == "none" or safe.calibrator.a <= 1.0 + 1e-9
+    yb = (y == 0).astype(int)
+    pb = np.c_[1 - np.where(yb == 1, 0.8, 0.2), np.where(yb == 1, 0.8, 0.2)]
+    assert Calibrator.fit("sigmoid", yb, pb).a > 1.0
+    assert Calibrator.fit("sigmoid", yb, pb, sharpen=False).method == "none"
+    assert "isotonic" not in choose("auto", yb, pb, folds, sharpen=False).oof_log_loss
