@@ -36,7 +36,7 @@ def test_fit_from_a_frame_predict_load_predict_again(fitted):
     assert run.card.startswith("# Model card") and "species" in run.card
     board = run.leaderboard
     assert isinstance(board, pd.DataFrame) and {"rank", "family", "status"} <= set(board.columns)
-    assert len(board) >= 1 and set(board["family"]) <= {"baseline", "linear", "hist_gradient_boosting"}
+    assert len(board) >= 1 and set(board["family"]) <= {"baseline", "linear", "hist_gradient_boosting", "ensemble"}
     # the frame became the run's data file, row for row (the index is not data)
     assert Path(run.manifest.data["path"]) == (out / "data.parquet").absolute()
     pd.testing.assert_frame_equal(pd.read_parquet(out / "data.parquet"), frame)
