@@ -197,12 +197,13 @@ EXPORT_TOP_FAMILY = 2
 
 def worth_exporting(state: LoopState, family: str, signed: float) -> bool:
     """Whether a trial that just finished its folds is exported and parity-checked now: the first of its
-    family (the final stage prices the family's exports from it) and every trial that could be shipped or
-    join the ensemble's pool (automl/stages/final.py diverse_pool: the best 12 and 2 of every family).
+    family (the final stage prices the family's exports from it), and a trial likely to be shipped or to
+    join the ensemble's pool (automl/stages/final.py diverse_pool: the best 12 and 2 of every family). Any
+    other trial that is shipped after all is still exported and gated by the final stage.
     `signed`: its CV score, higher is better."""
-    same = sorted((v for v, fam in state.scored if fam == family), reverse=True)
-    if not any(fam == family for fam in state.exported):
+    if family not in state.exported:
         return True
+    same = sorted((v for v, fam in state.scored if fam == family), reverse=True)
     overall = sorted((v for v, _ in state.scored), reverse=True)
     return (len(overall) < EXPORT_TOP or signed > overall[EXPORT_TOP - 1]
             or len(same) < EXPORT_TOP_FAMILY or signed > same[EXPORT_TOP_FAMILY - 1])
