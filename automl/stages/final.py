@@ -221,6 +221,11 @@ class FinalStage:
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
 
+    def rung_s(self, trial: Any, fallback_s: float) -> float:
+        """Seconds kept free so that `trial` can still be shipped (x1.5: estimates err both ways), then the
+        last resort."""
+        return 1.5 * self.cost_of(trial) + fallback_s
+
     def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float | None:
         """Seconds the ensemble's attempt keeps free: enough to ship the best-ranked single that still leaves
         the ensemble the best single's cost (then the last resort), so an ensemble that overruns is followed
@@ -232,7 +237,7 @@ class FinalStage:
         for t in done:
             if t is resort:  # the last resort follows whatever happens: fine when it is the best single
                 return fallback_s if t is done[0] else None
-            need = 1.5 * self.cost_of(t) + fallback_s
+            need = self.rung_s(t, fallback_s)
             if need + best <= 1.15 * room:
                 return need
         return None
@@ -247,7 +252,7 @@ class FinalStage:
                 break
             if t.number in failed:
                 continue
-            need = 1.5 * self.cost_of(t) + fallback_s
+            need = self.rung_s(t, fallback_s)
             if cost <= 1.15 * (room - need):
                 return need
         return fallback_s
