@@ -19,6 +19,7 @@ from automl.reporting.progress import Progress, log_trial
 from automl.stages.final import FinalStage
 from automl.stages.outputs import Manifest, write_outputs
 from automl.stages.prepare import prepare
+from automl.stages.rescore import rescore
 from automl.stages.search import search
 from automl.tracking.mlflow_tracking import track
 from automl.version import __version__
@@ -43,7 +44,13 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     meta = metadata(prep.schema, prep.task, config.task.target, prep.metric_name, prep.classes, __version__,
                     {c: v for c, v in levels.items() if len(v) < 1000})
     done = searched.completed(prep.data.metric.greater_is_better)
+    t_rescore = time.time()
+    done, rescored = rescore(done, searched.data, searched.budget, searched.budget.rescore_top)
+    if rescored is not None:
+        timings["rescore_s"] = time.time() - t_rescore
     fin = FinalStage(config, prep, searched, paths, meta).run(done)
+    if rescored is not None and fin.final:
+        fin.final["rescore"] = rescored
     if done:
         timings["final_s"] = time.time() - t
 

@@ -100,6 +100,9 @@ class BudgetConfig:
 @dataclass
 class SearchConfig:
     sampler: str = "tpe"  # tpe | random
+    # how trials are scored: cv (k folds), holdout (one inner validation split, k times cheaper), or auto:
+    # holdout on data too large for k-fold CV in the time budget (automl/stages/prepare.py validation_for)
+    validation: str = "auto"
     cv_folds: int = 0  # 0 = auto: 5 folds up to 4000 search rows, 3 above (more trials within the budget)
     holdout: float = 0.2  # share of rows carved out first, never seen by the search
     n_startup_trials: int = 10  # TPE: random trials before the model kicks in (after the warm start)
@@ -118,6 +121,9 @@ class SearchConfig:
     # is not sampled, its value is recorded in every trial (leaderboard params, model card). Nested
     # {family: {param: value}} is the same, so `search.fixed.lightgbm.num_leaves=15,63` sweeps it
     fixed: dict[str, Any] = field(default_factory=dict)
+    # after the search, the best N trials are cross-validated again on fresh folds and ranked by the mean of
+    # both estimates (against the winner's curse); -1 = auto: 5 on small data (<= 4000 search rows, k-fold)
+    rescore: int = -1
     time_gap: int = 0  # data.time_column: rows left out between each fold's training rows and its validation block
 
 

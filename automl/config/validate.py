@@ -23,6 +23,15 @@ def validate_config(cfg: RunConfig) -> None:
     if b.trial_time_s < 0 or b.trial_memory_mb < 0:
         raise UserError("budget.trial_time_s" if b.trial_time_s < 0 else "budget.trial_memory_mb",
                         "must be >= 0", "Use 0 to derive it from the run budget.")
+    if s.validation not in ("auto", "cv", "holdout"):
+        raise UserError("search.validation", f"must be auto, cv or holdout, got {s.validation!r}",
+                        "Set search.validation=auto (or cv, holdout).")
+    if s.validation == "holdout" and s.cv_folds:
+        raise UserError("search.cv_folds", f"is {s.cv_folds} but search.validation=holdout scores one split",
+                        "Set search.cv_folds=0, or search.validation=cv.")
+    if s.rescore < -1:
+        raise UserError("search.rescore", f"must be -1 (auto), 0 (off) or a number of trials, got {s.rescore}",
+                        "Set search.rescore=-1.")
     if s.cv_folds < 0 or s.cv_folds == 1:
         raise UserError("search.cv_folds", f"must be 0 (auto) or >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
     if not 0.0 <= s.holdout < 0.9:

@@ -1,5 +1,8 @@
 """Holdout carve-out and cross-validation folds, seeded from the root seed.
 
+One inner validation split instead of k folds when `n_folds` is 1 (search.validation; the inner split's
+share follows `inner_share`).
+
 Three structures, declared in the config (`data.group_column`, `data.time_column`):
 - none: random rows (stratified by class for classification);
 - groups: the holdout and every fold hold whole groups (stratified by class where it can be);
@@ -137,10 +140,37 @@ def forward_folds(n: int, n_folds: int, structure: Structure) -> list[tuple[np.n
     return folds
 
 
+INNER_MAX_SHARE = 0.2
+
+
+def inner_share(n_rows: int) -> float:
+    """The validation share of the one inner split: AutoGluon's holdout fraction when it tunes
+    (autogluon.core.utils.utils.default_holdout_frac with hyperparameter_tune=True): 500/n within
+    [0.1, 0.2] under 5,000 rows, else 2500/n within [0.01, 0.1], then doubled (at most 0.2), since the split
+    chooses among many configurations and more validation rows make that choice less lucky."""
+    n = max(n_rows, 1)
+    share = max(0.1, min(0.2, 500.0 / n)) if n < 5000 else max(0.01, min(0.1, 2500.0 / n))
+    return min(INNER_MAX_SHARE, 2.0 * share)
+
+
+def inner_split(y: np.ndarray, task: str, seed: int, structure: Structure = RANDOM) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) of the one inner split, under the same structure rules as the folds: the latest
+    block (time), whole groups (groups), else random rows stratified by class."""
+    share = inner_share(len(y))
+    if structure.order is not None:
+        return forward_folds(len(y), max(1, round(1 / share) - 1), structure)[-1]
+    if structure.groups is not None:
+        return group_folds(y, task, max(2, round(1 / share)), seed, structure.groups)[0]
+    return holdout_split(y, task, share, seed)
+
+
 def cv_folds(y: np.ndarray, task: str, n_folds: int, seed: int,
              structure: Structure = RANDOM) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k folds; n_folds=1: the one inner validation split (`inner_split`)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
+    if n_folds == 1:
+        return [inner_split(y, task, seed, structure)]
     if structure.order is not None:
         return forward_folds(len(y), n_folds, structure)
     if structure.groups is not None:

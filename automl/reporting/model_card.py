@@ -49,7 +49,26 @@ def _class_lines(final: dict[str, Any], task: str) -> list[str]:
 def _validation_lines(profile: dict[str, Any]) -> list[str]:
     """The split used and why (data.group_column / data.time_column)."""
     v = profile.get("validation")
-    return [f"- Split ({v['split']}): {v['how']}. Why: {v['why']}."] if v else []
+    if not v:
+        return []
+    out = [f"- Split ({v['split']}): {v['how']}. Why: {v['why']}."]
+    if v.get("scoring_how"):
+        out.append(f"- Trials scored by {v['scoring_how']}. Why: {v['scoring_why']}.")
+    return out
+
+
+def _rescore_lines(r: dict[str, Any] | None, metric: str) -> list[str]:
+    """The best trials scored again on fresh folds (search.rescore): what changed and how optimistic the
+    search's best estimate was."""
+    if not r:
+        return []
+    moved = (f"the best trial changed from {r['best_before']} to {r['best_after']}"
+             if r["best_before"] != r["best_after"] else f"trial {r['best_after']} stayed first")
+    drop = ("" if r.get("drop") is None else f"; the search's best estimate minus its score on fresh folds (its "
+            f"optimism, in the direction of better) is {r['drop']:+.4g}")
+    return [f"- Robust selection: the top {len(r['trials'])} trials were cross-validated again on fresh "
+            f"{r['folds']}-fold splits ({r['seconds']:.1f} s) and ranked by the mean of both {metric} estimates: "
+            f"{moved}{drop}.", "", _table(pd.DataFrame(r["trials"])), ""]
 
 
 def _conformal_lines(final: dict[str, Any]) -> list[str]:
@@ -109,8 +128,10 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
     s = m.search
     lines += [
         "", "## Search",
-        f"- Optuna {s['sampler']} sampler, {s['cv_folds']}-fold cross-validation on {s['search_rows']} rows, every "
-        f"preprocessing step fitted inside each fold; {s['holdout_rows']} holdout rows never seen by the search.",
+        f"- Optuna {s['sampler']} sampler, "
+        + (f"{s['cv_folds']}-fold cross-validation" if s["cv_folds"] > 1 else "one inner validation split")
+        + f" on {s['search_rows']} rows, every preprocessing step fitted inside each fold; "
+        f"{s['holdout_rows']} holdout rows never seen by the search.",
         f"- Trials: {s['completed']} complete, {s['failed']} failed, {s['pruned']} pruned or skipped "
         f"(stopped: {s['stopped_because']}).",
         f"- Families searched: {', '.join(s['families'])}.",
@@ -154,6 +175,7 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
             lines.append(f"- Shipped instead of the {intended['plan']} (CV {metric} {intended['cv']:.5g}): "
                          f"this model's CV {metric} is {final['cv_mean']:.5g}, a difference of "
                          f"{final['cv_mean'] - intended['cv']:+.4g}.")
+        lines += _rescore_lines(final.get("rescore"), metric)
         if final.get("refit_full_rows"):
             lines.append(f"- After the holdout was scored, the same configuration was refit on all "
                          f"{final['refit_full_rows']} rows (holdout included) in "

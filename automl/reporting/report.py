@@ -56,6 +56,8 @@ def _data(profile: dict[str, Any]) -> list[str]:
         v = profile.get("validation")
         if v:
             parts.append(f"<p>Split ({esc(v['split'])}): {esc(v['how'])}. Why: {esc(v['why'])}.</p>")
+            if v.get("scoring_how"):
+                parts.append(f"<p>Trials scored by {esc(v['scoring_how'])}. Why: {esc(v['scoring_why'])}.</p>")
         warns = profile.get("warnings", [])
         parts.append("<ul>" + "".join(f"<li class=warn>{esc(w)}</li>" for w in warns) + "</ul>" if warns
                      else "<p>No data-quality warnings.</p>")
@@ -71,8 +73,9 @@ def _search(m: Manifest, lb: pd.DataFrame, chosen: Any, figs: Figures | None, ro
     metric, greater = m.metric, bool(m.greater_is_better)
     parts = ["<h2 id=search>Search</h2>"]
     s = m.search
+    scoring = "one inner split" if s.get("cv_folds") == 1 else f"{s.get('cv_folds', '?')}-fold CV"
     parts.append(f"<p>{s.get('completed', 0)} trials completed, {s.get('failed', 0)} failed, {s.get('pruned', 0)} "
-                 f"pruned or skipped, {s.get('cv_folds', '?')}-fold CV on {s.get('search_rows', '?')} rows, "
+                 f"pruned or skipped, {scoring} on {s.get('search_rows', '?')} rows, "
                  f"{s.get('n_workers', 1)} worker(s); stopped: {esc(s.get('stopped_because', ''))}.</p>")
     done = lb[lb["cv_mean"].notna() & (lb["trial"].astype(str) != "ensemble")].copy() if len(lb) else lb
     if len(done) and (done["family"] != "baseline").any():

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from automl.data.split import INNER_MAX_SHARE
 from automl.estimators import REGISTRY
 
 
@@ -27,6 +28,7 @@ class Budget:
     final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
     holdout_scale: float = 1.0  # scoring the holdout vs scoring one CV fold (sampled data: a large holdout)
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
+    rescore_top: int = 0  # the best trials scored again on fresh folds after the search (stages/rescore.py)
 
     @property
     def deadline(self) -> float:
@@ -42,8 +44,9 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
     the search rows (a sampled run refits on a larger sample than it searched;
     automl/search/sample_size.py)."""
-    # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample)
-    grow = scale * n_folds / max(n_folds - 1, 1)
+    # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample);
+    # one inner split (n_folds=1) trained on at least 1 - INNER_MAX_SHARE of them
+    grow = scale * (n_folds / (n_folds - 1) if n_folds > 1 else 1.0 / (1.0 - INNER_MAX_SHARE))
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
     fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows (x1.0: a random
@@ -88,10 +91,28 @@ def margin(budget: Budget) -> float:
     return 0.5 + budget.reports_s + 0.01 * budget.time_s
 
 
-def reserve(done: list[tuple[float, float]], budget: Budget) -> float:
+def cv_seconds(attrs: dict[str, Any]) -> float:
+    """A completed trial's seconds without its export: what scoring it again on other folds costs."""
+    export = 0.0 if attrs.get("export_estimated") else float(attrs.get("export_s") or 0.0)
+    return max(float(attrs.get("seconds", 1.0)) - export, 0.1)
+
+
+RESCORE_SHARE = 0.1  # at most this share of the budget goes to scoring the best trials again
+
+
+def rescore_s(seconds: list[tuple[float, float]], top: int, time_s: float) -> float:
+    """Time to score the best `top` trials again: what their own CV took, at most RESCORE_SHARE of the
+    budget. `seconds`: (score, trial seconds), the higher score the better."""
+    if top <= 0:
+        return 0.0
+    return min(sum(s for _, s in sorted(seconds, reverse=True)[:top]), RESCORE_SHARE * time_s)
+
+
+def reserve(done: list[tuple[float, float]], budget: Budget, rescore: float = 0.0) -> float:
     """Time to keep for shipping the best trial that can still be shipped in time (refit, export,
-    parity) plus the reports. `done`: (score, final-stage cost) of the completed trials, the higher
-    score the better. A better trial too costly to ship does not stop the search."""
+    parity) plus the reports, and `rescore` seconds to score the best trials again first. `done`:
+    (score, final-stage cost) of the completed trials, the higher score the better. A better trial too
+    costly to ship does not stop the search."""
     if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
         return 1.0 + 0.02 * budget.time_s
     room = budget.left() - margin(budget)
@@ -103,4 +124,4 @@ def reserve(done: list[tuple[float, float]], budget: Budget) -> float:
     # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
     floor = min(c for _, c in done)
     keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
-    return cost + ensemble + keep + margin(budget)
+    return cost + ensemble + keep + margin(budget) + rescore

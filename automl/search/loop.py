@@ -20,7 +20,7 @@ from automl.io import oof_file
 from automl.search import coordination as co
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
-from automl.search.budget import Budget, reserve, trial_final_cost, unseen_cost
+from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, trial_final_cost, unseen_cost
 from automl.search.supervisor import (
     COMPLETE,
     INTERRUPTED,
@@ -62,6 +62,7 @@ class LoopState:
     skips: int = 0
     scored: list[tuple[float, str]] = field(default_factory=list)  # (sign * CV score, family), completed trials
     exported: dict[str, list[float]] = field(default_factory=dict)  # family -> export_s / fold_fit_s of exported
+    seconds: list[tuple[float, float]] = field(default_factory=list)  # (sign * CV score, trial seconds), completed
 
 
 def trials_ran(study: Any) -> int:
@@ -91,16 +92,19 @@ def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
     done: list[tuple[float, float]] = []
     scored: list[tuple[float, str]] = []
     exported: dict[str, list[float]] = {}
+    seconds: list[tuple[float, float]] = []
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         fam, attrs = t.params.get("family", "?"), t.user_attrs
         res.family_cost.setdefault(fam, []).append(attrs.get("seconds", 0.0))
         done.append((sign * t.value, trial_final_cost(attrs, k, budget)))
         scored.append((sign * t.value, fam))
+        seconds.append((sign * t.value, cv_seconds(attrs)))
         if "export_s" in attrs and not attrs.get("export_estimated"):
             exported.setdefault(fam, []).append(attrs["export_s"] / max(attrs.get("fold_fit_s", 0.0), 0.01))
     return LoopState(result=res, sign=sign, n_folds=k, done=done, n_before=trials_ran(study),
                      prunable=obj.fold_scores_comparable(data), rng=np.random.default_rng(data.seed),
-                     beat=co.Heartbeat(study, None), scored=scored, exported=exported)
+                     beat=co.Heartbeat(study, None), scored=scored, exported=exported,
+                     seconds=seconds)
 
 
 def stop_reason(study: Any, budget: Budget, state: LoopState, tickets: bool, left: float) -> str:
@@ -129,7 +133,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
     with stop_at_safe_points(forward_stop_to):  # a signal stops the loop between storage writes
         try:
             while True:
-                left = budget.left() - reserve(state.done, budget)
+                left = budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget.rescore_top,
+                                                                                budget.time_s))
                 why = stop_reason(study, budget, state, tickets, left) or run_trial(
                     study, data, budget, state, left, tickets, oof_dir, on_trial)
                 if why:
@@ -281,6 +286,7 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         res.completed += 1
         cost = trial_final_cost(dict(trial.user_attrs), state.n_folds, budget)
         state.done.append((state.sign * v["mean"], cost))
+        state.seconds.append((state.sign * v["mean"], outcome.seconds - (v["export_s"] or 0.0)))
     elif outcome.status == PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
         res.pruned += 1

@@ -52,6 +52,14 @@ class Candidate:
         return " ".join(parts)
 
 
+def candidate_from(params: dict[str, Any]) -> Candidate:
+    """A trial's pipeline from its flat Optuna parameters ("family", "<family>.x", "pre.x", "imb.x")."""
+    fam = params["family"]
+    return Candidate(fam, {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(fam + ".")},
+                     {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("pre.")},
+                     {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("imb.")})
+
+
 @dataclass
 class SearchData:
     """Everything a trial needs; shared with forked children copy-on-write."""
@@ -161,7 +169,10 @@ MIN_PRUNE_MINORITY = 20
 
 
 def fold_scores_comparable(data: SearchData) -> bool:
-    """Whether the search may prune a trial on its first folds' scores (regression: always)."""
+    """Whether the search may prune a trial on its first folds' scores (regression: always). One inner
+    split: never, its one score is the trial's result."""
+    if len(data.folds) < 2:
+        return False
     if data.task == "regression":
         return True
     y = np.asarray(data.y, dtype=np.int64)

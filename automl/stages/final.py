@@ -24,7 +24,7 @@ from automl.evaluation.metrics import Metric
 from automl.evaluation.threshold import for_members, scorer
 from automl.io import RunPaths
 from automl.search.budget import Budget, final_cost, last_resort
-from automl.search.objective import Candidate, SearchData
+from automl.search.objective import Candidate, SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, Outcome, supervise
 from automl.stages.prepare import Prepared
 from automl.stages.refit import extras_for, refit_export
@@ -59,10 +59,7 @@ class FinalResult:
 
 def candidate(trial: Any) -> Candidate:
     """A trial's pipeline as the refit builds it, from its flat Optuna parameters."""
-    fam = trial.params["family"]
-    return Candidate(fam, {k.split(".", 1)[1]: v for k, v in trial.params.items() if k.startswith(fam + ".")},
-                     {k.split(".", 1)[1]: v for k, v in trial.params.items() if k.startswith("pre.")},
-                     {k.split(".", 1)[1]: v for k, v in trial.params.items() if k.startswith("imb.")})
+    return candidate_from(trial.params)
 
 
 def diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:

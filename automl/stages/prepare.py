@@ -20,7 +20,7 @@ from automl.data.profile import build_profile
 from automl.data.relational import build_flat_frame, tables_sha256
 from automl.data.roles import Schema, infer_schema, infer_task, to_model_frame
 from automl.data.source import open_source
-from automl.data.split import RANDOM, Structure, check_class_counts, cv_folds, holdout_split
+from automl.data.split import RANDOM, Structure, check_class_counts, cv_folds, holdout_split, inner_share
 from automl.data.structure import check_columns, describe, structure_of, suspects
 from automl.data.target import prepare_target
 from automl.errors import UserError
@@ -75,8 +75,40 @@ def families_for(cfg: RunConfig, task: str) -> list[str]:
     return [k for k in cfg.estimators.include if k not in cfg.estimators.exclude and task in REGISTRY.get(k).tasks]
 
 
-def n_folds_for(cfg: RunConfig, n_rows: int) -> int:
-    return cfg.search.cv_folds or (5 if n_rows * (1 - cfg.search.holdout) <= 4000 else 3)
+# search.validation=auto: FLAML's rule (flaml/automl/automl.py, eval_method "auto", with flaml/config.py
+# SMALL_LARGE_THRES = 1e7 cells per hour of budget and CV_HOLDOUT_THRESHOLD = 100,000 rows): k-fold CV while
+# rows x columns / 0.9 stay under 1e7 x budget hours and the rows under 100,000, else one validation split.
+# At 60 s that is 150,000 cells, where k-fold CV left 8-13 trials on 20k-55k rows. Never under 4,000 search
+# rows (where the folds go from 5 to 3): the one split would score too few rows to choose on.
+CELLS_PER_HOUR = 1e7
+HOLDOUT_ROWS = 100_000
+MIN_INNER_SPLIT_ROWS = 4000
+
+
+def validation_for(cfg: RunConfig, n_rows: int, n_cols: int) -> tuple[int, str]:
+    """(n_folds, why): k-fold CV, or 1 for one inner validation split (search.validation)."""
+    s, rows = cfg.search, n_rows * (1 - cfg.search.holdout)
+    k = s.cv_folds or (5 if rows <= 4000 else 3)
+    if s.validation == "holdout":
+        return 1, "search.validation=holdout"
+    if s.validation == "cv" or s.cv_folds:
+        return k, "search.validation=cv" if s.validation == "cv" else f"search.cv_folds={s.cv_folds}"
+    hours = cfg.budget.time_s / 3600
+    cells = rows * max(n_cols, 1) / 0.9
+    if rows >= MIN_INNER_SPLIT_ROWS and hours > 0 and (cells >= CELLS_PER_HOUR * hours or rows >= HOLDOUT_ROWS):
+        return 1, (f"auto: {int(rows)} rows x {n_cols} columns are too many for {k}-fold CV in "
+                   f"{cfg.budget.time_s:.0f}s (FLAML's rule: 1e7 cells per hour of budget), so one inner split "
+                   "scores each trial and more configurations are tried")
+    return k, f"auto: {k}-fold CV on {int(rows)} search rows (5 folds up to 4000, else 3)"
+
+
+def search_scoring(n_folds: int, why: str, search_rows: float) -> dict[str, Any]:
+    """How trials are scored, for the profile and the model card."""
+    if n_folds == 1:
+        share = inner_share(int(search_rows))
+        return {"scoring": "inner split", "scoring_how": f"one inner validation split ({share:.0%} of the search rows)",
+                "scoring_why": why}
+    return {"scoring": "cv", "scoring_how": f"{n_folds}-fold cross-validation", "scoring_why": why}
 
 
 def resolve_workers(cfg: RunConfig, cells: int) -> int:
@@ -166,7 +198,7 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     task, metric_name = resolve_task(cfg, infer_task(df[target]), target, int(df[target].nunique()))
     metric = metric_for(cfg, metric_name)
     y_all, classes = prepare_target(df, target, task)
-    n_folds = n_folds_for(cfg, len(df))
+    n_folds, validation_why = validation_for(cfg, len(df), len(df.columns) - 1)
     if task != "regression":
         check_class_counts(np.asarray(classes, dtype=object)[y_all], n_folds, cfg.search.holdout, target)
     elif len(df) < 2 * n_folds + 2:
@@ -182,6 +214,7 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
         profile = sampled.merge_profile(profile, target, task)
     d = cfg.data
     profile["validation"] = describe(structure, d.group_column, d.time_column, cfg.search.time_gap)
+    profile["validation"].update(search_scoring(n_folds, validation_why, len(df) * (1 - cfg.search.holdout)))
     if not (d.group_column or d.time_column):
         profile["warnings"] += suspects(df, target, task, [*d.id_columns, *d.drop_columns])
     write_json(paths.profile, profile)

@@ -40,6 +40,14 @@ class Extras:
 
 
 RANKING = ("roc_auc", "average_precision")
+CALIBRATION_PARTS = 5
+
+
+def calibration_parts(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold
+
+    return list(KFold(n_splits=min(CALIBRATION_PARTS, max(n, 2)), shuffle=True, random_state=seed)
+                .split(np.zeros(n)))
 
 
 def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: list[float], task: TaskConfig,
@@ -57,6 +65,8 @@ def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: lis
             report = {"method": "none", "why": "the decision threshold was tuned on the uncalibrated probabilities"}
         elif task.calibration != "none":
             folds = [np.searchsorted(data.scored, va) for _, va in data.folds]
+            if len(folds) < 2:  # one inner split: the calibrators are cross-fitted on 5 parts of its rows
+                folds = [part for _, part in calibration_parts(len(data.scored), data.seed)]
             choice = choose(task.calibration, data.oof_y, blend, folds, data.metric.name not in RANKING,
                             sharpen=data.metric.name != "log_loss")
             cal = choice.calibrator

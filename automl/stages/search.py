@@ -27,6 +27,7 @@ from automl.search.parallel import run_workers
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.study import make_study, recover_orphans, summarize, warm_start
 from automl.stages.prepare import Prepared
+from automl.stages.rescore import rescore_top
 
 log = logging.getLogger("automl")
 MIN_FINAL_S = 10.0  # a resumed run whose earlier attempt used its budget still gets this for the final stage
@@ -97,6 +98,7 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
                                         study.user_attrs.get("sample_sizes"))
         study.set_user_attr("sample_sizes", prep.sampled.info["planned_rows"])
     resumed = bool(study.trials)
+    budget.rescore_top = rescore_top(cfg.search.rescore, data)
     if not prev_sha:
         study.set_user_attr("data_sha256", prep.data_sha)
     orphans = recover_orphans(study)

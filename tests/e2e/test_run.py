@@ -63,6 +63,45 @@ def test_run_folder_and_onnx_contract(runs, task):
         assert set(np.asarray(out["label"]).tolist()) <= set(classes)
 
 
+def test_small_data_rescores_the_best_trials_on_fresh_folds(tmp_path):
+    """search.rescore=auto on 480 search rows: the best trials are cross-validated again on other folds and
+    the final stage starts from the one with the best mean of both estimates."""
+    run = tmp_path / "run"
+    p = run_cli(f"data.path={DATA / 'slid_wages_600.csv'}", "task.target=wages", "budget.n_trials=6",
+                "budget.time_s=120", "estimators.exclude=[knn,mlp]", f"hydra.run.dir={run}", timeout=200)
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((run / "manifest.json").read_text())
+    r = m["final"]["rescore"]
+    scored = [t for t in r["trials"] if t["fresh_cv"] is not None]
+    assert 2 <= len(scored) <= 5 and r["folds"] == 5 and r["seconds"] > 0
+    assert all(t["family"] != "baseline" for t in r["trials"])
+    for t in scored:
+        assert t["mean"] == pytest.approx((t["cv"] + t["fresh_cv"]) / 2)
+        assert t["fresh_cv"] != t["cv"]  # other folds, another estimate
+    best = min(scored, key=lambda t: t["mean"])  # rmse
+    assert r["best_after"] == best["trial"]
+    if m["final"]["kind"] == "single" and not m["final"].get("fallback_reason"):
+        assert m["final"]["trial"] == best["trial"]
+    assert "Robust selection" in (run / "model_card.md").read_text()
+
+
+def test_one_inner_split_scores_the_trials_and_ships_a_calibrated_model(tmp_path):
+    """search.validation=holdout: each trial is scored on one stratified inner split; the run ships, its card
+    says how trials were scored, and calibration is cross-fitted on that split's rows."""
+    run = tmp_path / "run"
+    p = run_cli(f"data.path={DATA / 'medpar_600.csv'}", "task.target=died", "task.metric=log_loss",
+                "budget.time_s=60", "budget.n_trials=5", "search.validation=holdout", f"hydra.run.dir={run}",
+                timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "COMPLETE" and m["search"]["cv_folds"] == 1
+    assert "rescore" not in m["final"]  # re-scoring is for k-fold CV
+    lb = pd.read_csv(run / "leaderboard.csv")
+    assert (lb["status"] == "COMPLETE").sum() >= 5 and (lb["status"] == "PRUNED").sum() == 0
+    assert "one inner validation split (20% of the search rows)" in (run / "model_card.md").read_text()
+    assert m["final"]["calibration"]["oof_log_loss"]["none"] > 0
+
+
 def test_holdout_score_matches_onnxruntime(tmp_path):
     """With export.refit_full=false the card's holdout score is what onnxruntime gives on those rows."""
     run = tmp_path / "run"

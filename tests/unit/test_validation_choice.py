@@ -1,0 +1,104 @@
+"""How trials are scored (search.validation) and robust selection (search.rescore).
+
+Data too large for k-fold CV in the budget is scored on one inner split (FLAML's rule), which keeps the
+split structure; on small data the best trials are scored again on fresh folds and re-ranked by the mean
+of both estimates."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from automl.config.schema import RunConfig
+from automl.data.split import Structure, cv_folds, inner_share, scored_rows
+from automl.search.budget import final_cost, rescore_s, reserve
+from automl.stages.prepare import validation_for
+from automl.stages.rescore import reorder
+
+
+def _cfg(time_s: float = 60.0, **search: object) -> RunConfig:
+    cfg = RunConfig()
+    cfg.budget.time_s = time_s
+    for k, v in search.items():
+        setattr(cfg.search, k, v)
+    return cfg
+
+
+@pytest.mark.parametrize(("rows", "cols", "time_s", "folds"), [
+    (20186, 14, 60, 1),  # 16k search rows x 14 columns: 250k cells over the 167k a minute allows
+    (21638, 3, 60, 3),  # the same rows with 3 columns fit 3-fold CV
+    (20186, 14, 600, 3),  # ten minutes allow k-fold CV of the same data
+    (3470, 100, 60, 5),  # wide but small: never one split under 4,000 search rows
+    (150_000, 2, 3600, 1),  # 100,000 rows or more: one split whatever the budget
+])
+def test_auto_chooses_one_inner_split_only_where_k_fold_cv_cannot_fit_the_budget(rows, cols, time_s, folds):
+    n, why = validation_for(_cfg(time_s), rows, cols)
+    assert n == folds, why
+    assert ("one inner split" in why) == (folds == 1)
+
+
+def test_explicit_settings_win_over_auto():
+    assert validation_for(_cfg(validation="cv"), 20186, 14)[0] == 3
+    assert validation_for(_cfg(cv_folds=4), 20186, 14)[0] == 4
+    assert validation_for(_cfg(validation="holdout"), 500, 3)[0] == 1
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_the_inner_split_is_one_disjoint_fold_of_the_documented_share(task):
+    rng = np.random.default_rng(0)
+    n = 16000
+    y = rng.integers(0, 2, n) if task == "binary" else rng.normal(size=n)
+    (tr, va), = cv_folds(y, task, 1, 0)
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == n
+    assert abs(len(va) / n - inner_share(n)) < 0.01
+    # AutoGluon's tuning share: 0.2 up to 25,000 rows, then 2 x 2500 / n (at least 0.02)
+    assert [inner_share(m) for m in (1000, 16000, 50000, 200000, 10**7)] == pytest.approx([0.2, 0.2, 0.1, 0.025, 0.02])
+    assert np.array_equal(scored_rows([(tr, va)], n), np.sort(va))
+    if task == "binary":  # stratified
+        assert abs(y[va].mean() - y.mean()) < 0.01
+
+
+def test_the_inner_split_keeps_groups_whole_and_looks_forward_in_time():
+    rng = np.random.default_rng(1)
+    n = 6000
+    groups = rng.integers(0, 300, n)
+    y = rng.normal(size=n)
+    (tr, va), = cv_folds(y, "regression", 1, 0, Structure(groups=groups))
+    assert not set(groups[tr]) & set(groups[va])
+    order = rng.permutation(n).astype(float)
+    (tr, va), = cv_folds(y, "regression", 1, 0, Structure(order=order))
+    assert order[tr].max() < order[va].min()
+    assert abs(len(va) / n - inner_share(n)) < 0.05
+
+
+def test_one_inner_split_prices_the_refit_on_more_rows_than_it_trained_on():
+    attrs = {"fold_fit_s": 1.0, "export_s": 0.0, "seconds": 1.0}
+    one = final_cost(attrs, 1, refit_full=False)
+    assert one == pytest.approx(1.2 * 1.25 + 0.5)  # trained on >= 80% of the search rows
+
+
+def _trial(number: int, value: float) -> SimpleNamespace:
+    return SimpleNamespace(number=number, value=value, params={"family": "x"}, user_attrs={})
+
+
+def test_reorder_ranks_the_rescored_trials_by_the_mean_of_both_estimates():
+    done = [_trial(1, 0.70), _trial(2, 0.69), _trial(3, 0.68), _trial(4, 0.60)]  # AUC, best first
+    fresh = {1: 0.60, 2: 0.68, 3: float("nan")}  # trial 1 was lucky; trial 3's re-score failed
+    assert [t.number for t in reorder(done, fresh, greater_is_better=True)] == [2, 1, 3, 4]
+    loss = [_trial(1, 0.30), _trial(2, 0.31)]  # lower is better
+    assert [t.number for t in reorder(loss, {1: 0.40, 2: 0.31}, greater_is_better=False)] == [2, 1]
+
+
+def test_the_search_keeps_time_for_rescoring_at_most_a_tenth_of_the_budget():
+    import time
+
+    from automl.search.budget import Budget
+
+    b = Budget(start=time.time(), time_s=60.0)
+    done = [(0.9, 2.0), (0.8, 1.0)]
+    seconds = [(0.9, 1.0), (0.8, 2.0), (0.7, 30.0), (0.5, 4.0)]
+    assert rescore_s(seconds, 2, 60.0) == 3.0
+    assert rescore_s(seconds, 3, 60.0) == 6.0  # capped at 10% of 60 s
+    assert rescore_s(seconds, 0, 60.0) == 0.0
+    assert reserve(done, b, 3.0) == pytest.approx(reserve(done, b) + 3.0, abs=0.05)
