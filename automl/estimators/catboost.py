@@ -23,5 +23,11 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
     return CatBoostClassifier(loss_function="Logloss" if task == "binary" else "MultiClass", **kw)
 
 
+def fit_early(est: Any, X: Any, y: Any, X_val: Any, y_val: Any, patience: int) -> int:
+    """Fit with early stopping on (X_val, y_val), keeping the trees up to the best iteration only."""
+    est.fit(X, y, eval_set=(X_val, y_val), early_stopping_rounds=patience, use_best_model=True, verbose=False)
+    return int(est.tree_count_)
+
+
 SPEC = EstimatorSpec(key="catboost", name="CatBoost", build=build, handles_nan=True, onnx="registered",
-                     cost=1.5, toy_params={"iterations": 10})
+                     cost=1.5, toy_params={"iterations": 10}, fit_early=fit_early, rounds_param="iterations")

@@ -33,5 +33,13 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
     return LGBMClassifier(objective="binary" if task == "binary" else "multiclass", **kw)
 
 
+def fit_early(est: Any, X: Any, y: Any, X_val: Any, y_val: Any, patience: int) -> int:
+    """Fit with early stopping on (X_val, y_val); predictions and the ONNX export use the best iteration."""
+    import lightgbm
+
+    est.fit(X, y, eval_set=[(X_val, y_val)], callbacks=[lightgbm.early_stopping(patience, verbose=False)])
+    return int(est.best_iteration_ or est.n_estimators)
+
+
 SPEC = EstimatorSpec(key="lightgbm", name="LightGBM", build=build, handles_nan=True, onnx="registered",
-                     cost=0.5, toy_params={"n_estimators": 10})
+                     cost=0.5, toy_params={"n_estimators": 10}, fit_early=fit_early, rounds_param="n_estimators")

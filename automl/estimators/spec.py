@@ -26,6 +26,10 @@ class EstimatorSpec:
     interpretable: bool = False
     space_dir: str = ""  # where <key>.yaml lives if not in search_spaces/ (plugin families)
     imbalance: bool = True  # samplers / class weights searched for it (search_spaces/imbalance.yaml)
+    # boosting: fit_early(est, X, y, X_val, y_val, patience) -> rounds kept, fitting with early stopping on the
+    # validation rows (one inner split); `rounds_param` is the parameter the refit sets to those rounds
+    fit_early: Callable[..., int] | None = None
+    rounds_param: str = ""
 
     @property
     def tags(self) -> dict[str, Any]:

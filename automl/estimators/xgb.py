@@ -34,5 +34,12 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
     return XGBClassifier(objective="binary:logistic" if task == "binary" else "multi:softprob", **kw)
 
 
+def fit_early(est: Any, X: Any, y: Any, X_val: Any, y_val: Any, patience: int) -> int:
+    """Fit with early stopping on (X_val, y_val); predictions and the ONNX export use the best iteration."""
+    est.set_params(early_stopping_rounds=patience)
+    est.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
+    return int(est.best_iteration) + 1
+
+
 SPEC = EstimatorSpec(key="xgboost", name="XGBoost", build=build, handles_nan=True, onnx="registered",
-                     cost=0.6, toy_params={"n_estimators": 10})
+                     cost=0.6, toy_params={"n_estimators": 10}, fit_early=fit_early, rounds_param="n_estimators")

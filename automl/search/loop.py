@@ -279,6 +279,8 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         state.scored.append((state.sign * v["mean"], cand.family))
         if v.get("threshold") is not None:
             trial.set_user_attr("threshold", round(v["threshold"], 6))
+        if v.get("best_rounds"):  # early stopping on the inner split: the final stage refits with these rounds
+            trial.set_user_attr("best_rounds", int(v["best_rounds"]))
         if oof_dir is not None:
             oof_dir.mkdir(exist_ok=True)
             np.save(oof_file(oof_dir, trial.number), v["oof"])

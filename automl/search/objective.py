@@ -52,10 +52,15 @@ class Candidate:
         return " ".join(parts)
 
 
-def candidate_from(params: dict[str, Any]) -> Candidate:
-    """A trial's pipeline from its flat Optuna parameters ("family", "<family>.x", "pre.x", "imb.x")."""
+def candidate_from(params: dict[str, Any], best_rounds: int | None = None) -> Candidate:
+    """A trial's pipeline from its flat Optuna parameters ("family", "<family>.x", "pre.x", "imb.x").
+    `best_rounds`: the boosting rounds early stopping kept, which replace the sampled round budget."""
     fam = params["family"]
-    return Candidate(fam, {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(fam + ".")},
+    own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(fam + ".")}
+    rounds_param = REGISTRY.get(fam).rounds_param if fam in REGISTRY else ""
+    if best_rounds and rounds_param in own:
+        own[rounds_param] = int(best_rounds)
+    return Candidate(fam, own,
                      {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("pre.")},
                      {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("imb.")})
 
@@ -253,7 +258,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
     for i, (tr, va) in enumerate(data.folds):
         pipe = build(data, cand, groups=None if data.structure.groups is None else data.structure.groups[tr])
         t = time.perf_counter()
-        pipe.fit(data.X.iloc[tr], data.y[tr])
+        rounds = fit(pipe, data, cand, tr, va)
         fit_s += time.perf_counter() - t
         t = time.perf_counter()
         pred = predict(pipe, data.X.iloc[va], data.task, data.n_classes)
@@ -288,7 +293,31 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
         "fold_scores": scores, "mean": mean, "std": float(np.std(scores)), "threshold": t_final,
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
         "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32), **export,
+        "best_rounds": rounds,
     }
+
+
+def patience(rounds: int) -> int:
+    """Boosting rounds without improvement before early stopping: a tenth of the round budget, at least 20
+    (a short patience stops high learning rates in time, a long one lets low rates pass a plateau)."""
+    return max(20, rounds // 10)
+
+
+def fit(pipe: Any, data: SearchData, cand: Candidate, tr: np.ndarray, va: np.ndarray) -> int | None:
+    """Fit a fold's pipeline. On one inner split a boosting family stops early on the validation rows (after
+    the preprocessing, fitted on the training rows only) and the rounds it kept are returned: the final
+    stage refits with that many. AutoGluon's medium preset fits its boosters this way."""
+    spec = REGISTRY.get(cand.family)
+    est = pipe.steps[-1][1]
+    early = len(data.folds) == 1 and spec.fit_early is not None and spec.rounds_param in cand.params
+    if not early or type(est).__module__.split(".")[0] not in ("lightgbm", "xgboost", "catboost"):
+        pipe.fit(data.X.iloc[tr], data.y[tr])  # resampling wrappers and other families: a plain fit
+        return None
+    assert spec.fit_early is not None
+    pre = pipe[:-1]
+    Xt = pre.fit_transform(data.X.iloc[tr], data.y[tr])
+    return spec.fit_early(est, Xt, data.y[tr], pre.transform(data.X.iloc[va]), data.y[va],
+                          patience(int(cand.params[spec.rounds_param])))
 
 
 PARITY_ROWS = 200

@@ -59,7 +59,7 @@ class FinalResult:
 
 def candidate(trial: Any) -> Candidate:
     """A trial's pipeline as the refit builds it, from its flat Optuna parameters."""
-    return candidate_from(trial.params)
+    return candidate_from(trial.params, trial.user_attrs.get("best_rounds"))
 
 
 def diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:

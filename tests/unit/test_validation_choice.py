@@ -102,3 +102,36 @@ def test_the_search_keeps_time_for_rescoring_at_most_a_tenth_of_the_budget():
     assert rescore_s(seconds, 3, 60.0) == 6.0  # capped at 10% of 60 s
     assert rescore_s(seconds, 0, 60.0) == 0.0
     assert reserve(done, b, 3.0) == pytest.approx(reserve(done, b) + 3.0, abs=0.05)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
+def test_boosting_stops_early_on_the_inner_split_and_the_refit_keeps_those_rounds(family):
+    """On one inner split a boosting family stops on its validation rows; the trial records the rounds it
+    kept, the exported graph (early-stopped model) passes parity, and the final stage's candidate refits
+    with those rounds."""
+    import pandas as pd
+
+    from automl.data.roles import infer_schema, to_model_frame
+    from automl.evaluation.metrics import get_metric
+    from automl.search import objective as obj
+
+    rng = np.random.default_rng(0)
+    n = 800
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(list("xyz"), n)})
+    y = df["a"].to_numpy() + 0.3 * rng.normal(size=n)
+    schema = infer_schema(df.assign(y=y), "y", [], [])
+    data = obj.SearchData(X=to_model_frame(df, schema), y=y, folds=cv_folds(y, "regression", 1, 0), schema=schema,
+                          missing_numeric=[], task="regression", metric=get_metric("rmse"), n_classes=0, seed=0,
+                          families=[family], n_jobs=1)
+    params = obj.default_params(data, family)
+    rounds = "iterations" if family == "catboost" else "n_estimators"
+    params.update({f"{family}.{rounds}": 1000, f"{family}.learning_rate": 0.3})
+    cand = obj.candidate_from(params)
+    out = obj.cross_validate(None, data, cand)
+    assert 1 <= out["best_rounds"] < 1000 and np.isfinite(out["mean"]) and out["export_s"] is not None
+    refit = obj.candidate_from(params, out["best_rounds"])
+    assert refit.params[rounds] == out["best_rounds"]
+    kfold = obj.SearchData(X=data.X, y=y, folds=cv_folds(y, "regression", 3, 0), schema=schema, missing_numeric=[],
+                           task="regression", metric=get_metric("rmse"), n_classes=0, seed=0, families=[family],
+                           n_jobs=1)
+    assert obj.cross_validate(None, kfold, cand)["best_rounds"] is None  # k-fold CV: the sampled rounds
