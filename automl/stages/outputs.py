@@ -66,9 +66,14 @@ def data_source(cfg: RunConfig, src: Any) -> dict[str, str]:
     return {"path": str(Path(cfg.data.path).resolve())}
 
 
-def reproducible(cfg: RunConfig, n_workers: int, stopped_because: str, leaderboard: pd.DataFrame) -> dict[str, Any]:
+def reproducible(cfg: RunConfig, n_workers: int, stopped_because: str, leaderboard: pd.DataFrame,
+                 rescored: dict[str, Any] | None = None) -> dict[str, Any]:
     """Whether the same command gives the same leaderboard and predictions, and if not, why not."""
     why = []
+    cut = [t["trial"] for t in (rescored or {}).get("trials", []) if t.get("fresh_cv") is None]
+    if cut:
+        why.append(f"trial(s) {cut} were not re-scored on fresh folds in the time kept for it (search.rescore), "
+                   "which depends on machine load")
     if n_workers > 1:
         why.append(f"{n_workers} workers interleave their trials (set search.n_workers=1)")
     if not cfg.budget.n_trials:
@@ -148,7 +153,8 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
     write_text(paths.trials, study.trials_dataframe().to_csv(index=False))
     manifest.status, manifest.error = status, error
     manifest.final = {k: v for k, v in final.items() if k != "oof"}
-    manifest.reproducible = reproducible(cfg, prep.n_workers, searched.result.stopped_because, leaderboard)
+    manifest.reproducible = reproducible(cfg, prep.n_workers, searched.result.stopped_because, leaderboard,
+                                         fin.final.get("rescore"))
 
     def stamp() -> None:
         timings["total_s"] = time.time() - start

@@ -95,7 +95,9 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tupl
         "trials": [{"trial": t.number, "family": t.params.get("family"), "cv": t.value,
                     "fresh_cv": None if not np.isfinite(fresh[t.number]) else fresh[t.number],
                     "mean": None if not np.isfinite(fresh[t.number]) else (t.value + fresh[t.number]) / 2}
-                   for t in done if t.number in fresh],
+                   for t in done if t.number in fresh]
+        + [{"trial": t.number, "family": t.params.get("family"), "cv": t.value, "fresh_cv": None, "mean": None}
+           for t in head if t.number not in fresh],
         "best_before": before.number, "best_after": winner.number,
         # how optimistic the search's best estimate was: its CV minus its score on fresh folds
         "drop": (None if not np.isfinite(fresh[before.number])
