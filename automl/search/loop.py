@@ -98,7 +98,8 @@ def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
         res.family_cost.setdefault(fam, []).append(attrs.get("seconds", 0.0))
         done.append((sign * t.value, trial_final_cost(attrs, k, budget)))
         scored.append((sign * t.value, fam))
-        seconds.append((sign * t.value, cv_seconds(attrs)))
+        if fam != "baseline":  # a constant: never scored again (stages/rescore.py)
+            seconds.append((sign * t.value, cv_seconds(attrs)))
         if "export_s" in attrs and not attrs.get("export_estimated"):
             exported.setdefault(fam, []).append(attrs["export_s"] / max(attrs.get("fold_fit_s", 0.0), 0.01))
     return LoopState(result=res, sign=sign, n_folds=k, done=done, n_before=trials_ran(study),
@@ -288,7 +289,8 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         res.completed += 1
         cost = trial_final_cost(dict(trial.user_attrs), state.n_folds, budget)
         state.done.append((state.sign * v["mean"], cost))
-        state.seconds.append((state.sign * v["mean"], outcome.seconds - (v["export_s"] or 0.0)))
+        if cand.family != "baseline":
+            state.seconds.append((state.sign * v["mean"], outcome.seconds - (v["export_s"] or 0.0)))
     elif outcome.status == PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
         res.pruned += 1

@@ -135,3 +135,7 @@ def test_boosting_stops_early_on_the_inner_split_and_the_refit_keeps_those_round
                            task="regression", metric=get_metric("rmse"), n_classes=0, seed=0, families=[family],
                            n_jobs=1)
     assert obj.cross_validate(None, kfold, cand)["best_rounds"] is None  # k-fold CV: the sampled rounds
+
+
+def test_no_time_is_kept_for_rescoring_before_two_trials_can_be_compared():
+    assert rescore_s([(0.8, 3.0)], 5, 60.0) == 0.0
