@@ -122,7 +122,7 @@ class SearchConfig:
     # {family: {param: value}} is the same, so `search.fixed.lightgbm.num_leaves=15,63` sweeps it
     fixed: dict[str, Any] = field(default_factory=dict)
     # after the search, the best N trials are cross-validated again on fresh folds and ranked by the mean of
-    # both estimates (against the winner's curse); -1 = auto: 5 on small data (<= 4000 search rows, k-fold)
+    # both estimates (against the winner's curse); -1 = auto: 5 on small data (<= 4000 search rows) or one inner split
     rescore: int = -1
     time_gap: int = 0  # data.time_column: rows left out between each fold's training rows and its validation block
 

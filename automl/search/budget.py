@@ -103,7 +103,7 @@ RESCORE_SHARE = 0.1  # at most this share of the budget goes to scoring the best
 def rescore_s(seconds: list[tuple[float, float]], top: int, time_s: float) -> float:
     """Time to score the best `top` trials again: what their own CV took, at most RESCORE_SHARE of the
     budget. `seconds`: (score, trial seconds) of the trials that may be re-scored, the higher score the better."""
-    if top <= 0 or len(seconds) < 2:  # one trial has nothing to be re-ranked against
+    if top <= 0:
         return 0.0
     return min(sum(s for _, s in sorted(seconds, reverse=True)[:top]), RESCORE_SHARE * time_s)
 

@@ -89,23 +89,36 @@ def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
     res = SearchResult(study=study)
     sign = 1 if data.metric.greater_is_better else -1
     k = len(data.folds)
-    done: list[tuple[float, float]] = []
     scored: list[tuple[float, str]] = []
     exported: dict[str, list[float]] = {}
-    seconds: list[tuple[float, float]] = []
+    done, seconds = completed_costs(study, sign, k, budget)
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         fam, attrs = t.params.get("family", "?"), t.user_attrs
         res.family_cost.setdefault(fam, []).append(attrs.get("seconds", 0.0))
-        done.append((sign * t.value, trial_final_cost(attrs, k, budget)))
         scored.append((sign * t.value, fam))
-        if fam != "baseline":  # a constant: never scored again (stages/rescore.py)
-            seconds.append((sign * t.value, cv_seconds(attrs)))
         if "export_s" in attrs and not attrs.get("export_estimated"):
             exported.setdefault(fam, []).append(attrs["export_s"] / max(attrs.get("fold_fit_s", 0.0), 0.01))
     return LoopState(result=res, sign=sign, n_folds=k, done=done, n_before=trials_ran(study),
                      prunable=obj.fold_scores_comparable(data), rng=np.random.default_rng(data.seed),
                      beat=co.Heartbeat(study, None), scored=scored, exported=exported,
                      seconds=seconds)
+
+
+def completed_costs(study: Any, sign: int, n_folds: int,
+                    budget: Budget) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(sign * score, final-stage cost) of every worker's completed trials, and (sign * score, CV seconds)
+    of those that may be scored again (the baseline is a constant). Read from the shared storage before
+    each trial: a worker that kept time only for its own trials left the final stage too little for
+    another worker's better, costlier one."""
+    from optuna.trial import TrialState
+
+    done: list[tuple[float, float]] = []
+    seconds: list[tuple[float, float]] = []
+    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+        done.append((sign * t.value, trial_final_cost(t.user_attrs, n_folds, budget)))
+        if t.params.get("family") != "baseline":
+            seconds.append((sign * t.value, cv_seconds(t.user_attrs)))
+    return done, seconds
 
 
 def stop_reason(study: Any, budget: Budget, state: LoopState, tickets: bool, left: float) -> str:
@@ -134,6 +147,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
     with stop_at_safe_points(forward_stop_to):  # a signal stops the loop between storage writes
         try:
             while True:
+                state.done, state.seconds = completed_costs(study, state.sign, state.n_folds, budget)
                 left = budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget.rescore_top,
                                                                                 budget.time_s))
                 why = stop_reason(study, budget, state, tickets, left) or run_trial(
@@ -287,10 +301,6 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
             np.save(oof_file(oof_dir, trial.number), v["oof"])
         study.tell(trial, v["mean"])
         res.completed += 1
-        cost = trial_final_cost(dict(trial.user_attrs), state.n_folds, budget)
-        state.done.append((state.sign * v["mean"], cost))
-        if cand.family != "baseline":
-            state.seconds.append((state.sign * v["mean"], outcome.seconds - (v["export_s"] or 0.0)))
     elif outcome.status == PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
         res.pruned += 1

@@ -28,16 +28,17 @@ FRESH_SEED_OFFSET = 7919  # fresh folds: another seed derived from the root seed
 
 
 def rescore_top(setting: int, data: SearchData) -> int:
-    """How many trials to score again (search.rescore: -1 = auto): on small data scored by k-fold CV with
-    random or grouped rows (time-ordered folds are the same blocks whatever the seed)."""
+    """How many trials to score again (search.rescore: -1 = auto): on small data scored by k-fold CV, and on
+    data scored by one inner split (one validation split is the noisiest estimate), with random or grouped
+    rows (time-ordered folds are the same blocks whatever the seed)."""
     if setting >= 0:
         return setting
-    small = len(data.y) <= RESCORE_MAX_ROWS and len(data.folds) >= 2
-    return RESCORE_TOP if small and data.structure.order is None else 0
+    noisy = len(data.y) <= RESCORE_MAX_ROWS or len(data.folds) == 1
+    return RESCORE_TOP if noisy and data.structure.order is None else 0
 
 
 def fresh_data(data: SearchData) -> SearchData:
-    """The same rows with folds drawn with another seed."""
+    """The same rows with folds (or the one inner split) drawn with another seed."""
     folds = cv_folds(data.y, data.task, len(data.folds), data.seed + FRESH_SEED_OFFSET, data.structure)
     return dataclasses.replace(data, folds=folds)
 
@@ -86,6 +87,7 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tupl
                         memory_mb=budget.trial_memory_mb, on_message=answer)
         fresh[t.number] = float(out.value["mean"]) if out.status == COMPLETE else float("nan")
     if len(fresh) < 2:
+        log.info("best trials not re-scored: %.1fs left for it", allowed)
         return done, None
     greater = data.metric.greater_is_better
     ranked = reorder(done, fresh, greater)

@@ -137,5 +137,6 @@ def test_boosting_stops_early_on_the_inner_split_and_the_refit_keeps_those_round
     assert obj.cross_validate(None, kfold, cand)["best_rounds"] is None  # k-fold CV: the sampled rounds
 
 
-def test_no_time_is_kept_for_rescoring_before_two_trials_can_be_compared():
-    assert rescore_s([(0.8, 3.0)], 5, 60.0) == 0.0
+def test_no_time_is_kept_for_rescoring_before_a_trial_other_than_the_baseline_completed():
+    assert rescore_s([], 5, 60.0) == 0.0
+    assert rescore_s([(0.8, 3.0)], 5, 60.0) == 3.0  # a forked worker sees its own trials only
