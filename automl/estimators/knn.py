@@ -17,4 +17,5 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
     return TieFreeKNeighborsClassifier(**kw)
 
 
-SPEC = EstimatorSpec(key="knn", name="k-nearest neighbours", build=build, needs_scaling=True, cost=0.3)
+SPEC = EstimatorSpec(key="knn", name="k-nearest neighbours", build=build, needs_scaling=True, cost=0.3,
+                     predict_grows=True)

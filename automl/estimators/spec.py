@@ -29,6 +29,7 @@ class EstimatorSpec:
     # boosting: fit_early(est, X, y, X_val, y_val, patience) -> rounds kept, fitting with early stopping on the
     # validation rows (one inner split); `rounds_param` is the parameter the refit sets to those rounds
     fit_early: Callable[..., int] | None = None
+    predict_grows: bool = False  # prediction cost grows with the training rows (k-NN searches them)
     rounds_param: str = ""
 
     @property

@@ -27,6 +27,7 @@ class Budget:
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
     final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
     holdout_scale: float = 1.0  # scoring the holdout vs scoring one CV fold (sampled data: a large holdout)
+    holdout_rows: int = 0  # rows the final stage scores twice (Python, onnxruntime); 0 = priced by holdout_scale
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
     rescore_top: int = 0  # the best trials scored again on fresh folds after the search (stages/rescore.py)
 
@@ -39,7 +40,7 @@ class Budget:
 
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
-               holdout_scale: float = 1.0) -> float:
+               holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
     the search rows (a sampled run refits on a larger sample than it searched;
@@ -58,13 +59,24 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
     # whose prediction cost grows with the training rows (k-NN: 1.6 s fits in a 220 s trial)
     k = max(n_folds, 1)
     per_fold = max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k
-    predict = 1.2 * per_fold * max(scale, 1.0) * holdout_scale
+    ms = attrs.get("predict_ms_per_row")
+    if holdout_rows and ms is not None:
+        # the trial's measured cost per row, on the holdout rows twice, times `scale` only for a family whose
+        # prediction cost grows with the training rows (`grows`: k-NN); the rest of a fold's time (process,
+        # transforms) once. Multiplying that rest by both scales priced a 48k-row refit of a sampled run at
+        # the whole search, and the baseline shipped
+        predict = 1.2 * (per_fold + ms / 1000 * 2 * holdout_rows * (max(scale, 1.0) if grows else 1.0))
+    else:
+        predict = 1.2 * per_fold * max(scale, 1.0) * holdout_scale
     return fit + export + predict + 0.5
 
 
-def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget) -> float:
-    """final_cost with the budget's refit, sample and holdout scales."""
-    return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale, budget.holdout_scale)
+def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family: str = "",
+                     scale: float | None = None) -> float:
+    """final_cost with the budget's refit, sample and holdout scales (`scale`: another sample's)."""
+    grows = bool(family) and family in REGISTRY and REGISTRY.get(family).predict_grows
+    return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
+                      budget.holdout_scale, budget.holdout_rows, grows)
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:

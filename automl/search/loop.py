@@ -115,7 +115,7 @@ def completed_costs(study: Any, sign: int, n_folds: int,
     done: list[tuple[float, float]] = []
     seconds: list[tuple[float, float]] = []
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
-        done.append((sign * t.value, trial_final_cost(t.user_attrs, n_folds, budget)))
+        done.append((sign * t.value, trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", ""))))
         if t.params.get("family") != "baseline":
             seconds.append((sign * t.value, cv_seconds(t.user_attrs)))
     return done, seconds

@@ -23,7 +23,7 @@ from automl.ensemble import choose_floor, greedy_select
 from automl.evaluation.metrics import Metric
 from automl.evaluation.threshold import for_members, scorer
 from automl.io import RunPaths
-from automl.search.budget import Budget, final_cost, last_resort
+from automl.search.budget import Budget, last_resort, trial_final_cost
 from automl.search.objective import Candidate, SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, Outcome, supervise
 from automl.stages.prepare import Prepared
@@ -87,8 +87,7 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
     if len(pool) < 2:
         return None
     oofs = [np.load(paths.oof_file(t.number)).astype(np.float64)[data.scored] for t in pool]
-    costs = [final_cost(t.user_attrs, len(data.folds), budget.refit_full, budget.final_scale,
-                        budget.holdout_scale) for t in pool]
+    costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in pool]
     score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
     t = time.perf_counter()
     best_single = score(data.oof_y, oofs[0])
@@ -120,8 +119,7 @@ class FinalStage:
     def cost_of(self, trial: Any, scale: float | None = None) -> float:
         """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows)."""
         b = self.budget
-        return final_cost(trial.user_attrs, len(self.data.folds), b.refit_full,
-                          b.final_scale if scale is None else scale, b.holdout_scale)
+        return trial_final_cost(trial.user_attrs, len(self.data.folds), b, trial.params.get("family", ""), scale)
 
     def _oofs(self, plan: Plan) -> list[np.ndarray] | None:
         files = [self.paths.oof_file(tr.number) for tr, _ in plan.members]

@@ -68,7 +68,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tupl
     # the baseline is a constant: its score on other folds tells nothing about luck
     head = [t for t in done if t.params.get("family") != "baseline"][:top]
     # what the search kept for it, and never the time the final stage will need
-    kept = reserve([(sign * t.value, trial_final_cost(t.user_attrs, len(data.folds), budget)) for t in done], budget)
+    costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
+    kept = reserve([(sign * t.value, c) for t, c in zip(done, costs, strict=True)], budget)
     # x1.5: a re-score can take longer than the trial did (estimates err both ways), within what is free
     allowed = min(1.5 * rescore_s([(sign * t.value, cv_seconds(t.user_attrs)) for t in head], top, budget.time_s),
                   budget.left() - kept)

@@ -178,6 +178,7 @@ def size_samples(data: SearchData, sampled: Any, budget: Budget, n_hold: int, cf
         sampled.info["trial_time_limit_s"] = round(budget.trial_time_s, 1)
     # the holdout is drawn from the whole file, and may be larger than a CV fold: scored twice (Python, ONNX)
     budget.holdout_scale = max(1.0, 2.0 * n_hold / max(len(search_rows.y) / len(search_rows.folds), 1.0))
+    budget.holdout_rows = n_hold
     log.info("sample sizes: search %d rows (%s); final model %d rows (%s); memory allowed %d",
              len(search_rows.y), sizes.search_reason, len(final.y), sizes.final_reason, sizes.memory_rows)
     return search_rows, final

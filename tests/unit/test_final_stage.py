@@ -46,7 +46,7 @@ def test_selection_keeps_the_last_resorts_time_free(tmp_path, monkeypatch):
     the selection picks members within that same room: before, it chose in more room, and a 3-member
     ensemble (OOF 40.44 vs 40.51 RMSE) was skipped for the single ("expected 4.6s, 3.2s left")."""
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 5.0)  # every member: 5 s to refit and export
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 5.0)  # every member: 5 s to refit and export
     # the selection's own measured time is taken from the room too: on a loaded machine 75 scores took
     # over 2 s, which is not what this test is about, so the stage's clock stands still
     monkeypatch.setattr(final_mod, "time", SimpleNamespace(perf_counter=lambda: 0.0, time=time.time))
@@ -95,7 +95,7 @@ def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s:
 
 def test_a_failed_ensemble_refit_ships_the_best_single_and_says_why(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
     refit = FakeRefit({"ensemble": "TIMEOUT"})
     res = _stage(tmp_path, trials, y, refit).run(trials)
     assert res.status == "COMPLETE" and res.ensemble_selection is not None
@@ -108,7 +108,7 @@ def test_a_parity_failure_moves_down_the_ranking_and_is_not_retried_as_a_last_re
     trials, y = _oof_trials(tmp_path, 1)
     trials += [SimpleNamespace(number=5, params={"family": "g"}, user_attrs={}, value=0.7),
                SimpleNamespace(number=6, params={"family": "baseline"}, user_attrs={}, value=0.5)]
-    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
     refit = FakeRefit({"f0": "PARITY", "g": "PARITY"})
     res = _stage(tmp_path, trials, y, refit).run(trials)
     assert res.status == "COMPLETE" and res.final["trial"] == 6
@@ -120,7 +120,7 @@ def test_when_time_has_run_out_only_the_last_resort_is_tried(tmp_path, monkeypat
     """Ranked trials whose refit cannot fit are skipped without a refit; the last resort runs anyway."""
     trials, y = _oof_trials(tmp_path, 1)
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cheap": True}, value=0.5))
-    monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: 0.1 if attrs.get("cheap") else 500.0)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: 0.1 if attrs.get("cheap") else 500.0)
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=20.0).run(trials)
     assert refit.calls == [("baseline",)]
@@ -155,7 +155,7 @@ def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_
     for t, cost in zip(trials, [14.0, 14.0, 3.0], strict=True):
         t.user_attrs["cost"] = cost
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
-    monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: attrs["cost"])
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
     stage = _stage(tmp_path, trials, y, FakeRefit({}), time_s=40.0)
     refit = ClockRefit({"ensemble": "TIMEOUT"}, stage.budget)
     stage.run_supervised = refit
@@ -173,7 +173,7 @@ def test_no_ensemble_when_its_overrun_would_leave_only_the_last_resort(tmp_path,
     for t in trials:
         t.user_attrs["cost"] = 12.0
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
-    monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: attrs["cost"])
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=30.0).run(trials)
     assert refit.calls == [("f0",)] and res.final["trial"] == 0 and res.ensemble_selection is None
@@ -183,7 +183,7 @@ def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected
     """The refit names the member that fails the gate on its own (a k-NN off by one neighbour on a near-tie
     row): the ensemble is re-selected without it and tried next, and that member is not refitted alone."""
     trials, y = _oof_trials(tmp_path, 4)
-    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
 
     class FirstEnsembleFails(FakeRefit):
         def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
@@ -201,7 +201,7 @@ def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected
 
 def test_a_fallback_records_what_was_intended_and_what_it_cost(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "final_cost", lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
     res = _stage(tmp_path, trials, y, FakeRefit({"f0": "PARITY", "ensemble": "PARITY"})).run(trials)
     assert res.final["trial"] == 1
     intended = res.final["intended"]
@@ -217,7 +217,7 @@ def test_small_data_still_gets_its_ensemble_when_the_time_left_is_short(tmp_path
     for t, cost in zip(trials, [1.8, 0.9, 0.9], strict=True):
         t.user_attrs["cost"] = cost
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.3}, value=0.5))
-    monkeypatch.setattr(final_mod, "final_cost", lambda attrs, *a, **k: attrs["cost"])
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=10.0).run(trials)
     assert res.ensemble_selection is not None and res.final["kind"] == "ensemble", refit.calls

@@ -69,3 +69,16 @@ def test_final_cost_scales_with_the_final_sample():
     # a trial whose time went to scoring (k-NN: 3 fits of 1.6 s in a 220 s trial) is priced by it
     knn = {"fold_fit_s": 1.6, "export_s": 1.5, "seconds": 220.0}
     assert final_cost(knn, 3, True) > 1.2 * (220 - 4.8) / 3 and final_cost(knn, 3, True, 3.6) > 250
+
+
+def test_a_large_sampled_refit_prices_the_holdout_by_its_rows_not_by_the_product_of_both_scales():
+    """A sampled run refits on 58x the search rows and scores a holdout 138x a fold: the fold's overhead
+    (process, transforms) is paid once, the holdout's rows at the trial's measured cost per row, and only
+    k-NN's prediction cost grows with the training rows."""
+    attrs = {"fold_fit_s": 0.05, "export_s": 0.1, "seconds": 1.2, "predict_ms_per_row": 0.002}
+    old = final_cost(attrs, 3, True, scale=58.0, holdout_scale=138.0)
+    new = final_cost(attrs, 3, True, scale=58.0, holdout_scale=138.0, holdout_rows=46_000)
+    assert old > 2000 and new < 0.1 * old
+    assert new > 1.2 * 0.002 / 1000 * 2 * 46_000  # the holdout is still priced
+    knn = final_cost(attrs, 3, True, scale=58.0, holdout_scale=138.0, holdout_rows=46_000, grows=True)
+    assert knn > new + 1.2 * 0.002 / 1000 * 2 * 46_000 * 50
