@@ -4,6 +4,8 @@ Registered once, explicitly, by `register_converters()` (called by automl/export
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from onnx import TensorProto
 from onnx.helper import get_attribute_value
@@ -16,6 +18,7 @@ from automl.export.feature_converters import register as register_feature_conver
 from automl.preprocessing.steps import RARE, Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
 _done = False
+_libraries: set[str] = set()  # boosting libraries whose converters are registered
 
 
 # --- NaNIndicator: IsNaN -> Cast(float) -----------------------------------------------------------
@@ -241,10 +244,22 @@ def _convert_lightgbm_snapped(scope, operator, container):
 
 
 def register_converters() -> None:
+    """The engine's converters, and those of each boosting library this process has loaded (it has, if it
+    holds one of its models: building or unpickling one imports it). A library not loaded yet is registered
+    by the next call after it is: the driver never loads CatBoost, LightGBM, XGBoost and onnxmltools
+    (~50 MB that every forked trial would inherit) for families it does not fit itself."""
     global _done
-    if _done:
-        return
-    from catboost import CatBoostClassifier, CatBoostRegressor
+    if not _done:
+        _register_own()
+        _done = True
+    for lib, register in (("catboost", _register_catboost), ("lightgbm", _register_lightgbm),
+                          ("xgboost", _register_xgboost)):
+        if lib not in _libraries and lib in sys.modules:
+            register()
+            _libraries.add(lib)
+
+
+def _register_own() -> None:
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
@@ -263,12 +278,6 @@ def register_converters() -> None:
                                 options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor,
                                 _convert_dummy_regressor)
-    update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
-                                calculate_linear_classifier_output_shapes, _convert_catboost,
-                                parser=_parser_classifier,
-                                options={"zipmap": [False, True], "nocl": [True, False]})
-    update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
-                                calculate_linear_regressor_output_shapes, _convert_catboost)
     from skl2onnx.operator_converters.nearest_neighbours import (
         convert_nearest_neighbors_classifier,
         convert_nearest_neighbors_regressor,
@@ -294,18 +303,48 @@ def register_converters() -> None:
     update_registered_converter(TieFreeKNeighborsRegressor, "AutomlKNeighborsRegressor",
                                 calculate_sklearn_nearest_neighbours_regressor, convert_nearest_neighbors_regressor,
                                 options={"optim": [None, "cdist"]})
+
+
+def _register_catboost() -> None:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_catboost,
+                                parser=_parser_classifier,
+                                options={"zipmap": [False, True], "nocl": [True, False]})
+    update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_catboost)
+
+
+def _register_lightgbm() -> None:
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
     # LightGBM / XGBoost: onnxmltools' converters inside the skl2onnx graph (compat.md 2b). LightGBM needs
     # ai.onnx.ml opset 3 (P10), which onnx.py's TARGET_OPSET already gives; the zipmap option is for the parser.
     from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from xgboost import XGBClassifier, XGBRegressor
 
     update_registered_converter(LGBMClassifier, "AutomlLGBMClassifier", calculate_linear_classifier_output_shapes,
                                 _convert_lightgbm_snapped, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(LGBMRegressor, "AutomlLGBMRegressor", calculate_linear_regressor_output_shapes,
                                 _convert_lightgbm_snapped)
+
+
+def _register_xgboost() -> None:
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from xgboost import XGBClassifier, XGBRegressor
+
     update_registered_converter(XGBClassifier, "AutomlXGBClassifier", calculate_linear_classifier_output_shapes,
                                 _convert_xgboost_fixed, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(XGBRegressor, "AutomlXGBRegressor", calculate_linear_regressor_output_shapes,
                                 convert_xgboost)
-    _done = True

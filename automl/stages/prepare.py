@@ -28,7 +28,7 @@ from automl.estimators import REGISTRY
 from automl.evaluation.metrics import CONSTRAINED, Metric, get_metric
 from automl.export.converters import register_converters
 from automl.io import RunPaths, write_json
-from automl.memory import MemoryBudget, resolve_budget
+from automl.memory import MemoryBudget, release_freed, resolve_budget
 from automl.preprocessing.imbalance import search_imbalance
 from automl.preprocessing.pipeline import indicator_columns
 from automl.search.objective import SearchData
@@ -115,9 +115,9 @@ def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.D
     if cfg.data.tables:  # point-in-time aggregates joined onto the target table's rows
         return build_flat_frame(cfg.data, cfg.task.target, paths.root), None, None
     src = open_source(cfg.data.path, query=cfg.data.query, table=cfg.data.table)
-    # the export stack (scikit-learn, skl2onnx, onnxruntime, the boosting libraries) before the driver
-    # measures itself for the data allowance: it holds them all run. After the path checks, so a
-    # wrong path is still told in about a second
+    # the export stack the driver holds all run (scikit-learn, skl2onnx; not the boosting libraries,
+    # which only the processes fitting them load) before the driver measures itself for the data
+    # allowance. After the path checks, so a wrong path is still told in about a second
 
     register_converters()
     df, sampled = load_for_run(cfg.data.path, cfg.task.target, mem, cfg.search.n_workers or 1, cfg.search.holdout,
@@ -193,7 +193,7 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     if cfg.data.tables:  # a resumed study must see the same tables, not only the same target table
         data_sha = tables_sha256(cfg.data)
     X_all = to_model_frame(df, schema)
-    tr, ho = (sampled.split() if sampled is not None
+    tr, ho = (sampled.split(task) if sampled is not None
               else holdout_split(y_all, task, cfg.search.holdout, cfg.seed, structure))
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
@@ -201,12 +201,17 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
                        max(1, (os.cpu_count() or 1) // n_workers), structure.take(tr))
     # several tables: the end-to-end parity check compares against the flat frame; otherwise the model
     # frame (X_all) holds what the run needs from here (large data: it is the peak)
-    return Prepared(data=data, X_all=X_all, X_hold=X_all.iloc[ho].reset_index(drop=True), y_hold=y_all[ho],
+    prep = Prepared(data=data, X_all=X_all, X_hold=X_all.iloc[ho].reset_index(drop=True), y_hold=y_all[ho],
                     classes=classes, task=task, metric_name=metric_name, schema=schema, profile=profile, mem=mem,
                     n_workers=n_workers, data_sha=data_sha, data_sha_of=data_sha_of, shape=df.shape,
                     n_missing_target=n_missing, src=src, sampled=sampled,
                     raw=df if cfg.data.tables else None, timings=timings,
                     hold_groups=None if structure.groups is None else structure.groups[ho])
+    del df
+    # what loading, profiling and splitting freed, back to the OS before the driver measures itself for
+    # the trial limit: every forked trial maps the driver's pages, kept garbage included
+    release_freed()
+    return prep
 
 
 def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, data_path: str,
