@@ -74,6 +74,17 @@ def rows_for(budget: MemoryBudget, driver_mb: float, n_workers: int, bytes_per_r
     return int(data_allowance_mb(budget, driver_mb, n_workers) * 2**20 / max(bytes_per_row, 1.0))
 
 
+def row_cost(budget: MemoryBudget, driver_mb: float, n_workers: int, bytes_per_row: float) -> dict[str, Any]:
+    """What a row costs the budget, and what the budget holds: the model card's account of the sample."""
+    per_row = bytes_per_row * (DRIVER_COPIES + TRIAL_COPIES * n_workers)
+    return {"bytes_per_row": round(bytes_per_row, 1), "driver_copies": DRIVER_COPIES, "trial_copies": TRIAL_COPIES,
+            "workers": n_workers, "budget_bytes_per_row": round(per_row, 1),
+            "driver_mb": round(driver_mb, 1), "trial_overhead_mb": TRIAL_OVERHEAD_MB,
+            "reserve_mb": round(DRIVER_RESERVE * budget.total_mb, 1),
+            "rows_the_budget_holds": rows_for(budget, driver_mb, n_workers, bytes_per_row),
+            "rows_per_100_mb_more": int(100 * 2**20 / max(per_row, 1.0))}
+
+
 def trial_limit_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> tuple[float, bool]:
     """Per-trial limit on the pages a trial owns (USS) from what the driver leaves; a forked trial also
     maps the driver's pages, so its RSS stays within the budget too. (limit, floored): floored means the

@@ -91,20 +91,25 @@ def write_big_csv(path: Path, target_mb: float, seed: int = 0, chunk: int = 500_
 
     base = pd.read_csv(DOCTOR if DOCTOR.exists() else DOCTOR_LOCAL)
     rng = np.random.default_rng(seed)
-    per_row = len(base.to_csv(index=False).encode()) / len(base)
-    rows = int(target_mb * 2**20 / per_row)
+    target = int(target_mb * 2**20)
+    sink = pa.OSFile(str(path), "wb")
     writer = None
     done = 0
-    while done < rows:
-        n = min(chunk, rows - done)
+    while sink.tell() < target:
+        n = chunk
         df = base.iloc[rng.integers(0, len(base), n)].reset_index(drop=True)
         df["linc"] = np.round(df["linc"] * (1 + rng.normal(0, 0.02, n)), 4)
         df["age"] = np.round(df["age"] + rng.normal(0, 0.5, n), 3)
         df["lpi"] = np.round(df["lpi"] + rng.normal(0, 0.05, n), 4)
         table = pa.Table.from_pandas(df, preserve_index=False)
-        writer = writer or pcsv.CSVWriter(str(path), table.schema)
+        if writer is None:
+            writer = pcsv.CSVWriter(sink, table.schema)
+        left = target - sink.tell()  # the last chunk only as long as needed (rows cost about the same)
+        if done and left < sink.tell() / done * n:
+            table = table.slice(0, max(int(left / (sink.tell() / done)) + 1, 1))
         writer.write_table(table)
-        done += n
+        done += table.num_rows
     assert writer is not None
     writer.close()
-    return rows
+    sink.close()
+    return done

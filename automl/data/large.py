@@ -21,7 +21,7 @@ from automl.data.scan import ScanResult, scan
 from automl.data.source import Source, estimate, open_source
 from automl.data.sql import read_frame
 from automl.errors import UserError
-from automl.memory import MIN_SAMPLE_ROWS, MemoryBudget, data_allowance_mb, process_mb, rows_for
+from automl.memory import MIN_SAMPLE_ROWS, MemoryBudget, data_allowance_mb, process_mb, row_cost, rows_for
 
 log = logging.getLogger("automl")
 # pandas bytes per byte on disk, erring high: text columns become Python strings; Parquet is compressed
@@ -218,6 +218,7 @@ def load_for_run(
         "estimated_memory_mb": round(full_mb, 1),
         "bytes_per_row": round(per_row, 1),
         "data_allowance_mb": round(allowance, 1),
+        "row_cost": row_cost(budget, driver, n_workers, per_row),
         "driver_mb_before_load": round(driver, 1),
         "search_sample_rows": s.n_search,  # the search's own rows: may be cut to its time (run.py)
         "memory_sample_rows": s.n_search,

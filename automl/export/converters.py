@@ -321,14 +321,13 @@ def _register_catboost() -> None:
 
 
 def _register_lightgbm() -> None:
+    # LightGBM / XGBoost: onnxmltools' converters inside the skl2onnx graph (compat.md 2b). LightGBM needs
+    # ai.onnx.ml opset 3 (P10), which onnx.py's TARGET_OPSET already gives; the zipmap option is for the parser.
+    from lightgbm import LGBMClassifier, LGBMRegressor
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
-
-    # LightGBM / XGBoost: onnxmltools' converters inside the skl2onnx graph (compat.md 2b). LightGBM needs
-    # ai.onnx.ml opset 3 (P10), which onnx.py's TARGET_OPSET already gives; the zipmap option is for the parser.
-    from lightgbm import LGBMClassifier, LGBMRegressor
 
     update_registered_converter(LGBMClassifier, "AutomlLGBMClassifier", calculate_linear_classifier_output_shapes,
                                 _convert_lightgbm_snapped, options={"zipmap": [False, True], "nocl": [True, False]})
