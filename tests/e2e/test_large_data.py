@@ -1,6 +1,6 @@
 """Data over the memory budget, end to end: a Parquet folder run under budget.memory_mb=400 and
-data.max_rows takes the scan-and-sample path and says so (manifest, card, profile); `automl predict` in small chunks gives
-exactly what one onnxruntime call on the whole frame gives, to CSV and to Parquet."""
+data.max_rows takes the scan-and-sample path and says so (manifest, card, profile); `automl predict` in
+small chunks gives exactly what one onnxruntime call on the whole frame gives, to CSV and to Parquet."""
 
 from __future__ import annotations
 
