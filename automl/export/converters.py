@@ -4,7 +4,9 @@ Registered once, explicitly, by `register_converters()` (called by automl/export
 """
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable
 
 import numpy as np
 from onnx import TensorProto
@@ -243,12 +245,15 @@ def _convert_lightgbm_snapped(scope, operator, container):
         LightGbm.dump_booster_model = original
 
 
-def register_converters() -> None:
+def register_converters(preload: Iterable[str] = ()) -> None:
     """The engine's converters, and those of each boosting library this process has loaded (it has, if it
-    holds one of its models: building or unpickling one imports it). A library not loaded yet is registered
-    by the next call after it is: the driver never loads CatBoost, LightGBM, XGBoost and onnxmltools
-    (~50 MB that every forked trial would inherit) for families it does not fit itself."""
+    holds one of its models: building or unpickling one imports it) or that `preload` (family names) asks
+    for. A library not loaded yet is registered by the next call after it is: a driver under a tight memory
+    budget need not load CatBoost, LightGBM, XGBoost and onnxmltools (~50 MB every forked trial inherits)."""
     global _done
+    for family in preload:
+        if family in ("catboost", "lightgbm", "xgboost"):
+            importlib.import_module(family)
     if not _done:
         _register_own()
         _done = True
