@@ -14,13 +14,22 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from automl.errors import UserError
+
 log = logging.getLogger("automl")
 
 DEFAULT_FRACTION = 0.6  # of available memory when budget.memory_mb = 0: leaves room for the OS and neighbours
 DRIVER_COPIES = 4.0  # sample frame + model frame + search/holdout slices, while the driver holds them
 TRIAL_COPIES = 5.0  # per trial: fold slices, preprocessed float arrays, model structures
-TRIAL_OVERHEAD_MB = 200.0  # a forked trial's private pages before it touches the data
-MIN_TRIAL_MB = 256.0  # below this a trial cannot fit any model; the floor is reported when it binds
+# a forked trial's private pages before it touches the data: pages Python's reference counting writes
+# (copy-on-write), the family's own library when the driver has not loaded it (CatBoost ~45 MB), and the
+# ONNX export check. Measured (learning-curve HGB fits, doctor_contacts, 14 columns, USS polled every
+# 0.25 s): 22 MB at 574 rows, 32 MB at 5.8k, 76 MB at 92k rows, i.e. ~0.5 kB a row where TRIAL_COPIES
+# prices ~1 kB; the 80 MB leaves room for a library the driver does not hold
+TRIAL_OVERHEAD_MB = 80.0
+# below this a trial cannot fit any model: a budget that leaves less after the driver is refused
+# (budget.memory_mb is a limit no process may pass, not a hint)
+MIN_TRIAL_MB = 64.0
 MIN_SAMPLE_ROWS = 2000
 # kept back from the trials for what the driver allocates after their limit is set (the final stage
 # receives the ONNX bytes and holdout predictions, renders reports)
@@ -55,14 +64,33 @@ def process_mb() -> float:
 
 
 def data_allowance_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> float:
-    """The in-memory (pandas) size of the data the search may hold so that driver + trials fit."""
-    usable = budget.total_mb - driver_mb - n_workers * TRIAL_OVERHEAD_MB
+    """The in-memory (pandas) size of the data the search may hold so that the driver, holding it, and its
+    trials, each holding their copies, fit the budget together (the driver's reserve kept back)."""
+    usable = (1.0 - DRIVER_RESERVE) * budget.total_mb - driver_mb - n_workers * TRIAL_OVERHEAD_MB
     return max(usable, 0.0) / (DRIVER_COPIES + TRIAL_COPIES * n_workers)
 
 
+def rows_for(budget: MemoryBudget, driver_mb: float, n_workers: int, bytes_per_row: float) -> int:
+    """The rows (search + holdout) the budget holds at `bytes_per_row` (the frame's measured bytes per row):
+    per row, DRIVER_COPIES in the driver and TRIAL_COPIES in each worker's trial."""
+    return int(data_allowance_mb(budget, driver_mb, n_workers) * 2**20 / max(bytes_per_row, 1.0))
+
+
+def row_cost(budget: MemoryBudget, driver_mb: float, n_workers: int, bytes_per_row: float) -> dict[str, Any]:
+    """What a row costs the budget, and what the budget holds: the model card's account of the sample."""
+    per_row = bytes_per_row * (DRIVER_COPIES + TRIAL_COPIES * n_workers)
+    return {"bytes_per_row": round(bytes_per_row, 1), "driver_copies": DRIVER_COPIES, "trial_copies": TRIAL_COPIES,
+            "workers": n_workers, "budget_bytes_per_row": round(per_row, 1),
+            "driver_mb": round(driver_mb, 1), "trial_overhead_mb": TRIAL_OVERHEAD_MB,
+            "reserve_mb": round(DRIVER_RESERVE * budget.total_mb, 1),
+            "rows_the_budget_holds": rows_for(budget, driver_mb, n_workers, bytes_per_row),
+            "rows_per_100_mb_more": int(100 * 2**20 / max(per_row, 1.0))}
+
+
 def trial_limit_mb(budget: MemoryBudget, driver_mb: float, n_workers: int) -> tuple[float, bool]:
-    """Per-trial limit from what the driver leaves; (limit, floored) where floored means the budget was
-    too small and MIN_TRIAL_MB was used instead."""
+    """Per-trial limit on the pages a trial owns (USS) from what the driver leaves; a forked trial also
+    maps the driver's pages, so its RSS stays within the budget too. (limit, floored): floored means the
+    budget was too small and MIN_TRIAL_MB was used instead."""
     share = (1.0 - DRIVER_RESERVE) * (budget.total_mb - driver_mb) / max(n_workers, 1)
     return (max(share, MIN_TRIAL_MB), share < MIN_TRIAL_MB)
 
@@ -72,10 +100,13 @@ def trial_memory_mb(fixed_mb: float, budget: MemoryBudget, n_workers: int = 1) -
     the driver, split over the workers' side-by-side trials."""
     if fixed_mb:
         return float(fixed_mb)
-    limit, floored = trial_limit_mb(budget, process_mb(), n_workers)
+    driver = process_mb()
+    limit, floored = trial_limit_mb(budget, driver, n_workers)
     if floored:
-        log.warning("budget.memory_mb leaves less than %.0f MB per trial after the driver; trials get %.0f MB",
-                    limit, limit)
+        raise UserError("budget.memory_mb", f"{budget.total_mb:.0f} MB leaves less than {MIN_TRIAL_MB:.0f} MB per "
+                        f"trial after the driver's {driver:.0f} MB ({n_workers} worker(s))",
+                        f"Raise budget.memory_mb to at least {driver + n_workers * MIN_TRIAL_MB / 0.9:.0f}, "
+                        "or use fewer search.n_workers.")
     return limit
 
 

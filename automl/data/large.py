@@ -20,7 +20,8 @@ from automl.data.load import read_table
 from automl.data.scan import ScanResult, scan
 from automl.data.source import Source, estimate, open_source
 from automl.data.sql import read_frame
-from automl.memory import MIN_SAMPLE_ROWS, MemoryBudget, data_allowance_mb, process_mb
+from automl.errors import UserError
+from automl.memory import MIN_SAMPLE_ROWS, MemoryBudget, data_allowance_mb, process_mb, row_cost, rows_for
 
 log = logging.getLogger("automl")
 # pandas bytes per byte on disk, erring high: text columns become Python strings; Parquet is compressed
@@ -34,8 +35,16 @@ class Sampled:
     n_holdout: int
     info: dict[str, Any] = field(default_factory=dict)  # manifest["sampling"]
 
-    def split(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.arange(self.n_search), np.arange(self.n_search, self.n_search + self.n_holdout)
+    def split(self, task: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """(search rows, holdout rows) of the frame. A regression target with few distinct values (counts)
+        also got per-value floor rows from the scan; they over-represent its rare values, so a
+        regression searches and refits on the uniform rows only."""
+        n = self.n_search
+        if task == "regression" and 0 < self.scan.n_uniform < n:
+            n = self.scan.n_uniform
+            self.info["memory_sample_rows"] = self.info["search_sample_rows"] = n
+            self.info["search_selection"] = "uniform sample of the other rows (seeded random keys, bottom-k)"
+        return np.arange(n), np.arange(self.n_search, self.n_search + self.n_holdout)
 
     def merge_profile(self, profile: dict[str, Any], target: str, task: str) -> dict[str, Any]:
         """The sample's profile, with every field the scan knows exactly (or approximately, over all
@@ -106,6 +115,47 @@ def _label(key: str, was_int: bool) -> str:
     return key
 
 
+def _scan_child(conn: Any, args: tuple[Any, ...]) -> None:
+    try:
+        conn.send(("ok", scan(*args)))
+    except UserError as e:
+        conn.send(("user", e.where, e.rule, e.fix))
+    except BaseException as e:  # reported by the driver, which has the traceback-free one-line path
+        conn.send(("error", f"{type(e).__name__}: {e}"[:2000]))
+    finally:
+        conn.close()
+
+
+def scan_apart(src: Source, *args: Any) -> ScanResult:
+    """scan(src, *args) in a fresh (spawned) process that loads only pyarrow, numpy and pandas. The
+    scan's transient memory (the CSV reader's read-ahead, per-batch statistics, what the allocators keep
+    afterwards: +150-220 MB over a 1.1 GB file) is then neither added to the driver's imports
+    (scikit-learn, ONNX: ~240 MB) nor kept by the driver, whose pages every forked trial maps. A
+    database source is scanned in the driver (its connection does not cross processes)."""
+    import multiprocessing as mp
+
+    if src.kind == "sql":
+        return scan(src, *args)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_scan_child, args=(child, (src, *args)), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        msg = parent.recv()
+    except EOFError:
+        proc.join(5.0)
+        msg = ("error", f"the scan process died (exit code {proc.exitcode})")
+    finally:
+        parent.close()
+    proc.join(5.0)
+    if msg[0] == "user":
+        raise UserError(*msg[1:])
+    if msg[0] == "error":
+        raise RuntimeError(f"scanning {src.name} failed: {msg[1]}")
+    return msg[1]
+
+
 def _read_whole(path: str, src: Source) -> pd.DataFrame:
     if src.kind == "sql":
         return read_frame(src.sql_source())
@@ -144,13 +194,13 @@ def load_for_run(
     )
     if fits:
         return _read_whole(path, src), None
-    total = int(allowance * 2**20 / per_row)
+    total = rows_for(budget, driver, n_workers, per_row)
     if max_rows:
         total = min(total, max_rows)
     floored = total < MIN_SAMPLE_ROWS
     total = max(total, MIN_SAMPLE_ROWS)
     n_hold = round(total * holdout)
-    result = scan(src, target, total - n_hold, n_hold, holdout, seed)
+    result = scan_apart(src, target, total - n_hold, n_hold, holdout, seed)
     df = pd.concat([result.search, result.holdout], ignore_index=True)
     s = Sampled(result, len(result.search), len(result.holdout))
     s.info = {
@@ -168,6 +218,7 @@ def load_for_run(
         "estimated_memory_mb": round(full_mb, 1),
         "bytes_per_row": round(per_row, 1),
         "data_allowance_mb": round(allowance, 1),
+        "row_cost": row_cost(budget, driver, n_workers, per_row),
         "driver_mb_before_load": round(driver, 1),
         "search_sample_rows": s.n_search,  # the search's own rows: may be cut to its time (run.py)
         "memory_sample_rows": s.n_search,

@@ -20,6 +20,7 @@ import numpy as np
 from automl.data.arrow import to_pandas
 from automl.data.source import Source, csv_column_types, iter_batches
 from automl.errors import UserError
+from automl.memory import release_freed
 
 QUANTILE_RESERVOIR = 20_000  # values kept per numeric column; quantile error ~ 1/sqrt(n)
 KMV_K = 4096  # distinct-count sketch size: exact below it, ~1.6% relative error above
@@ -206,6 +207,7 @@ class ScanResult:
     holdout: Any  # pandas frame
     int_columns: list[str]
     seconds: float
+    n_uniform: int = 0  # the search sample's uniform rows, before the class floor rows appended to them
 
 
 def scan(
@@ -283,18 +285,22 @@ def scan(
             f"column '{target}'", "the target is missing in every row", "Choose a target with values."
         )
     search_tab = search.table()
+    n_uniform = search_tab.num_rows if search_tab is not None else 0
     if floors:  # add each class's floor rows the uniform sample missed (rare classes)
         search_tab = _union_floor(search_tab, [r.table() for r in floors.values()], target)
     hold_tab = hold.table()
     search_df = to_pandas(search_tab, int_cols)
     hold_df = to_pandas(hold_tab, int_cols) if hold_tab is not None else search_df.iloc[:0]
     del search, hold, floors, search_tab, hold_tab
-    pa.default_memory_pool().release_unused()  # the scan's freed buffers back to the OS, not kept by the pool
+    # the scan's freed buffers back to the OS (arrow's pool and glibc's arenas keep them): the driver
+    # measures itself after this, and every forked trial would map what it kept
+    release_freed()
     columns = {name: st.to_json(n) for name, st in stats.items()}
     if class_counts is not None and target in int_cols:  # integer labels read as float: "1.0" -> "1"
         class_counts = {str(int(float(k))): v for k, v in class_counts.items()}
     return ScanResult(
-        n, n_read, n_missing_target, columns, class_counts, search_df, hold_df, int_cols, time.time() - t0
+        n, n_read, n_missing_target, columns, class_counts, search_df, hold_df, int_cols, time.time() - t0,
+        n_uniform,
     )
 
 

@@ -16,9 +16,13 @@ from automl.data.sql import SqlSource, open_sql
 from automl.errors import UserError
 from automl.urls import is_url
 
-# CSV block read at a time. The reader runs single-threaded: with threads it reads ahead of a slower
-# consumer without bound (a 1.3 GB file peaked at +900 MB with 16 MB blocks; +330 MB with 4 MB blocks)
+# The CSV head the column types are inferred from (parsed from bytes read here, not by a streaming
+# reader: that one starts reading dozens of blocks ahead the moment it opens)
 BLOCK_BYTES = 8 << 20
+# CSV block a streaming scan reads at a time. The streaming reader keeps dozens of blocks in flight
+# even single-threaded (a 1.1 GB file: +400 MB of RSS with 8 MB blocks, +85 MB with 1 MB, +63 MB with
+# 512 kB, at the same speed): the driver's peak under a small budget.memory_mb was this read-ahead
+STREAM_BLOCK_BYTES = 1 << 20
 SUPPORTED = (".csv", ".parquet", ".pq")
 
 
@@ -91,12 +95,11 @@ def csv_column_types(src: Source) -> tuple[dict[str, Any], list[str]]:
     integers are read as float64 (a later block may hold a missing value or a decimal), columns empty in
     the first block as strings. Without this, a type inferred from block one can fail on block fifty."""
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
-    reader = pcsv.open_csv(src.files[0], read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES))
+    schema = csv_head(src).schema
     types: dict[str, Any] = {}
-    ints = [f.name for f in reader.schema if pa.types.is_integer(f.type)]
-    for f in reader.schema:
+    ints = [f.name for f in schema if pa.types.is_integer(f.type)]
+    for f in schema:
         t = f.type
         if pa.types.is_integer(t):
             t = pa.float64()
@@ -104,6 +107,20 @@ def csv_column_types(src: Source) -> tuple[dict[str, Any], list[str]]:
             t = pa.string()
         types[f.name] = t
     return types, ints
+
+
+def csv_head(src: Source, nbytes: int = BLOCK_BYTES) -> Any:
+    """The CSV's first `nbytes` (cut at the last whole line) parsed as a pyarrow Table, types inferred:
+    bounded memory, whatever the file's size."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with open(src.files[0], "rb") as fh:
+        head = fh.read(nbytes)
+        if len(head) == nbytes and fh.read(1):  # more follows: drop the partial last line
+            head = head[: head.rfind(b"\n") + 1]
+    return pcsv.read_csv(pa.BufferReader(head), read_options=pcsv.ReadOptions(use_threads=False),
+                         convert_options=pcsv.ConvertOptions(strings_can_be_null=True, null_values=PANDAS_NA))
 
 
 def iter_batches(
@@ -125,13 +142,23 @@ def iter_batches(
             types = column_types if column_types is not None else csv_column_types(src)[0]
             reader = pcsv.open_csv(
                 src.files[0],
-                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                read_options=pcsv.ReadOptions(block_size=STREAM_BLOCK_BYTES, use_threads=False),
                 convert_options=pcsv.ConvertOptions(
                     column_types=types, strings_can_be_null=True, null_values=PANDAS_NA
                 ),
             )
+            # small blocks keep the read-ahead small; the consumer still gets batches of about
+            # `batch_rows` (its per-batch work, not the parsing, dominated with 1 MB blocks)
+            parts: list[Any] = []
+            held = 0
             for batch in reader:
-                yield batch
+                parts.append(batch)
+                held += batch.num_rows
+                if held >= batch_rows:
+                    yield pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+                    parts, held = [], 0
+            if parts:
+                yield pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
         else:
             first = None
             for f in src.files:
@@ -165,6 +192,8 @@ def estimate(src: Source) -> tuple[int, float]:
         it = src.sql_source().batches(hash_rows=False)
         first = next(it, None)
         it.close()  # the rest of the result is not fetched
+    elif src.kind == "csv":
+        first = csv_head(src)
     else:
         first = next(iter_batches(src), None)
     if first is None or first.num_rows == 0:

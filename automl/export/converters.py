@@ -4,6 +4,10 @@ Registered once, explicitly, by `register_converters()` (called by automl/export
 """
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Iterable
+
 import numpy as np
 from onnx import TensorProto
 from onnx.helper import get_attribute_value
@@ -16,6 +20,7 @@ from automl.export.feature_converters import register as register_feature_conver
 from automl.preprocessing.steps import RARE, Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
 _done = False
+_libraries: set[str] = set()  # boosting libraries whose converters are registered
 
 
 # --- NaNIndicator: IsNaN -> Cast(float) -----------------------------------------------------------
@@ -240,11 +245,26 @@ def _convert_lightgbm_snapped(scope, operator, container):
         LightGbm.dump_booster_model = original
 
 
-def register_converters() -> None:
+def register_converters(preload: Iterable[str] = ()) -> None:
+    """The engine's converters, and those of each boosting library this process has loaded (it has, if it
+    holds one of its models: building or unpickling one imports it) or that `preload` (family names) asks
+    for. A library not loaded yet is registered by the next call after it is: a driver under a tight memory
+    budget need not load CatBoost, LightGBM, XGBoost and onnxmltools (~50 MB every forked trial inherits)."""
     global _done
-    if _done:
-        return
-    from catboost import CatBoostClassifier, CatBoostRegressor
+    for family in preload:
+        if family in ("catboost", "lightgbm", "xgboost"):
+            importlib.import_module(family)
+    if not _done:
+        _register_own()
+        _done = True
+    for lib, register in (("catboost", _register_catboost), ("lightgbm", _register_lightgbm),
+                          ("xgboost", _register_xgboost)):
+        if lib not in _libraries and lib in sys.modules:
+            register()
+            _libraries.add(lib)
+
+
+def _register_own() -> None:
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
@@ -263,12 +283,6 @@ def register_converters() -> None:
                                 options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor,
                                 _convert_dummy_regressor)
-    update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
-                                calculate_linear_classifier_output_shapes, _convert_catboost,
-                                parser=_parser_classifier,
-                                options={"zipmap": [False, True], "nocl": [True, False]})
-    update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
-                                calculate_linear_regressor_output_shapes, _convert_catboost)
     from skl2onnx.operator_converters.nearest_neighbours import (
         convert_nearest_neighbors_classifier,
         convert_nearest_neighbors_regressor,
@@ -294,18 +308,47 @@ def register_converters() -> None:
     update_registered_converter(TieFreeKNeighborsRegressor, "AutomlKNeighborsRegressor",
                                 calculate_sklearn_nearest_neighbours_regressor, convert_nearest_neighbors_regressor,
                                 options={"optim": [None, "cdist"]})
+
+
+def _register_catboost() -> None:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(CatBoostClassifier, "AutomlCatBoostClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_catboost,
+                                parser=_parser_classifier,
+                                options={"zipmap": [False, True], "nocl": [True, False]})
+    update_registered_converter(CatBoostRegressor, "AutomlCatBoostRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_catboost)
+
+
+def _register_lightgbm() -> None:
     # LightGBM / XGBoost: onnxmltools' converters inside the skl2onnx graph (compat.md 2b). LightGBM needs
     # ai.onnx.ml opset 3 (P10), which onnx.py's TARGET_OPSET already gives; the zipmap option is for the parser.
     from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-    from xgboost import XGBClassifier, XGBRegressor
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
 
     update_registered_converter(LGBMClassifier, "AutomlLGBMClassifier", calculate_linear_classifier_output_shapes,
                                 _convert_lightgbm_snapped, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(LGBMRegressor, "AutomlLGBMRegressor", calculate_linear_regressor_output_shapes,
                                 _convert_lightgbm_snapped)
+
+
+def _register_xgboost() -> None:
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from xgboost import XGBClassifier, XGBRegressor
+
     update_registered_converter(XGBClassifier, "AutomlXGBClassifier", calculate_linear_classifier_output_shapes,
                                 _convert_xgboost_fixed, options={"zipmap": [False, True], "nocl": [True, False]})
     update_registered_converter(XGBRegressor, "AutomlXGBRegressor", calculate_linear_regressor_output_shapes,
                                 convert_xgboost)
-    _done = True

@@ -2,6 +2,8 @@
 sampled it): sizes, how the rows were chosen, and the learning curve, from the manifest's `sampling`."""
 from __future__ import annotations
 
+from typing import Any
+
 from automl.manifest import Manifest
 
 
@@ -34,6 +36,7 @@ def card_lines(m: Manifest) -> list[str]:
            else "") + ".",
         f"- Per-trial memory limit {b['trial_memory_mb']:.0f} MB (what the budget leaves after the driver).",
     ]
+    out += _row_cost_lines(s)
     if s.get("fit_time_model"):
         out.append(f"- Fit time priced from the learning curve: {s['fit_time_model']}.")
     if s.get("trial_time_limit_s"):
@@ -45,13 +48,38 @@ def card_lines(m: Manifest) -> list[str]:
             "",
             f"### Learning curve ({lc['model']}, holdout {lc['metric']})",
             "",
-            "| rows | holdout score | fit s |",
-            "|---|---|---|",
+            "| rows | holdout score | fit s | trial MB (own pages) |",
+            "|---|---|---|---|",
         ]
-        out += [f"| {int(p['rows'])} | {p['score']:.5g} | {p['fit_s']:.2f} |" for p in lc["points"]]
+        out += [f"| {int(p['rows'])} | {p['score']:.5g} | {p['fit_s']:.2f} | "
+                f"{p['mem_mb']:.0f} |" if p.get("mem_mb") else
+                f"| {int(p['rows'])} | {p['score']:.5g} | {p['fit_s']:.2f} | - |" for p in lc["points"]]
         out += ["", f"- Verdict: {lc['verdict']}."]
         if lc.get("stopped"):
             out.append(f"- Curve cut short: {lc['stopped']}.")
     elif lc:
         out.append(f"- Learning curve: {lc.get('verdict', 'not measured')}; {lc.get('stopped', '')}")
     return out
+
+
+def _row_cost_lines(s: dict[str, Any]) -> list[str]:
+    """How many rows the budget held and why, and what more memory would have bought."""
+    rc = s.get("row_cost")
+    if not rc:
+        return []
+    out = [f"- Rows used and why: a row costs {rc['bytes_per_row']:.0f} bytes as held (measured on the file's first "
+           f"block), kept {rc['driver_copies']:.0f}x by the driver and {rc['trial_copies']:.0f}x by each of "
+           f"{rc['workers']} worker(s)' trials: {rc['budget_bytes_per_row']:.0f} bytes of budget per row. After the "
+           f"driver's {rc['driver_mb']:.0f} MB, {rc['trial_overhead_mb']:.0f} MB per trial before it touches data and "
+           f"a {rc['reserve_mb']:.0f} MB reserve, the budget holds **{rc['rows_the_budget_holds']}** rows."]
+    lc = s.get("learning_curve") or {}
+    more = (f"- What more memory would buy: each +100 MB of budget.memory_mb holds ~{rc['rows_per_100_mb_more']} "
+            "more rows")
+    if lc.get("gain_last_doubling") is not None:
+        pts = lc["points"]
+        more += (f"; the learning curve's slope at its top ({int(pts[-2]['rows'])} -> {int(pts[-1]['rows'])} rows) "
+                 f"is {lc['gain_last_doubling']:+.4g} per doubling of rows"
+                 + (" (relative)" if lc.get("metric") in ("rmse", "mae") else "")
+                 + (", so more rows would likely pay" if lc.get("more_data_would_pay") else
+                    ", so more rows are unlikely to pay"))
+    return [*out, more + "."]

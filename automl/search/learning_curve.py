@@ -79,7 +79,8 @@ def learning_curve(
         if out.status != COMPLETE:
             stopped = f"{n} rows: {out.status} {out.error}"
             break
-        points.append({**out.value, "seconds": round(out.seconds, 2)})  # fit, holdout scoring, process start
+        # fit, holdout scoring, process start; the pages the fit owned (USS, polled every 0.25 s)
+        points.append({**out.value, "seconds": round(out.seconds, 2), "mem_mb": round(out.peak_rss_mb, 1)})
         log.info(
             "learning curve: %d rows -> holdout %s %.5g (%.1fs)",
             n,

@@ -30,6 +30,8 @@ def main() -> None:
     stratified(pd.read_csv(SRC / "aids.csv"), "status").to_csv(HERE / "aids_600.csv", index=False)
     slid = pd.read_csv(SRC / "slid_wages.csv")
     slid.sample(n=N, random_state=SEED).sort_index().to_csv(HERE / "slid_wages_600.csv", index=False)
+    doctor = pd.read_csv(SRC / "doctor_contacts.csv")
+    doctor.sample(n=2000, random_state=SEED).sort_index().to_csv(HERE / "doctor_contacts_2000.csv", index=False)
 
 
 if __name__ == "__main__":

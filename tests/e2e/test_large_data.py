@@ -1,6 +1,6 @@
-"""Data over the memory budget, end to end: a Parquet folder run under a tiny budget.memory_mb takes the
-scan-and-sample path and says so (manifest, card, profile); `automl predict` in small chunks gives
-exactly what one onnxruntime call on the whole frame gives, to CSV and to Parquet."""
+"""Data over the memory budget, end to end: a Parquet folder run under budget.memory_mb=400 and
+data.max_rows takes the scan-and-sample path and says so (manifest, card, profile); `automl predict` in
+small chunks gives exactly what one onnxruntime call on the whole frame gives, to CSV and to Parquet."""
 
 from __future__ import annotations
 
@@ -40,12 +40,14 @@ def sampled_run(tmp_path_factory):
     for i, part in enumerate(np.array_split(df, 3)):
         part.to_parquet(root / "parts" / f"part-{i}.parquet", index=False)
     run = root / "run"
-    # 400 MB cannot hold the driver and a trial next to a data allowance: the floor sample (2000 rows)
+    # 400 MB holds these 6,000 rows (tests/e2e/test_memory_budget.py samples a file over it); data.max_rows
+    # caps what is held, which takes the same scan-and-sample path
     p = run_cli(
         f"data.path={root / 'parts'}",
         "task.target=y",
         "budget.time_s=20",
         "budget.memory_mb=400",
+        "data.max_rows=2000",
         "estimators.include=[baseline,linear,hist_gradient_boosting]",
         "search.cv_folds=3",
         f"hydra.run.dir={run}",

@@ -14,7 +14,17 @@ from automl.data.load import file_sha256, read_table
 from automl.data.profile import QUANTILES, build_profile
 from automl.data.roles import infer_schema
 from automl.data.source import open_source
-from automl.memory import MemoryBudget, data_allowance_mb, trial_limit_mb
+from automl.errors import UserError
+from automl.memory import (
+    MIN_TRIAL_MB,
+    TRIAL_OVERHEAD_MB,
+    MemoryBudget,
+    data_allowance_mb,
+    row_cost,
+    rows_for,
+    trial_limit_mb,
+    trial_memory_mb,
+)
 
 
 def _frame(n: int = 5000, seed: int = 0) -> pd.DataFrame:
@@ -136,7 +146,47 @@ def test_load_for_run_reads_small_data_whole_and_samples_over_budget(tmp_path):
 def test_memory_budget_arithmetic():
     b = MemoryBudget(2000, "test")
     allow = data_allowance_mb(b, 300, 1)
-    assert allow == pytest.approx((2000 - 300 - 200) / 9)
+    assert allow == pytest.approx((0.9 * 2000 - 300 - TRIAL_OVERHEAD_MB) / 9)
     limit, floored = trial_limit_mb(b, 300 + 4 * allow, 1)
     assert not floored and 300 + 4 * allow + limit == pytest.approx(2000 - 0.1 * (2000 - 300 - 4 * allow))
-    assert trial_limit_mb(MemoryBudget(300, "t"), 290, 2) == (256.0, True)
+    assert trial_limit_mb(MemoryBudget(300, "t"), 290, 2) == (MIN_TRIAL_MB, True)
+
+
+def test_rows_are_sized_by_what_a_row_costs():
+    """The sample is as large as the budget holds at the measured bytes per row: the driver's copies and
+    each worker's trial copies of every row, after the driver, the trials' overhead and the reserve."""
+    b = MemoryBudget(400, "t")
+    rows = rows_for(b, 240, 1, 200.0)
+    spent = 240 + TRIAL_OVERHEAD_MB + rows * 200.0 * 9 / 2**20
+    assert spent <= 0.9 * 400 < spent + 200.0 * 9 / 2**20  # the most rows that fit, no more
+    assert rows_for(b, 240, 2, 200.0) < rows  # a second worker's trial copies and overhead cost rows
+    assert rows_for(MemoryBudget(800, "t"), 240, 1, 200.0) > 2 * rows  # the budget pays past the fixed costs
+    assert rows_for(b, 240, 1, 100.0) == pytest.approx(2 * rows, abs=1)  # compact rows: twice as many
+    assert rows_for(b, 390, 1, 200.0) == 0  # nothing left after the driver
+    rc = row_cost(b, 240, 1, 200.0)
+    assert rc["rows_the_budget_holds"] == rows and rc["budget_bytes_per_row"] == 1800.0
+    assert rc["rows_per_100_mb_more"] == int(100 * 2**20 / 1800)
+
+
+def test_a_budget_below_the_driver_is_refused_not_exceeded():
+    with pytest.raises(UserError) as e:
+        trial_memory_mb(0, MemoryBudget(10, "budget.memory_mb"))  # this process alone is over 10 MB
+    assert e.value.where == "budget.memory_mb" and "Raise budget.memory_mb to at least" in e.value.fix
+    assert trial_memory_mb(300, MemoryBudget(10, "t")) == 300  # a fixed trial limit is the user's call
+
+
+def test_a_regression_sample_drops_the_scans_per_value_floor_rows(tmp_path):
+    """A count target (few distinct values) gets per-value floor rows from the scan: they over-represent its
+    rare values, so a regression keeps only the uniform rows; a classification keeps them."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    df = pd.DataFrame({"x": rng.normal(size=n), "y": np.minimum(rng.poisson(0.3, n) * (1 + (rng.random(n) < 0.01) * 20),
+                                                                40)})
+    df.to_csv(tmp_path / "c.csv", index=False)
+    part, sampled = load_for_run(str(tmp_path / "c.csv"), "y", MemoryBudget(100_000, "t"), 1, 0.2, 0, max_rows=2500)
+    assert sampled is not None and 0 < sampled.scan.n_uniform < sampled.n_search  # floor rows were added
+    tr, _ = sampled.split("regression")
+    assert len(tr) == sampled.scan.n_uniform == sampled.info["memory_sample_rows"]
+    floor_part = part.iloc[sampled.scan.n_uniform:sampled.n_search]
+    assert floor_part["y"].mean() > 2 * part.iloc[tr]["y"].mean()  # what was dropped: the skewed rows
+    assert len(sampled.split("binary")[0]) == sampled.n_search

@@ -1,0 +1,115 @@
+"""Memory measured from outside a process tree, and a CSV larger than a memory budget.
+
+`TreePeaks` polls the resident set (RSS) of every process of a tree, each on its own, and keeps each
+pid's peak: what `/usr/bin/time -v` reports for the largest process, but for every process, the
+forked trials included. RSS counts the pages a forked trial still shares with the driver, so a
+trial's figure is what the operating system would charge it, not only what it added.
+
+`write_big_csv` resamples a public dataset's rows with noise to any size on disk (in chunks: its own
+memory stays flat), so the tests and benchmarks/memory_budget.py need no large file committed.
+"""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DOCTOR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "doctor_contacts.csv"
+DOCTOR_LOCAL = Path(__file__).resolve().parent / "data" / "doctor_contacts_2000.csv"
+
+
+class TreePeaks(threading.Thread):
+    """Peak RSS (MB) of each process of the tree under `pid`, polled every `every` seconds."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peaks: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop_event.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in procs:
+                try:
+                    mb = p.memory_info().rss / 2**20
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                if mb > self.peaks.get(p.pid, 0.0):
+                    self.peaks[p.pid] = mb
+                    self.names.setdefault(p.pid, "driver" if p.pid == self.pid else "child")
+            self.samples += 1
+            time.sleep(self.every)
+
+    def finish(self) -> dict[str, Any]:
+        self._stop_event.set()
+        self.join()
+        kids = sorted((mb for pid, mb in self.peaks.items() if pid != self.pid), reverse=True)
+        return {"driver_mb": round(self.peaks.get(self.pid, 0.0), 1),
+                "max_child_mb": round(kids[0], 1) if kids else 0.0,
+                "children": len(kids), "max_process_mb": round(max(self.peaks.values(), default=0.0), 1),
+                "samples": self.samples}
+
+
+def watched_run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float,
+                every: float = 0.05) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
+    """Run `cmd`, polling its process tree; (the finished process, its peaks)."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peaks = TreePeaks(proc.pid, every)
+    peaks.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        result = peaks.finish()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), result
+
+
+def write_big_csv(path: Path, target_mb: float, seed: int = 0, chunk: int = 500_000) -> int:
+    """A CSV of about `target_mb` MB on disk: doctor_contacts rows (regression target `mdu`) drawn with
+    replacement, with noise on the continuous columns so rows are not copies. Returns the rows written."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    base = pd.read_csv(DOCTOR if DOCTOR.exists() else DOCTOR_LOCAL)
+    rng = np.random.default_rng(seed)
+    target = int(target_mb * 2**20)
+    sink = pa.OSFile(str(path), "wb")
+    writer = None
+    done = 0
+    while sink.tell() < target:
+        n = chunk
+        df = base.iloc[rng.integers(0, len(base), n)].reset_index(drop=True)
+        df["linc"] = np.round(df["linc"] * (1 + rng.normal(0, 0.02, n)), 4)
+        df["age"] = np.round(df["age"] + rng.normal(0, 0.5, n), 3)
+        df["lpi"] = np.round(df["lpi"] + rng.normal(0, 0.05, n), 4)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if writer is None:
+            writer = pcsv.CSVWriter(sink, table.schema)
+        left = target - sink.tell()  # the last chunk only as long as needed (rows cost about the same)
+        if done and left < sink.tell() / done * n:
+            table = table.slice(0, max(int(left / (sink.tell() / done)) + 1, 1))
+        writer.write_table(table)
+        done += table.num_rows
+    assert writer is not None
+    writer.close()
+    sink.close()
+    return done
