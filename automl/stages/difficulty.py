@@ -21,9 +21,10 @@ from automl.search import space as sp
 
 FAMILY = "hist_gradient_boosting"
 # shallow and regularised: |residual| is a noisy target, and the model is fitted K + 1 times in the final stage
-PARAMS = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 8, "min_samples_leaf": 30,
+PARAMS = {"learning_rate": 0.15, "max_iter": 60, "max_leaf_nodes": 8, "min_samples_leaf": 30,
           "l2_regularization": 1.0, "max_features": 1.0}
-MAX_ROWS = 20_000  # rows each difficulty fit sees at most (a seeded sample of its training rows)
+MAX_ROWS = 5_000  # rows each difficulty fit sees at most (a seeded sample of its training rows): a scale needs few
+CROSS_FITS = 3  # the CV folds are merged into this many for the cross-fit (random or grouped folds)
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,10 @@ def cross_fitted_sigma(data: obj.SearchData, res: Residuals) -> np.ndarray:
     target = np.abs(np.asarray(res.y, dtype=np.float64) - np.asarray(res.pred, dtype=np.float64).reshape(-1))
     sigma = np.full(len(target), np.nan)
     every = np.arange(len(target))
-    for k, va in enumerate(res.folds):
-        rest = (np.concatenate(res.folds[:k]) if k else np.array([], dtype=int)) if res.past_only \
+    folds = res.folds if res.past_only or len(res.folds) <= CROSS_FITS else [
+        np.sort(np.concatenate(res.folds[k::CROSS_FITS])) for k in range(CROSS_FITS)]
+    for k, va in enumerate(folds):
+        rest = (np.concatenate(folds[:k]) if k else np.array([], dtype=int)) if res.past_only \
             else np.setdiff1d(every, va)
         if len(rest) < 2 * PARAMS["min_samples_leaf"]:
             continue

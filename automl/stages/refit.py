@@ -63,7 +63,7 @@ def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: lis
         elif task.calibration != "none":
             folds = [np.searchsorted(data.scored, va) for _, va in data.folds]
             choice = choose(task.calibration, data.oof_y, blend, folds, data.metric.name not in RANKING,
-                            sharpen=data.metric.name != "log_loss")
+                            sharpen=data.metric.name != "log_loss", past_only=data.structure.order is not None)
             cal = choice.calibrator
             assert choice.calibrated_oof is not None
             report = {**cal.to_json(), "oof_log_loss": choice.oof_log_loss,

@@ -59,7 +59,7 @@ def test_heteroscedastic_data_get_narrower_intervals_at_the_same_coverage():
     assert r["conf"].scale == "normalised", r["conf"].to_json()
     assert r["parity"]["passed"] and r["parity"]["scale"] == "normalised"
     assert abs(r["shipped"]["coverage"] - 0.9) < 0.04, r["shipped"]  # 1000 held-out rows: ~4 standard errors
-    assert r["shipped"]["mean_width"] < 0.9 * r["constant"]["mean_width"], (r["shipped"], r["constant"])
+    assert r["shipped"]["mean_width"] < 0.92 * r["constant"]["mean_width"], (r["shipped"], r["constant"])
     # one graph: the difficulty model's nodes read the same raw inputs as the model
     names = [n.name for n in r["model"].graph.node]
     assert any(n.startswith("difficulty_") for n in names) and [i.name for i in r["model"].graph.input] == [
@@ -95,3 +95,24 @@ def test_interval_matches_the_graph_rule_in_float32(scale):
                               else np.float32(1.0))
     p32 = pred.astype(np.float32)
     np.testing.assert_array_equal(iv, np.stack([p32 - half.astype(np.float32), p32 + half.astype(np.float32)], 1))
+
+
+def test_time_ordered_difficulty_uses_earlier_folds_only():
+    """data.time_column: sigma(x) of a fold comes from a difficulty model fitted on earlier folds only (the
+    first fold has none: NaN, left out of the normalised calibration)."""
+    from automl.stages.difficulty import cross_fitted_sigma
+
+    df = frame(800, hetero=True)
+    schema = infer_schema(df, "y", [], [])
+    X, y = to_model_frame(df, schema), df["y"].to_numpy(dtype=float)
+    data = obj.SearchData(X=X, y=y, folds=cv_folds(y, "regression", 4, 0), schema=schema, missing_numeric=[],
+                          task="regression", metric=get_metric("rmse"), n_classes=0, seed=0,
+                          families=["hist_gradient_boosting"], n_jobs=1, imbalance=False)
+    folds = [np.arange(i * 200, (i + 1) * 200) for i in range(4)]
+    pred = 2 * df["x0"].to_numpy()
+    a = cross_fitted_sigma(data, Residuals(X, y, pred, folds, past_only=True))
+    assert np.isnan(a[folds[0]]).all() and np.isfinite(a[200:]).all()
+    later = y.copy()
+    later[600:] += 50.0  # the last fold's residuals change: earlier folds' sigma must not
+    b = cross_fitted_sigma(data, Residuals(X, later, pred, folds, past_only=True))
+    np.testing.assert_array_equal(a[:600], b[:600])
