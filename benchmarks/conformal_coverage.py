@@ -75,7 +75,8 @@ def coverage_row(name: str, target: str, task: str, coverage: float, budget: int
     if task == "regression":
         iv, y = np.asarray(out["interval"], dtype=np.float64), test[target].to_numpy(dtype=float)
         w = conf.get("oof_mean_width", {})
-        row.update(coverage=float(np.mean((y >= iv[:, 0]) & (y <= iv[:, 1]))), size=float(np.mean(iv[:, 1] - iv[:, 0])),
+        row.update(coverage=float(np.mean((y >= iv[:, 0]) & (y <= iv[:, 1]))),
+                   size=float(np.mean(iv[:, 1] - iv[:, 0])),
                    scale=conf.get("scale"), oof_width_constant=w.get("constant"),
                    oof_width_normalised=w.get("normalised"))
     else:
@@ -133,18 +134,20 @@ def main() -> None:
     with open(a.out, "a") as fh:
         for r in rows + can:
             fh.write(json.dumps({**r, "budget": a.budget, "seed": a.seed}) + "\n")
-    print("\n| dataset | task | target coverage | measured coverage | mean width / set size | width | test rows |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| dataset | task | model | target | measured coverage | mean width or set size | width | rows |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         width = r["scale"]
         if r["task"] == "regression" and r.get("oof_width_constant") is not None:
             width += f" (OOF {r['oof_width_constant']:.4g} const vs {r['oof_width_normalised']:.4g} norm)"
-        print(f"| {r['dataset']} | {r['task']} | {r['target_coverage']:g} | {r['coverage']:.3f} | {r['size']:.4g} "
+        print(f"| {r['dataset']} | {r['task']} | {r['model']} | {r['target_coverage']:g} | {r['coverage']:.3f} "
+              f"| {r['size']:.4g} "
               f"| {width} | {r['test_rows']} |")
     print("\n| canary run | CV estimate (r2) | new-group r2 | optimism |")
     print("|---|---|---|---|")
     for r in can:
-        print(f"| {r['run']} | {r['cv_estimate']:.3f} | {r['new_groups']:.3f} | {r['cv_estimate'] - r['new_groups']:+.3f} |")
+        gap = r["cv_estimate"] - r["new_groups"]
+        print(f"| {r['run']} | {r['cv_estimate']:.3f} | {r['new_groups']:.3f} | {gap:+.3f} |")
 
 
 if __name__ == "__main__":
