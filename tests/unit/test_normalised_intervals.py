@@ -11,7 +11,7 @@ from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.conformal import Conformal, choose_scale, evaluate
 from automl.evaluation.metrics import get_metric
-from automl.export.onnx import export_onnx
+from automl.export.onnx import export_onnx, metadata
 from automl.export.uncertainty import add_conformal, check_conformal_parity, graph_output
 from automl.search import objective as obj
 from automl.stages.difficulty import Residuals, fit_intervals
@@ -44,14 +44,15 @@ def run(df: pd.DataFrame, setting: str, coverage: float = 0.9) -> dict:
     conf, difficulty = fit_intervals(data, res, coverage, setting)
     constant = Conformal.fit("regression", data.oof_y, oof, coverage)
     pipe = obj.build(data, cand).fit(X, y)
-    base = export_onnx(pipe, schema, "regression", None, {})
+    base = export_onnx(pipe, schema, "regression", None, metadata(schema, "regression", "y", "rmse", None, "test"))
     graph = export_onnx(difficulty, schema, "regression", None, {}) if difficulty is not None else None
     model = add_conformal(base, conf, graph)
     X_hold, y_hold = X_all.iloc[n_fit:].reset_index(drop=True), y_all[n_fit:]
     parity = check_conformal_parity(model, pipe, X_hold, schema, conf, 1e-5, len(y), difficulty)
     shipped = evaluate(conf, y_hold, np.asarray(graph_output(model, X_hold, schema, len(y))["interval"]))
     const = evaluate(constant, y_hold, constant.interval(np.asarray(pipe.predict(X_hold))))
-    return {"conf": conf, "parity": parity, "shipped": shipped, "constant": const, "model": model}
+    return {"conf": conf, "parity": parity, "shipped": shipped, "constant": const, "model": model,
+            "X_hold": X_hold, "schema": schema, "fit_rows": len(y)}
 
 
 def test_heteroscedastic_data_get_narrower_intervals_at_the_same_coverage():
@@ -64,6 +65,25 @@ def test_heteroscedastic_data_get_narrower_intervals_at_the_same_coverage():
     names = [n.name for n in r["model"].graph.node]
     assert any(n.startswith("difficulty_") for n in names) and [i.name for i in r["model"].graph.input] == [
         "x0", "x1", "shop"]
+
+
+def test_automl_predict_writes_the_normalised_interval(tmp_path):
+    """`automl predict` on the one graph (model + difficulty nodes) writes `lower` / `upper` as onnxruntime
+    gives them, widths varying by row."""
+    from tests.cli_runner import run_cli
+
+    df = frame(1500, hetero=True)
+    r = run(df, "normalised")
+    (tmp_path / "model.onnx").write_bytes(r["model"].SerializeToString())
+    rows = df.iloc[900:].drop(columns=["y"])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    p = run_cli("predict", "--model", str(tmp_path / "model.onnx"), "--data", str(tmp_path / "rows.csv"),
+                "--out", str(tmp_path / "pred.csv"), timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = pd.read_csv(tmp_path / "pred.csv")
+    ref = np.asarray(graph_output(r["model"], r["X_hold"], r["schema"], r["fit_rows"])["interval"])
+    np.testing.assert_allclose(out[["lower", "upper"]].to_numpy(), ref, rtol=1e-5)
+    assert (out["upper"] - out["lower"]).std() > 0.1
 
 
 def test_homoscedastic_data_keep_the_constant_width_or_lose_nothing():
