@@ -80,6 +80,9 @@ class TaskConfig:
     # `prediction_set` [N,C] (classification) to the graph, calibrated on out-of-fold predictions
     coverage: float = 0.0
     class_conditional: bool = False  # classification: coverage holds within each class (Mondrian)
+    # regression intervals: auto = normalised by a difficulty model of |residual| where that narrows the mean
+    # width on out-of-fold rows at equal coverage, else constant; or constant / normalised (always)
+    interval_scale: str = "auto"
     # classifiers (automl/evaluation/calibration.py): auto = none / sigmoid / isotonic (binary; isotonic not
     # under ranking metrics) or none / temperature (multiclass), chosen on cross-fitted out-of-fold log loss and
     # applied inside the graph; or one of none, sigmoid, isotonic, temperature. Not with a tuned threshold

@@ -51,6 +51,9 @@ def validate_config(cfg: RunConfig) -> None:
     if not 0.0 <= cfg.task.coverage < 1.0:
         raise UserError("task.coverage", f"must be in (0, 1) (0 = off), got {cfg.task.coverage}",
                         "Set task.coverage=0.9 (for example).")
+    if cfg.task.interval_scale not in ("auto", "constant", "normalised"):
+        raise UserError("task.interval_scale", f"unknown scale '{cfg.task.interval_scale}'",
+                        "Use auto, constant or normalised.")
     if cfg.task.calibration not in CALIBRATION_METHODS:
         raise UserError("task.calibration", f"unknown method '{cfg.task.calibration}'",
                         f"Use one of: {', '.join(CALIBRATION_METHODS)}.")

@@ -147,22 +147,24 @@ def candidates(setting: str, n_classes: int, isotonic: bool = True) -> list[str]
 
 
 def choose(setting: str, y: np.ndarray, oof: np.ndarray, folds: list[np.ndarray], isotonic: bool = True,
-           sharpen: bool = True) -> Choice:
+           sharpen: bool = True, past_only: bool = False) -> Choice:
     """The candidate with the lowest cross-fitted OOF log loss. `folds`: the validation rows of each fold,
     as positions in `y` / `oof`. sharpen=False (the log loss metric, whose probability floor is chosen before
     calibration): only calibrators that make the model less confident, and no isotonic (its 0 and 1 ends):
     on near-separable data the OOF rows show no miss, a temperature of 0.05 won on them, and one confident
-    miss on the holdout then cost 1.26 log loss against 0.005."""
+    miss on the holdout then cost 1.26 log loss against 0.005. past_only (data.time_column, folds in time
+    order): a fold's calibrator is fitted on earlier folds' rows only, so no future row scores a candidate."""
     y = np.asarray(y, dtype=np.int64)
     scores: dict[str, float] = {}
     crossed: dict[str, np.ndarray] = {}
     for method in candidates(setting, oof.shape[1], isotonic and sharpen):
         out = np.asarray(oof, dtype=np.float32).copy()
         if method != "none":
-            for va in folds:
-                rest = np.setdiff1d(np.arange(len(y)), va)
+            for k, va in enumerate(folds):
+                rest = (np.concatenate(folds[:k]) if k else np.array([], dtype=int)) if past_only \
+                    else np.setdiff1d(np.arange(len(y)), va)
                 if len(np.unique(y[rest])) < 2:
-                    continue  # a calibrator needs both classes: the fold keeps its raw probabilities
+                    continue  # a calibrator needs both classes (and some rows): the fold keeps its raw probabilities
                 out[va] = Calibrator.fit(method, y[rest], oof[rest], sharpen)(oof[va])
         crossed[method], scores[method] = out, log_loss(y, out)
     best = min(scores, key=lambda k: scores[k])

@@ -4,8 +4,9 @@ One input per raw feature column, named after it: numeric -> float32 [N,1] (miss
 categorical/text -> string [N,1] (missing = ""), datetime -> float64 [N,1] seconds since 1970-01-01
 UTC (missing = NaN; naive times count as UTC). Outputs: `label` [N] and, for classifiers,
 `probabilities` float32 [N,C] in the order of the `class_labels` metadata. With task.coverage set, also
-`interval` float32 [N,2] (regression: lower, upper) or `prediction_set` bool [N,C] (classification: class
-j is in the row's set), calibrated so the truth falls inside with the `conformal` metadata's coverage.
+`interval` float32 [N,2] (regression: lower, upper; a constant width, or one normalised by sigma(x) from the
+graph's own `difficulty_*` nodes) or `prediction_set` bool [N,C] (classification: class j is in the row's
+set), calibrated so the truth falls inside with the `conformal` metadata's coverage.
 """
 from __future__ import annotations
 

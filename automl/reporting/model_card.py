@@ -79,12 +79,31 @@ def _conformal_lines(final: dict[str, Any]) -> list[str]:
     out = ["", "## Uncertainty (conformal prediction)",
            f"- Target coverage {c['coverage']:g}: {c['method']}, {c['calibration_rows']} rows"
            + (", one threshold per class" if c["class_conditional"] else "") + "."]
+    if "scale" in c:
+        out.append("- " + interval_scale_line(c))
     h = final.get("conformal_holdout")
     if h:
         size = (f"mean interval width {h['mean_width']:.5g}" if "mean_width" in h
                 else f"mean set size {h['mean_set_size']:.3g} ({100 * h['empty_sets']:.1f}% empty)")
         out.append(f"- On the {h['rows']} holdout rows: measured coverage **{h['coverage']:.3f}**, {size}.")
     return out
+
+
+def interval_scale_line(c: dict[str, Any]) -> str:
+    """Which interval width ships (task.interval_scale) and why, from the OOF comparison."""
+    w = c.get("oof_mean_width") or {}
+    seen = (f" (out-of-fold mean width: constant {w['constant']:.5g}, normalised {w['normalised']:.5g})"
+            if {"constant", "normalised"} <= set(w) else "")
+    if c["scale"] == "normalised":
+        narrower = bool(seen) and w["normalised"] < w["constant"]
+        return (f"Interval width: normalised, prediction -+ q * max(sigma(x), {c['sigma_floor']:.4g}), sigma(x) a "
+                f"model of |residual| inside the graph, "
+                + ("chosen because it narrows the intervals at equal coverage" if narrower
+                   else "as task.interval_scale=normalised asks") + f"{seen}.")
+    why = ("the difficulty model failed its parity gate: " + c["normalised_refused"][:200]
+           if c.get("normalised_refused") else
+           "normalised widths were not narrower on the out-of-fold rows" if w else "task.interval_scale")
+    return f"Interval width: constant (prediction -+ q), because {why}{seen}."
 
 
 def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:

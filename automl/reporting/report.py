@@ -24,6 +24,7 @@ from automl.reporting.calibration_card import report_part as calibration_part
 from automl.reporting.holdout import holdout_figures
 from automl.reporting.html import Figures, esc, fmt, page, table
 from automl.reporting.importance import hyperparameter_importance, load_study
+from automl.reporting.model_card import interval_scale_line
 
 log = logging.getLogger("automl")
 
@@ -199,6 +200,7 @@ def _onnx(paths: RunPaths, final: dict[str, Any]) -> list[str]:
                 else f"mean set size {hold.get('mean_set_size', float('nan')):.3g}")
         rows += [("conformal output", f"{(parity.get('conformal') or {}).get('output', '')}: target coverage "
                                       f"{conf['coverage']:g} ({conf['method']}, {conf['calibration_rows']} rows)"),
+                 *([("interval width", interval_scale_line(conf))] if "scale" in conf else []),
                  ("holdout coverage", f"{hold.get('coverage', float('nan')):.3f} on {hold.get('rows', 0)} rows, "
                                       f"{size}")]
     return ["<h2 id=onnx>ONNX model</h2>", table(pd.DataFrame(rows, columns=["", "value"]))]

@@ -22,10 +22,11 @@ from automl.evaluation.conformal import Conformal, evaluate
 from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
 from automl.export.onnx import check_parity, export_onnx, run_in_chunks, session
-from automl.export.uncertainty import add_conformal, check_conformal_parity, python_output
+from automl.export.uncertainty import add_conformal, check_conformal_parity, difficulty_of, python_output
 from automl.features.build import describe
 from automl.reporting.explain import permutation_importance
 from automl.search import objective as obj
+from automl.stages.difficulty import Residuals, fit_intervals
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class Extras:
     hold_groups: np.ndarray | None = None
     calibrator: Calibrator | None = None
     calibration: dict[str, Any] | None = None  # the choice: cross-fitted OOF log loss per method, or why none
+    # regression intervals: the OOF residuals a difficulty model is cross-fitted on in the final child
+    # (task.interval_scale auto / normalised); `conformal` is then the constant-width fallback
+    residuals: Residuals | None = None
+    interval_scale: str = "constant"
 
 
 RANKING = ("roc_auc", "average_precision")
@@ -68,7 +73,7 @@ def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: lis
             if len(folds) < 2:  # one inner split: the calibrators are cross-fitted on 5 parts of its rows
                 folds = [part for _, part in calibration_parts(len(data.scored), data.seed)]
             choice = choose(task.calibration, data.oof_y, blend, folds, data.metric.name not in RANKING,
-                            sharpen=data.metric.name != "log_loss")
+                            sharpen=data.metric.name != "log_loss", past_only=data.structure.order is not None)
             cal = choice.calibrator
             assert choice.calibrated_oof is not None
             report = {**cal.to_json(), "oof_log_loss": choice.oof_log_loss,
@@ -76,7 +81,14 @@ def extras_for(data: obj.SearchData, oofs: list[np.ndarray] | None, weights: lis
                       "oof_after": reliability(data.oof_y, choice.calibrated_oof)}
             blend = choice.calibrated_oof.astype(np.float64)  # conformal scores on what the graph outputs
     conf = Conformal.fit(data.task, data.oof_y, blend, task.coverage, task.class_conditional) if task.coverage else None
-    return Extras(conf, hold_groups, cal if cal is not None and cal.method != "none" else None, report)
+    res = None
+    if conf is not None and data.task == "regression" and task.interval_scale != "constant":
+        res = Residuals(data.X.iloc[data.scored].reset_index(drop=True), data.oof_y, blend,
+                        [np.searchsorted(data.scored, va) for _, va in data.folds],
+                        None if data.structure.groups is None else data.structure.groups[data.scored],
+                        past_only=data.structure.order is not None)
+    return Extras(conf, hold_groups, cal if cal is not None and cal.method != "none" else None, report, res,
+                  task.interval_scale)
 
 
 def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candidate, float]], X_hold: pd.DataFrame,
@@ -87,6 +99,12 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     extras = extras or Extras()
     conf = extras.conformal
     groups = data.structure.groups
+    difficulty: Any = None  # normalised intervals: the fitted difficulty pipeline (automl/stages/difficulty.py)
+    timings: dict[str, float] = {}
+    if conf is not None and extras.residuals is not None:
+        t = time.perf_counter()
+        conf, difficulty = fit_intervals(data, extras.residuals, conf.coverage, extras.interval_scale)
+        timings["difficulty_s"] = time.perf_counter() - t
 
     def fit(X: pd.DataFrame, y: np.ndarray) -> Any:
         g = groups
@@ -97,7 +115,6 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
             pipes, [w for _, w in members], data.task, floor=floor)
         return Calibrated(fitted, extras.calibrator) if extras.calibrator is not None else fitted
 
-    timings: dict[str, float] = {}
     t = time.perf_counter()
     pipe = fit(data.X, data.y)
     timings["refit_s"] = time.perf_counter() - t
@@ -112,7 +129,8 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
             out["holdout_per_class"] = per_class_report(y_hold, pred, classes, threshold)
         out["holdout_pred"] = pred.astype(np.float32)
         if conf is not None:
-            out["conformal_holdout"] = evaluate(conf, y_hold, python_output(conf, pred))
+            out["conformal_holdout"] = evaluate(conf, y_hold,
+                                                python_output(conf, pred, difficulty_of(difficulty, X_hold)))
         if extras.calibration is not None:
             raw = obj.predict(pipe.inner, X_hold, data.task, data.n_classes) if isinstance(pipe, Calibrated) else pred
             out["calibration"] = {**extras.calibration, "holdout_before": reliability(y_hold, raw),
@@ -143,10 +161,14 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold,
                               fit_rows=len(data.y) + (len(y_hold) if refit_full else 0))
         if conf is not None:
-            model = add_conformal(model, conf)
-            parity["conformal"] = check_conformal_parity(model, pipe, check_rows, data.schema, conf, parity_tol,
-                                                         len(data.y) + (len(y_hold) if refit_full else 0))
-            out["conformal"] = conf.to_json()
+            fit_rows = len(data.y) + (len(y_hold) if refit_full else 0)
+            model, parity["conformal"], shipped = attach_conformal(model, pipe, check_rows, data, conf, difficulty,
+                                                                   extras.conformal, parity_tol, fit_rows)
+            out["conformal"] = shipped.to_json()
+            if shipped is not conf:  # the difficulty model failed its gate: the constant width ships
+                out["conformal"]["normalised_refused"] = parity["conformal"].pop("normalised_refused")
+                if len(y_hold):
+                    out["conformal_holdout"] = evaluate(shipped, y_hold, python_output(shipped, out["holdout_pred"]))
     except ParityError as e:
         return {**out, "parity_error": str(e), "timings": timings,
                 "parity_failed_members": failing_members(pipe, data, classes, meta, threshold, check_rows, parity_tol,
@@ -162,6 +184,28 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
 
     out["synthesised_features"] = [describe(p) for p in members_fitted]
     return out
+
+
+def attach_conformal(model: Any, pipe: Any, rows: pd.DataFrame, data: obj.SearchData, conf: Conformal,
+                     difficulty: Any, constant: Conformal | None, tol: float,
+                     fit_rows: int) -> tuple[Any, dict[str, Any], Conformal]:
+    """The graph with its conformal output, that output's parity report, and the calibration shipped: normalised
+    intervals whose difficulty model fails the parity gate give way to the constant width (`constant`) rather
+    than cost the model, and the report says why."""
+    refused = ""
+    if difficulty is not None and conf.scale == "normalised":
+        try:
+            full = add_conformal(model, conf, export_onnx(difficulty, data.schema, "regression", None, {}))
+            return full, check_conformal_parity(full, pipe, rows, data.schema, conf, tol, fit_rows, difficulty), conf
+        except ParityError as e:
+            refused = str(e)
+            assert constant is not None  # extras_for computes the constant width whenever it passes residuals
+            conf = constant
+    full = add_conformal(model, conf)
+    report = check_conformal_parity(full, pipe, rows, data.schema, conf, tol, fit_rows)
+    if refused:
+        report["normalised_refused"] = refused
+    return full, report, conf
 
 
 def failing_members(pipe: Any, data: obj.SearchData, classes: list[Any] | None, meta: dict[str, str],

@@ -54,6 +54,14 @@ def test_report_shows_the_run(runs, pages, task):
     assert m["final"]["latency"]["single_row_ms_median"] > 0
     pi = m["final"]["permutation_importance"]
     assert pi["columns_covered"] >= 1 and pi["importances"][0]["column"] in page
+    # the split used and why (issue 18): the card says it for every run, random rows included
+    card = (run / "model_card.md").read_text()
+    assert "Split (random)" in card and "Why:" in card
+    if task != "regression":  # calibration chosen on OOF rows: reliability before/after, Brier score and ECE
+        cal = m["final"]["calibration"]
+        assert {"holdout_before", "holdout_after", "oof_log_loss"} <= set(cal), cal
+        assert 'alt="reliability diagram"' in page and "Brier score" in page and "calibration error" in page
+        assert "## Probability calibration" in card and "Brier score" in card
 
 
 def test_without_time_left_the_report_keeps_the_tables_and_says_the_plots_were_left_out(runs):

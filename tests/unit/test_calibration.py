@@ -83,3 +83,21 @@ def test_under_log_loss_calibration_never_sharpens_past_the_floor():
     assert Calibrator.fit("sigmoid", yb, pb).a > 1.0
     assert Calibrator.fit("sigmoid", yb, pb, sharpen=False).method == "none"
     assert "isotonic" not in choose("auto", yb, pb, folds, sharpen=False).oof_log_loss
+
+
+def test_time_ordered_folds_calibrate_each_fold_on_earlier_rows_only():
+    """data.time_column: the candidates are scored with calibrators fitted on earlier folds only, so a fold
+    with no earlier rows keeps its raw probabilities and fold 2's calibrator saw folds 0-1 and nothing later."""
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 2, n)
+    p1 = np.clip(np.where(y == 1, 0.9, 0.1) + rng.normal(scale=0.2, size=n), 0.01, 0.99)  # overconfident
+    oof = np.stack([1 - p1, p1], axis=1)
+    folds = [np.arange(i * 150, (i + 1) * 150) for i in range(4)]
+    a = choose("sigmoid", y, oof, folds, past_only=True)
+    assert a.calibrator.method == "sigmoid"
+    np.testing.assert_allclose(a.calibrated_oof[folds[0]], oof[folds[0]].astype(np.float32))
+    past = np.arange(300)
+    np.testing.assert_allclose(a.calibrated_oof[folds[2]], Calibrator.fit("sigmoid", y[past], oof[past])(oof[folds[2]]))
+    c = choose("sigmoid", y, oof, folds)  # without past_only fold 2's calibrator also sees fold 3
+    assert not np.allclose(a.calibrated_oof[folds[2]], c.calibrated_oof[folds[2]])

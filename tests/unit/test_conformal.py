@@ -88,3 +88,20 @@ def test_coverage_on_the_shared_datasets(file, target):
               f"{res.get('mean_width', res.get('mean_set_size')):.3f} rows {res['rows']}")
         assert res["parity"]
         assert abs(res["coverage"] - coverage) < 0.05, res
+
+
+def test_a_cluster_of_equal_scores_survives_the_refit():
+    """A class-prior model: OOF p(majority) differs a little between folds, the refit's sits in between. The
+    set threshold lies halfway to the next distinct score, so the refit's rows are all covered (no empty sets)
+    and the OOF coverage is what the plain quantile gives."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(1000) < 0.02).astype(int)
+    p_major = np.repeat([0.9799, 0.9801, 0.9800, 0.9802, 0.9798], 200)
+    oof = np.stack([p_major, 1 - p_major], axis=1)
+    conf = Conformal.fit("binary", y, oof, 0.8)
+    refit = np.array([[0.9795, 0.0205]] * 50)  # refit on all rows: a shade below every fold's
+    sets = conf.prediction_set(refit)
+    assert sets[:, 0].all() and not sets[:, 1].any()
+    plain = 1.0 - conformal_quantile(1.0 - oof[np.arange(1000), y], 0.8)
+    assert not (refit[:, 0] >= plain).any()  # at the plain quantile every refit set would be empty
+    assert conf.prediction_set(oof)[np.arange(1000), y].mean() >= 0.8

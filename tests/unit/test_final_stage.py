@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from automl.config.schema import TaskConfig
+from automl.data.split import RANDOM
 from automl.evaluation.metrics import get_metric
 from automl.io import RunPaths
 from automl.search.budget import Budget
@@ -86,7 +87,7 @@ def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s:
                           budget=SimpleNamespace(time_s=time_s, memory_mb=0), task=TaskConfig(target="y"))
     folds = [(np.array([], dtype=int), np.arange(len(y))[i::3]) for i in range(3)]
     data = SimpleNamespace(y=y, folds=folds, n_classes=2, task="binary", tune_threshold=False,
-                           metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y)
+                           metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y, structure=RANDOM)
     budget = Budget(start=time.time(), time_s=time_s, reports_s=2.0, trial_memory_mb=500.0)
     prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None, hold_groups=None)
     searched = SimpleNamespace(budget=budget, data=data, final_data=data)
