@@ -28,6 +28,7 @@ from automl.export.onnx import session
 from automl.io import RunPaths
 from automl.manifest import Manifest, read_manifest
 from automl.run import run as run_pipeline
+from automl.stages.export_trial import export_trial
 from automl.urls import is_url
 
 SCORE_ROWS = 100_000  # rows scored per onnxruntime call, so a large frame's feeds are never all held at once
@@ -138,6 +139,17 @@ class Run:
                             "Fit a classifier with task.coverage=0.9 (or another level).")
         return pd.DataFrame(self._score(frame, "prediction_set").astype(bool), index=frame.index,
                             columns=self.classes)
+
+    def export_trial(self, trial: int, out_dir: str | os.PathLike[str]) -> Run:
+        """Trial `trial` of this run (a number from the leaderboard) refit with its searched configuration,
+        exported and parity-gated into `out_dir`, a run folder of its own, as `automl export RUN_DIR --trial N
+        --out DIR` does. Raises UserError for an unknown or unfinished trial and RunFailed when its graph
+        fails the gate."""
+        manifest = export_trial(self.dir, trial, out_dir)
+        result = Run(out_dir)
+        if manifest.status != "COMPLETE":
+            raise RunFailed(result)
+        return result
 
 
 def load(run_dir: str | os.PathLike[str]) -> Run:

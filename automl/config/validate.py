@@ -23,6 +23,10 @@ def validate_config(cfg: RunConfig) -> None:
     if b.trial_time_s < 0 or b.trial_memory_mb < 0:
         raise UserError("budget.trial_time_s" if b.trial_time_s < 0 else "budget.trial_memory_mb",
                         "must be >= 0", "Use 0 to derive it from the run budget.")
+    c = cfg.constraints
+    for key in ("max_latency_ms", "max_model_mb", "max_batch_ms_per_1k"):
+        if getattr(c, key) < 0:
+            raise UserError(f"constraints.{key}", f"must be >= 0, got {getattr(c, key)}", "Use 0 for no limit.")
     if s.cv_folds < 0 or s.cv_folds == 1:
         raise UserError("search.cv_folds", f"must be 0 (auto) or >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
     if not 0.0 <= s.holdout < 0.9:

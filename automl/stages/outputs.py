@@ -16,6 +16,7 @@ import pandas as pd
 
 from automl.config.schema import RunConfig
 from automl.evaluation.leaderboard import build_leaderboard
+from automl.export.measure import measure
 from automl.export.reference_profile import write_reference_profile
 from automl.export.relational_parity import end_to_end_parity
 from automl.io import RunPaths, write_bytes, write_json, write_text
@@ -24,6 +25,7 @@ from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
+from automl.stages.constraints import card_section as deployment_section
 from automl.stages.final import FinalResult
 from automl.stages.prepare import Prepared
 from automl.stages.search import Searched
@@ -122,6 +124,11 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
         np.save(paths.holdout_predictions, hp)
         np.save(paths.holdout_labels, prep.y_hold)
     rows = prep.X_hold if len(prep.X_hold) else prep.data.X
+    try:  # the deployment cost, measured as the constraints measure it (the gate's own figures if it ran)
+        final["deployment"] = (final.get("constraints") or {}).get("measured") or measure(
+            model_bytes, rows, prep.schema.to_json(), time_limit_s=min(1.0, 0.01 * cfg.budget.time_s))
+    except Exception as e:  # a measurement, never a reason to fail the run
+        log.warning("deployment cost not measured: %s", e)
     try:
         final["latency"] = onnx_latency(model_bytes, rows, prep.schema.to_json(),
                                         time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
@@ -163,6 +170,7 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
     card = render(manifest, prep.profile, leaderboard)
     if final and cfg.data.tables:
         card += card_section(paths.root, manifest.relational or {})
+    card += deployment_section(manifest.final)
     write_text(paths.model_card, card)
     # what is left of the budget after the report, less the manifest write and interpreter exit
     timings["report_s"] = write_report(paths.root, manifest, study, searched.budget.left() - 1.0)
