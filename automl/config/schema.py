@@ -140,6 +140,10 @@ class ExportConfig:
     # true: after the holdout is scored, the shipped graph is the same pipeline refit on all rows
     # (holdout included); false: the shipped graph is exactly the model the holdout scored
     refit_full: bool = True
+    # lighter graphs written beside model.onnx where they hold up (automl/export/variants.py): int8, float16
+    variants: list[str] = field(default_factory=list)
+    # a variant is kept when its outputs stay within this of the shipped graph's; 0 = export.parity_tol
+    variant_tol: float = 0.0
 
 
 @dataclass

@@ -23,6 +23,11 @@ def validate_config(cfg: RunConfig) -> None:
     if b.trial_time_s < 0 or b.trial_memory_mb < 0:
         raise UserError("budget.trial_time_s" if b.trial_time_s < 0 else "budget.trial_memory_mb",
                         "must be >= 0", "Use 0 to derive it from the run budget.")
+    bad = [v for v in cfg.export.variants if v not in ("int8", "float16")]
+    if bad or cfg.export.variant_tol < 0:
+        raise UserError("export.variants" if bad else "export.variant_tol",
+                        f"unknown variant(s) {bad}" if bad else f"must be >= 0, got {cfg.export.variant_tol}",
+                        "Use export.variants=[int8,float16] (or []) and export.variant_tol >= 0.")
     c = cfg.constraints
     for key in ("max_latency_ms", "max_model_mb", "max_batch_ms_per_1k"):
         if getattr(c, key) < 0:

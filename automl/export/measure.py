@@ -50,6 +50,19 @@ def one_thread_session(model_bytes: bytes) -> Any:
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 
+def quick_p50(model_bytes: bytes, X: pd.DataFrame, schema: list[dict[str, str]], reps: int = 30) -> float:
+    """Single-row p50 in ms over a few calls (one thread, 3 warm-up calls): the search's cheap estimate."""
+    sess = one_thread_session(model_bytes)
+    feeds = feeds_from_frame(X.iloc[:reps], schema)
+    singles = [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(min(len(X), reps))]
+    times = []
+    for i in range(3 + reps):
+        t = time.perf_counter()
+        sess.run(None, singles[i % len(singles)])
+        times.append(time.perf_counter() - t)
+    return round(1e3 * float(np.median(times[3:])), 4)
+
+
 def measure(model_bytes: bytes, X: pd.DataFrame, schema: list[dict[str, str]], reps: int = REPS,
             time_limit_s: float = 5.0) -> dict[str, Any]:
     """Latency (single row p50/p90, batch of 1000) and size of a graph on rows `X` (raw model inputs).

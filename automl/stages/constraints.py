@@ -79,10 +79,15 @@ def gate_for(c: ConstraintsConfig, X_hold: pd.DataFrame, X_search: pd.DataFrame,
 
 def card_section(final: dict[str, Any]) -> str:
     """The model card's deployment section: what the graph costs, and what the constraints cost."""
-    d, c = final.get("deployment"), final.get("constraints")
-    if not d and not c:
+    d, c, vs = final.get("deployment"), final.get("constraints"), final.get("variants") or []
+    if not d and not c and not vs:
         return ""
     lines = ["", "## Deployment cost (measured on model.onnx)"]
+    src = final.get("exported_from")
+    if src:
+        lines.append(f"- Exported with `automl export`: trial {src['trial']} of `{src['run_dir']}` (CV "
+                     f"{src['cv_mean']:.5g}; that run shipped {src['run_shipped']}), refit with the trial's "
+                     "parameters on the run's rows.")
     if d:
         mach = d["machine"]
         lines += [f"- Single row: p50 {d['latency_ms_p50']:.3g} ms, p90 {d['latency_ms_p90']:.3g} ms; 1000 rows in one "
@@ -100,4 +105,15 @@ def card_section(final: dict[str, Any]) -> str:
                 lines.append(f"- Cost in CV score against the best refused candidate: {c['cv_cost']:.4g}.")
         else:
             lines.append("- No candidate was refused: the constraints did not bind.")
+    for v in vs:
+        if "model_mb" not in v:
+            lines.append(f"- Variant {v['kind']}: none ({v['why']}).")
+            continue
+        what = (f"{v['model_mb']:.3g} MB, p50 {v['latency_ms_p50']:.3g} ms (model.onnx: "
+                f"{v['shipped_model_mb']:.3g} MB, {v['shipped_latency_ms_p50']:.3g} ms), "
+                f"max diff {v['max_diff']:.2g} against model.onnx"
+                + (f", holdout {v['holdout_score']:.5g}" if "holdout_score" in v else ""))
+        lines.append(f"- Variant {v['kind']}: " + (f"kept as `{v['file']}` within the declared tolerance "
+                                                   f"{v['tolerance']:g}: {what}." if v["kept"]
+                                                   else f"refused ({v['why']}): {what}."))
     return "\n".join(lines) + "\n"

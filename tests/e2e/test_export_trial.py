@@ -59,7 +59,8 @@ def test_export_a_trial_the_run_did_not_ship(run_dir: Path, tmp_path: Path):
     assert m["final"]["params"] == {k.split(".", 1)[1]: v for k, v in study_params.items()
                                     if k.startswith(row["family"] + ".")}
     assert m["final"]["cv_mean"] == pytest.approx(row["cv_mean"])
-    assert (out / "model_card.md").read_text().startswith("# Model card")
+    card = (out / "model_card.md").read_text()
+    assert card.startswith("# Model card") and f"Exported with `automl export`: trial {n} of" in card
     # the same rows, folds and holdout as the run: the data and the config are the run's own
     assert m["data"]["sha256"] == json.loads((run_dir / "manifest.json").read_text())["data"]["sha256"]
     assert json.loads((out / "config.json").read_text())["seed"] == json.loads(
@@ -147,3 +148,14 @@ def test_a_size_constraint_that_rules_out_the_winner_ships_another_model(run_dir
     assert c["cv_cost"] >= 0  # the refused candidates ranked above the shipped one
     card = (run / "model_card.md").read_text()
     assert "Bound by max_model_mb" in card and "## Deployment cost" in card
+    # the search steered on the same limit: each told trial carries its estimated excess (size, latency)
+    board = pd.read_csv(run / "leaderboard.csv")
+    measured = board[board["onnx_kb"].notna()]
+    assert len(measured) and {"onnx_ms_p50", "front"} <= set(board.columns)
+    import optuna
+
+    study = optuna.load_study(study_name="automl", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run / "study.journal"))))
+    excess = {t.number: t.system_attrs.get("constraints") for t in study.trials if t.state.name == "COMPLETE"}
+    for _, r in measured.iterrows():
+        assert excess[int(r["trial"])][0] == pytest.approx(r["onnx_kb"] / 1e3 - limit, abs=1e-4)
