@@ -19,6 +19,8 @@ from automl.stages.final import candidate
 from automl.stages.prepare import prepare
 from tests.cli_runner import DATA, error_lines, run_cli
 
+# two small runs and three exports (about 2 minutes): out of the default suite, in the README's test command
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
 ARGS = [f"data.path={DATA / 'slid_wages_600.csv'}", "task.target=wages", "task.metric=rmse", "budget.time_s=60",
         "budget.n_trials=4", "search.cv_folds=3", "export.refit_full=false",
         "estimators.include=[baseline,linear,hist_gradient_boosting]"]
