@@ -59,11 +59,9 @@ def find_trial(study: Any, number: int) -> Any:
     return t
 
 
-def export_trial(run_dir: str | os.PathLike[str], number: int, out_dir: str | os.PathLike[str]) -> Manifest:
-    """Refit, export and parity-gate trial `number` of the run folder `run_dir` into `out_dir`, a run folder
-    of its own (model.onnx, parity.json, model_card.md, manifest.json, leaderboard.csv, report.html). The
-    manifest's status is FAILED (and its error says why) when the trial's graph fails the parity gate."""
-    start = time.time()
+def check_export(run_dir: str | os.PathLike[str], number: int,
+                 out_dir: str | os.PathLike[str]) -> tuple[RunPaths, Manifest, Any, Any, Any]:
+    """(paths, manifest, config, study, trial) of an export that can start, or the UserError that stops it."""
     src, source_manifest, cfg = open_run(Path(run_dir))
     out = RunPaths(Path(out_dir))
     if out.root.resolve() == src.root.resolve():
@@ -78,7 +76,16 @@ def export_trial(run_dir: str | os.PathLike[str], number: int, out_dir: str | os
                        else "minimize", cfg.search.sampler, cfg.seed, cfg.search.n_startup_trials,
                        cfg.search.multivariate, cfg.search.pruner, storage_url=cfg.search.storage,
                        heartbeat_s=cfg.search.heartbeat_s)
-    trial = find_trial(study, number)
+    return src, source_manifest, cfg, study, find_trial(study, number)
+
+
+def export_trial(run_dir: str | os.PathLike[str], number: int, out_dir: str | os.PathLike[str]) -> Manifest:
+    """Refit, export and parity-gate trial `number` of the run folder `run_dir` into `out_dir`, a run folder
+    of its own (model.onnx, parity.json, model_card.md, manifest.json, leaderboard.csv, report.html). The
+    manifest's status is FAILED (and its error says why) when the trial's graph fails the parity gate."""
+    start = time.time()
+    src, source_manifest, cfg, study, trial = check_export(run_dir, number, out_dir)
+    out = RunPaths(Path(out_dir))
     out.root.mkdir(parents=True, exist_ok=True)
     write_json(out.config, config_to_json(cfg))
     prep = prepare(cfg, out)

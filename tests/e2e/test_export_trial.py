@@ -68,8 +68,8 @@ def test_export_a_trial_the_run_did_not_ship(run_dir: Path, tmp_path: Path):
     assert json.loads((out / "config.json").read_text())["seed"] == json.loads(
         (run_dir / "config.json").read_text())["seed"]
 
-    # the Python API gives the same model (before this process fits anything: the final stage forks its refit,
-    # and a fork after OpenMP threads ran in the parent can deadlock in libgomp)
+    # the Python API gives the same model (in a fresh process: this one may have run OpenMP threads, after
+    # which a fork can hang in libgomp, as the suite's earlier in-process fits showed)
     api = automl.load(run_dir).export_trial(n, tmp_path / "api")
     assert api.manifest.final["trial"] == n and api.manifest.final["parity"]["passed"]
 
