@@ -8,6 +8,8 @@ UserError that names it.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -28,6 +30,7 @@ from automl.export.onnx import session
 from automl.io import RunPaths
 from automl.manifest import Manifest, read_manifest
 from automl.run import run as run_pipeline
+from automl.stages.export_trial import check_export
 from automl.urls import is_url
 
 SCORE_ROWS = 100_000  # rows scored per onnxruntime call, so a large frame's feeds are never all held at once
@@ -139,6 +142,26 @@ class Run:
         return pd.DataFrame(self._score(frame, "prediction_set").astype(bool), index=frame.index,
                             columns=self.classes)
 
+    def export_trial(self, trial: int, out_dir: str | os.PathLike[str]) -> Run:
+        """Trial `trial` of this run (a number from the leaderboard) refit with its searched configuration,
+        exported and parity-gated into `out_dir`, a run folder of its own, as `automl export RUN_DIR --trial N
+        --out DIR` does. Raises UserError for an unknown or unfinished trial and RunFailed when its graph
+        fails the gate.
+
+        The refit runs in a fresh `automl export` process, not a fork of this one: a fork of a process in
+        which OpenMP threads ran (a HistGradientBoosting or LightGBM fitted in a notebook) can hang in libgomp."""
+        check_export(self.dir, trial, out_dir)  # user errors here, in one line, before a process starts
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        p = subprocess.run([sys.executable, "-m", "automl", "export", str(self.dir), "--trial", str(trial),
+                            "--out", str(out_dir)], env=env, capture_output=True, text=True)
+        result = Run(out_dir)
+        if p.returncode == 2 or not result.paths.manifest.exists():
+            lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")] or p.stderr.splitlines()[-1:]
+            raise RuntimeError(f"automl export failed (exit {p.returncode}): {' '.join(lines)[:2000]}")
+        if result.manifest.status != "COMPLETE":
+            raise RunFailed(result)
+        return result
 
 def load(run_dir: str | os.PathLike[str]) -> Run:
     """The run folder `run_dir` (from `fit`, the `automl` command or a sweep job) as a Run."""

@@ -25,7 +25,7 @@ from automl.urls import is_url
 _START = time.time()
 # Subcommands that are not a search run: each is automl/commands/<verb>.py, whose main(argv) returns an exit
 # code. Only the module of the verb that runs is imported, so `automl --help` and a config error stay fast.
-SUBCOMMANDS: tuple[str, ...] = ("predict", "report", "serve", "drift", "registry", "worker", "compare")
+SUBCOMMANDS: tuple[str, ...] = ("predict", "report", "serve", "drift", "registry", "worker", "compare", "export")
 _state = {"started": False, "debug": False}
 
 # OMP_WAIT_POLICY stays at the library default: PASSIVE made HistGradientBoosting ~10x slower here

@@ -27,6 +27,11 @@ class RunPaths:
         return self.root / "leaderboard.csv"
 
     @property
+    def config(self) -> Path:
+        """The resolved RunConfig as JSON: what `automl export` rebuilds a trial from."""
+        return self.root / "config.json"
+
+    @property
     def trials(self) -> Path:
         return self.root / "trials.csv"
 

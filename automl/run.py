@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from automl.config.compose import config_to_json
 from automl.config.schema import RunConfig
-from automl.export.onnx import metadata
-from automl.io import RunPaths
+from automl.io import RunPaths, write_json
 from automl.reporting.progress import Progress, log_trial
+from automl.stages.constraints import gate_for
 from automl.stages.final import FinalStage
 from automl.stages.outputs import Manifest, write_outputs
-from automl.stages.prepare import prepare
+from automl.stages.prepare import graph_metadata, prepare
 from automl.stages.rescore import rescore
 from automl.stages.search import search
 from automl.tracking.mlflow_tracking import track
-from automl.version import __version__
 
 log = logging.getLogger("automl")
 PROCESS_START = time.time()  # the budget counts from process start (cli may pass an earlier start)
@@ -33,6 +33,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     t_start = start or PROCESS_START
     paths = RunPaths(Path(output_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
+    write_json(paths.config, config_to_json(config))  # the resolved config, whichever door it came through
 
     prep = prepare(config, paths)
     timings = dict(prep.timings)
@@ -40,15 +41,15 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     timings.update(searched.timings)
 
     t = time.time()
-    levels = {c: sorted(set(prep.X_all[c]) - {""})[:1000] for c in prep.schema.names("categorical")}
-    meta = metadata(prep.schema, prep.task, config.task.target, prep.metric_name, prep.classes, __version__,
-                    {c: v for c, v in levels.items() if len(v) < 1000})
+    meta = graph_metadata(config, prep)
     done = searched.completed(prep.data.metric.greater_is_better)
     t_rescore = time.time()
     done, rescored = rescore(done, searched.data, searched.budget, searched.budget.rescore_top)
     if rescored is not None:
         timings["rescore_s"] = time.time() - t_rescore
-    fin = FinalStage(config, prep, searched, paths, meta).run(done)
+    gate = gate_for(config.constraints, prep.X_hold, prep.data.X, prep.schema.to_json(),
+                    prep.data.metric.greater_is_better)
+    fin = FinalStage(config, prep, searched, paths, meta, gate=gate).run(done)
     if rescored is not None and fin.final:
         fin.final["rescore"] = rescored
     if done:

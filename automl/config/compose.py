@@ -5,6 +5,7 @@ UserError that names it, whichever door the config came through.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,3 +94,33 @@ def to_run_config(cfg: Any) -> RunConfig:
     if not isinstance(config, RunConfig):
         raise UserError("config", "did not compose to the run schema", "Start from conf/config.yaml.")
     return config
+
+
+def config_to_json(config: RunConfig) -> dict[str, Any]:
+    """The resolved RunConfig as plain JSON (the run folder's config.json: `automl export` rebuilds from
+    it). TaskType is a str Enum, which json writes as its value."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """A run folder's RunConfig: its config.json, or Hydra's .hydra/config.yaml for a run written before
+    config.json existed. Validated against the schema, so a folder from another engine version that no
+    longer fits it is a UserError naming the key."""
+    from omegaconf import DictConfig, OmegaConf
+
+    register_configs()  # the ${stem:...} resolver of an unresolved .hydra/config.yaml
+    js, hy = run_dir / "config.json", run_dir / ".hydra" / "config.yaml"
+    if js.is_file():
+        raw = OmegaConf.create(json.loads(js.read_text()))
+    elif hy.is_file():
+        raw = OmegaConf.load(hy)
+        if isinstance(raw, DictConfig) and "hydra" in raw:
+            del raw["hydra"]
+    else:
+        raise UserError("RUN_DIR", f"'{run_dir}' holds neither config.json nor .hydra/config.yaml",
+                        "Point to a run folder written by `automl` or automl.fit.")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), raw)
+    except Exception as e:
+        raise compose_error(e) from None
+    return to_run_config(merged)

@@ -149,6 +149,10 @@ class ExportConfig:
     # true: after the holdout is scored, the shipped graph is the same pipeline refit on all rows
     # (holdout included); false: the shipped graph is exactly the model the holdout scored
     refit_full: bool = True
+    # lighter graphs written beside model.onnx where they hold up (automl/export/variants.py): int8, float16
+    variants: list[str] = field(default_factory=list)
+    # a variant is kept when its outputs stay within this of the shipped graph's; 0 = export.parity_tol
+    variant_tol: float = 0.0
 
 
 @dataclass
@@ -161,6 +165,15 @@ class TrackingConfig:
 
 
 @dataclass
+class ConstraintsConfig:
+    """What the shipped graph must meet, measured on the exported model.onnx (automl/export/measure.py); 0 = off.
+    The final stage ships the best-ranked candidate that meets every limit, falling down the leaderboard."""
+    max_latency_ms: float = 0.0  # single-row p50 in onnxruntime, one thread, after warm-up
+    max_model_mb: float = 0.0  # size of model.onnx in MB (10^6 bytes)
+    max_batch_ms_per_1k: float = 0.0  # one call on 1000 rows, one thread, in ms
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -169,6 +182,7 @@ class RunConfig:
     estimators: EstimatorsConfig = field(default_factory=EstimatorsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     seed: int = 0
 
 
@@ -180,6 +194,7 @@ GROUPS: dict[str, type] = {
     "estimators": EstimatorsConfig,
     "export": ExportConfig,
     "tracking": TrackingConfig,
+    "constraints": ConstraintsConfig,
 }
 
 

@@ -32,6 +32,15 @@ def validate_config(cfg: RunConfig) -> None:
     if s.rescore < -1:
         raise UserError("search.rescore", f"must be -1 (auto), 0 (off) or a number of trials, got {s.rescore}",
                         "Set search.rescore=-1.")
+    bad = [v for v in cfg.export.variants if v not in ("int8", "float16")]
+    if bad or cfg.export.variant_tol < 0:
+        raise UserError("export.variants" if bad else "export.variant_tol",
+                        f"unknown variant(s) {bad}" if bad else f"must be >= 0, got {cfg.export.variant_tol}",
+                        "Use export.variants=[int8,float16] (or []) and export.variant_tol >= 0.")
+    c = cfg.constraints
+    for key in ("max_latency_ms", "max_model_mb", "max_batch_ms_per_1k"):
+        if getattr(c, key) < 0:
+            raise UserError(f"constraints.{key}", f"must be >= 0, got {getattr(c, key)}", "Use 0 for no limit.")
     if s.cv_folds < 0 or s.cv_folds == 1:
         raise UserError("search.cv_folds", f"must be 0 (auto) or >= 2, got {s.cv_folds}", "Set search.cv_folds=5.")
     if not 0.0 <= s.holdout < 0.9:

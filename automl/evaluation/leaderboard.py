@@ -6,8 +6,10 @@ from typing import Any
 
 import pandas as pd
 
+from automl.evaluation.pareto import front_mask
+
 COLUMNS = ["rank", "trial", "family", "preprocessing", "cv_mean", "cv_std", "holdout", "ensemble_weight", "fit_s",
-           "predict_ms_per_row", "status", "error", "origin", "fixed", "params"]
+           "predict_ms_per_row", "onnx_kb", "onnx_ms_p50", "front", "status", "error", "origin", "fixed", "params"]
 
 
 def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any] | None = None,
@@ -43,6 +45,9 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "ensemble_weight": weights.get(t.number),
             "fit_s": t.user_attrs.get("fit_s"),
             "predict_ms_per_row": t.user_attrs.get("predict_ms_per_row"),
+            # the graph's size where the search exported the trial (its likely pool members: loop.worth_exporting)
+            "onnx_kb": round(t.user_attrs["onnx_bytes"] / 1e3, 2) if "onnx_bytes" in t.user_attrs else None,
+            "onnx_ms_p50": t.user_attrs.get("onnx_ms_p50"),
             "status": status,
             "error": t.user_attrs.get("error", ""),
             "origin": t.user_attrs.get("origin", "retry" if "retry_of" in t.user_attrs else "sampler"),
@@ -59,6 +64,14 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "origin": "ensemble selection (Caruana) over OOF predictions", "fixed": "", "params": "{}",
         })
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
+    # on the Pareto front of CV score against graph size and single-row latency, among the trials whose graph
+    # the search measured; `automl export --trial N` ships any of them (its card measures the exported graph)
+    sized = df["cv_mean"].notna() & df["onnx_kb"].notna() & df["onnx_ms_p50"].notna() & (df["trial"] != "ensemble")
+    df["front"] = False
+    if sized.any():
+        df.loc[sized, "front"] = front_mask(df.loc[sized, "cv_mean"].astype(float).tolist(),
+                                            df.loc[sized, ["onnx_kb", "onnx_ms_p50"]].astype(float).to_numpy().tolist(),
+                                            greater_is_better)
     done = df["cv_mean"].notna()
     ranked = df[done].sort_values("cv_mean", ascending=not greater_is_better, kind="stable")
     rest = df[~done]

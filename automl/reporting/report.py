@@ -21,6 +21,7 @@ import pandas as pd
 from automl.io import RunPaths, write_text
 from automl.manifest import Manifest, read_manifest
 from automl.reporting.calibration_card import report_part as calibration_part
+from automl.reporting.front import front_part
 from automl.reporting.holdout import holdout_figures
 from automl.reporting.html import Figures, esc, fmt, page, table
 from automl.reporting.importance import hyperparameter_importance, load_study
@@ -231,6 +232,7 @@ def build_report(run_dir: Path, manifest: Manifest | None = None, study: Any = N
     parts = _header(m, final) + _data(profile) + _search(m, lb, final.get("trial", ""), figs, room)
     parts += _hyperparameters(paths, final, bool(m.greater_is_better), study, figs, room)
     parts += _holdout(paths, m, final, figs, room) + _onnx(paths, final)
+    parts += front_part(lb, final, m.metric, figs, room)
     if not plots:
         parts.append("<p class=warn>Plots were left out: the run's time budget had no room for them "
                      "(rebuild with <code>automl report RUN_DIR</code>).</p>")

@@ -287,6 +287,7 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         if v["export_s"] is not None:
             trial.set_user_attr("export_s", round(v["export_s"], 3))
             trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
+            trial.set_user_attr("onnx_ms_p50", v["onnx_ms_p50"])  # constraints.* estimates (search/deploy_cost.py)
             state.exported.setdefault(cand.family, []).append(v["export_s"] / max(v["fold_fit_s"], 0.01))
         else:  # not exported (worth_exporting): priced from its family's exports for the final stage
             trial.set_user_attr("export_s", round(estimated_export_s(state, cand.family, v["fold_fit_s"]), 3))

@@ -18,6 +18,7 @@ from automl.data.split import RANDOM, Structure, scored_rows
 from automl.estimators import REGISTRY
 from automl.evaluation import threshold as thresholds
 from automl.evaluation.metrics import Metric
+from automl.export.measure import quick_p50
 from automl.export.onnx import check_parity, export_onnx
 from automl.features.build import warm_imports
 from automl.preprocessing.imbalance import context as imbalance_context
@@ -331,4 +332,5 @@ def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: flo
     model = export_onnx(pipe, data.schema, data.task, classes, {}, threshold=threshold)
     export_s = time.perf_counter() - t
     check_parity(model, pipe, rows, data.schema, data.task, 1e-5, data.seed, threshold=threshold)
-    return {"export_s": export_s, "onnx_bytes": model.ByteSize()}
+    return {"export_s": export_s, "onnx_bytes": model.ByteSize(),  # size and latency: constraints.* estimates
+            "onnx_ms_p50": quick_p50(model.SerializeToString(), rows, data.schema.to_json())}

@@ -7,6 +7,7 @@ automl/search/loop.py.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from automl.search.storage import open_storage
 
 def make_study(storage_path: Path, name: str, direction: Direction, sampler: str, seed: int,
                n_startup_trials: int, multivariate: bool, pruner: str, constant_liar: bool = False,
-               storage_url: str = "", heartbeat_s: int = 10) -> Any:
-    """`storage_url` "" keeps the study in the journal file at storage_path (search.storage)."""
+               storage_url: str = "", heartbeat_s: int = 10,
+               constraints_func: Callable[[Any], Sequence[float]] | None = None) -> Any:
+    """`storage_url` "" keeps the study in the journal file at storage_path (search.storage).
+    `constraints_func`: TPE's constrained mode (automl/search/deploy_cost.py); the random sampler ignores it."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -33,9 +36,12 @@ def make_study(storage_path: Path, name: str, direction: Direction, sampler: str
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # constraints_func: public in 4.9, deprecated in 5.0 for Trial.set_constraint, removed in 7 (we pin <6);
+            # the function form needs no change to how trials are told, on both versions
+            warnings.simplefilter("ignore", FutureWarning)
             smp = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
                                              multivariate=multivariate, group=multivariate,
-                                             constant_liar=constant_liar)
+                                             constant_liar=constant_liar, constraints_func=constraints_func)
     prn = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruner == "median"
            else optuna.pruners.NopPruner())
     return optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=smp, pruner=prn,

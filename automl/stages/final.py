@@ -26,6 +26,7 @@ from automl.io import RunPaths
 from automl.search.budget import Budget, last_resort, trial_final_cost
 from automl.search.objective import Candidate, SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, Outcome, supervise
+from automl.stages.constraints import Gate
 from automl.stages.prepare import Prepared
 from automl.stages.refit import extras_for, refit_export
 from automl.stages.search import Searched
@@ -110,8 +111,10 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
 class FinalStage:
     """Runs the ladder for one run. `refit` and `run_supervised` default to the real ones."""
     def __init__(self, cfg: RunConfig, prep: Prepared, searched: Searched, paths: RunPaths, meta: dict[str, str],
-                 refit: Callable[..., Any] = refit_export, run_supervised: Callable[..., Outcome] = supervise):
+                 refit: Callable[..., Any] = refit_export, run_supervised: Callable[..., Outcome] = supervise,
+                 gate: Gate | None = None):
         self.cfg, self.prep, self.searched, self.paths, self.meta = cfg, prep, searched, paths, meta
+        self.gate = gate  # deployment constraints (automl/stages/constraints.py), measured on each passing graph
         self.refit, self.run_supervised = refit, run_supervised
         self.budget = searched.budget
         self.data, self.final_data = searched.data, searched.final_data
@@ -190,7 +193,16 @@ class FinalStage:
             outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, failures)
             attempts += tried
             if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
+                cv = (ens or {}).get("oof_score") if plan.kind == "ensemble" else plan.members[0][0].value
+                why = self.gate.check(plan.label, cv, outcome.value["model"]) if self.gate else ""
+                if why:  # a graph over a deployment limit: the next-ranked candidate goes, not counted as a failure
+                    failures.append(f"{plan.label}: over the constraints ({why})")
+                    failed |= {plan.members[0][0].number} if plan.kind == "single" else set()
+                    attempts -= tried
+                    continue
                 final = self._shipped(plan, outcome.value, fit_data, ens, floor, threshold)
+                if self.gate:
+                    final["constraints"] = self.gate.report(final["cv_mean"])
                 if failures:
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))

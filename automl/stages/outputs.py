@@ -12,20 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pandas as pd
 
 from automl.config.schema import RunConfig
 from automl.evaluation.leaderboard import build_leaderboard
+from automl.export.measure import measure
+from automl.export.onnx import stress_rows
 from automl.export.reference_profile import write_reference_profile
 from automl.export.relational_parity import end_to_end_parity
+from automl.export.variants import variants
 from automl.io import RunPaths, write_bytes, write_json, write_text
 from automl.manifest import Manifest
 from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
+from automl.stages.constraints import card_section as deployment_section
 from automl.stages.final import FinalResult
 from automl.stages.prepare import Prepared
+from automl.stages.refit import onnx_score
 from automl.stages.search import Searched
 from automl.urls import redact
 from automl.version import __version__
@@ -127,11 +133,35 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
         np.save(paths.holdout_predictions, hp)
         np.save(paths.holdout_labels, prep.y_hold)
     rows = prep.X_hold if len(prep.X_hold) else prep.data.X
+    try:  # the deployment cost, measured as the constraints measure it (the gate's own figures if it ran)
+        final["deployment"] = (final.get("constraints") or {}).get("measured") or measure(
+            model_bytes, rows, prep.schema.to_json(), time_limit_s=min(1.0, 0.01 * cfg.budget.time_s))
+    except Exception as e:  # a measurement, never a reason to fail the run
+        log.warning("deployment cost not measured: %s", e)
+    if cfg.export.variants:
+        final["variants"] = lighter(cfg, prep, paths, model_bytes, final.get("decision_threshold"))
     try:
         final["latency"] = onnx_latency(model_bytes, rows, prep.schema.to_json(),
                                         time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
     except Exception as e:  # a measurement, never a reason to fail the run
         log.warning("latency not measured: %s", e)
+
+
+def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
+            threshold: float | None) -> list[dict[str, Any]]:
+    """export.variants made, checked against model.onnx on the parity gate's rows, measured and scored."""
+    hold = prep.X_hold if len(prep.X_hold) else prep.data.X
+    rows = hold.iloc[:cfg.export.parity_rows]
+    rows = pd.concat([rows, stress_rows(rows, prep.schema, cfg.seed)], ignore_index=True)
+    data = prep.data
+    score = ((lambda b: onnx_score(onnx.load_from_string(b), data, prep.X_hold, prep.y_hold, threshold, len(data.y)))
+             if len(prep.y_hold) else None)
+    try:
+        return variants(model_bytes, list(cfg.export.variants), rows, hold, prep.schema.to_json(), prep.task,
+                        cfg.export.variant_tol or cfg.export.parity_tol, score, paths.root)
+    except Exception as e:  # a lighter graph is an offer, never a reason to fail the run
+        log.warning("variants not made: %s", e)
+        return [{"kind": k, "kept": False, "why": f"{type(e).__name__}: {e}"} for k in cfg.export.variants]
 
 
 def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: FinalResult, paths: RunPaths,
@@ -169,6 +199,7 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
     card = render(manifest, prep.profile, leaderboard)
     if final and cfg.data.tables:
         card += card_section(paths.root, manifest.relational or {})
+    card += deployment_section(manifest.final)
     write_text(paths.model_card, card)
     # what is left of the budget after the report, less the manifest write and interpreter exit
     timings["report_s"] = write_report(paths.root, manifest, study, searched.budget.left() - 1.0)

@@ -27,11 +27,13 @@ from automl.errors import UserError
 from automl.estimators import REGISTRY
 from automl.evaluation.metrics import CONSTRAINED, Metric, get_metric
 from automl.export.converters import register_converters
+from automl.export.onnx import metadata
 from automl.io import RunPaths, write_json
 from automl.memory import MemoryBudget, process_mb, release_freed, resolve_budget
 from automl.preprocessing.imbalance import search_imbalance
 from automl.preprocessing.pipeline import indicator_columns
 from automl.search.objective import SearchData
+from automl.version import __version__
 
 log = logging.getLogger("automl")
 
@@ -274,3 +276,11 @@ def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, da
     return search_data(cfg, X_all.iloc[tr].reset_index(drop=True), np.asarray(y_all[tr]), schema, task,
                        metric_for(cfg, metric_name), len(classes) if classes is not None else 0, n_folds, n_jobs,
                        structure.take(tr))
+
+
+def graph_metadata(cfg: RunConfig, prep: Prepared) -> dict[str, str]:
+    """The graph's metadata_props (the ONNX contract): schema, task, classes, and each categorical column's
+    levels (up to 1000) for the serving layer's checks."""
+    levels = {c: sorted(set(prep.X_all[c]) - {""})[:1000] for c in prep.schema.names("categorical")}
+    return metadata(prep.schema, prep.task, cfg.task.target, prep.metric_name, prep.classes, __version__,
+                    {c: v for c, v in levels.items() if len(v) < 1000})

@@ -145,7 +145,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         # score the holdout through onnxruntime too, with the very model that was scored, before refitting
         t = time.perf_counter()
         scored = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
-        out["holdout_score_onnx"] = _onnx_score(scored, data, X_hold, y_hold, threshold, len(data.y))
+        out["holdout_score_onnx"] = onnx_score(scored, data, X_hold, y_hold, threshold, len(data.y))
         timings["holdout_onnx_s"] = time.perf_counter() - t
         t = time.perf_counter()
         pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))
@@ -175,7 +175,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                                                          len(data.y) + (len(y_hold) if refit_full else 0))}
     timings["parity_s"] = time.perf_counter() - t
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
-        out["holdout_score_onnx"] = _onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
+        out["holdout_score_onnx"] = onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
     inner = pipe.inner if isinstance(pipe, Calibrated) else pipe
     members_fitted = inner.members if isinstance(inner, WeightedEnsemble) else [inner]
@@ -226,7 +226,7 @@ def failing_members(pipe: Any, data: obj.SearchData, classes: list[Any] | None, 
     return bad
 
 
-def _onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray,
+def onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray,
                 threshold: float | None = None, fit_rows: int = 0) -> float:
     """The metric on rows scored by onnxruntime through the ONNX contract alone (in slices sized to the
     model's training rows: see run_in_chunks)."""

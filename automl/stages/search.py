@@ -20,6 +20,7 @@ from automl.io import RunPaths, write_text
 from automl.memory import trial_memory_mb
 from automl.search import coordination as coord
 from automl.search.budget import Budget
+from automl.search.deploy_cost import search_constraints
 from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
 from automl.search.objective import SearchData
@@ -79,7 +80,9 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
         return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,
                           cfg.seed + seed_offset, cfg.search.n_startup_trials, cfg.search.multivariate,
                           cfg.search.pruner, constant_liar=prep.n_workers > 1,
-                          storage_url=cfg.search.storage, heartbeat_s=cfg.search.heartbeat_s)
+                          storage_url=cfg.search.storage, heartbeat_s=cfg.search.heartbeat_s,
+                          constraints_func=search_constraints(cfg.constraints.max_latency_ms,
+                                                              cfg.constraints.max_model_mb))
 
     study = make()
     coord.check_owner(study, cfg.search.storage, str(paths.root))

@@ -23,7 +23,7 @@ from tests.cli_runner import ROOT
 from tests.conftest import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]
-SUBCOMMANDS = ("predict", "serve", "drift", "compare", "worker", "registry", "report")
+SUBCOMMANDS = ("predict", "serve", "drift", "compare", "worker", "registry", "report", "export")
 # what the wheel is built from: the files pyproject.toml packages, nothing else of the checkout
 SOURCES = ("pyproject.toml", "README.md", "automl", "conf", "search_spaces")
 
