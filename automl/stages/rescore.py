@@ -45,17 +45,19 @@ def fresh_data(data: SearchData) -> SearchData:
 
 def reorder(done: list[Any], fresh: dict[int, float], greater_is_better: bool) -> list[Any]:
     """`done` (best first) with the re-scored trials ranked among themselves by the mean of their two
-    estimates; they keep the top places, the rest follow in their order. A trial whose re-score failed
-    drops below those that passed it."""
-    head = [t for t in done if t.number in fresh]
-    tail = [t for t in done if t.number not in fresh]
+    estimates, in the places they held; every other trial (the baseline) keeps its place. A trial whose
+    re-score failed drops below those that passed it."""
+    slots = [i for i, t in enumerate(done) if t.number in fresh]
     sign = -1.0 if greater_is_better else 1.0
 
     def key(t: Any) -> tuple[int, float]:
         f = fresh[t.number]
         return (1, 0.0) if not np.isfinite(f) else (0, sign * (t.value + f) / 2)
 
-    return sorted(head, key=key) + tail
+    out = list(done)
+    for i, t in zip(slots, sorted((done[i] for i in slots), key=key), strict=True):
+        out[i] = t
+    return out
 
 
 def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tuple[list[Any], dict[str, Any] | None]:
@@ -92,7 +94,9 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tupl
         return done, None
     greater = data.metric.greater_is_better
     ranked = reorder(done, fresh, greater)
-    winner, before = ranked[0], done[0]
+    # the search's best and the new best among the trials scored again (a baseline above them keeps its place)
+    before = next(t for t in done if t.number in fresh)
+    winner = next(t for t in ranked if t.number in fresh)
     record = {
         "folds": len(fresh_set.folds), "seconds": round(time.time() - t0, 2),
         "trials": [{"trial": t.number, "family": t.params.get("family"), "cv": t.value,

@@ -86,6 +86,8 @@ def test_reorder_ranks_the_rescored_trials_by_the_mean_of_both_estimates():
     done = [_trial(1, 0.70), _trial(2, 0.69), _trial(3, 0.68), _trial(4, 0.60)]  # AUC, best first
     fresh = {1: 0.60, 2: 0.68, 3: float("nan")}  # trial 1 was lucky; trial 3's re-score failed
     assert [t.number for t in reorder(done, fresh, greater_is_better=True)] == [2, 1, 3, 4]
+    with_baseline = [_trial(0, 0.75), *done]  # a constant ranked first keeps its place
+    assert [t.number for t in reorder(with_baseline, fresh, greater_is_better=True)] == [0, 2, 1, 3, 4]
     loss = [_trial(1, 0.30), _trial(2, 0.31)]  # lower is better
     assert [t.number for t in reorder(loss, {1: 0.40, 2: 0.31}, greater_is_better=False)] == [2, 1]
 
