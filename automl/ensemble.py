@@ -6,6 +6,7 @@ graphs plus a weighted average: automl/export/onnx.py).
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from automl.evaluation.metrics import labels_from_proba
+
+SELECTION_ROUNDS = 25  # Caruana rounds (members picked with replacement)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,20 @@ def greedy_select(oofs: Sequence[np.ndarray], y: np.ndarray, score: Callable[[np
     members = [int(i) for i in np.flatnonzero(best_counts)]
     w = best_counts[members] / best_counts.sum()
     return Selection(members, [float(x) for x in w], float(sign * best_val), history)
+
+
+def diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:
+    """The best `top` trials plus the best `per_family` of every other family, best first. The top of a
+    leaderboard is often one family in near-identical configurations (their OOF errors agree, so
+    averaging them gains nothing); other families' best errors differ, which is what averaging needs."""
+    pool = ranked[:top]
+    seen = Counter(t.params.get("family", "") for t in pool)
+    for t in ranked[top:]:
+        fam = t.params.get("family", "")
+        if len(pool) < cap and seen[fam] < per_family:
+            pool.append(t)
+            seen[fam] += 1
+    return pool
 
 
 def choose_floor(oof: np.ndarray, y: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],

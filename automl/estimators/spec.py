@@ -31,6 +31,10 @@ class EstimatorSpec:
     fit_early: Callable[..., int] | None = None
     predict_grows: bool = False  # prediction cost grows with the training rows (k-NN searches them)
     rounds_param: str = ""
+    # seconds per (row x round) of a refit without a validation set over those of the early-stopped fit that
+    # chose its rounds (which also scores the validation rows every round): the median of
+    # benchmarks/early_stop_refit.py over three public datasets, two configurations each, 12 fits per family
+    early_refit_ratio: float = 1.0
 
     @property
     def tags(self) -> dict[str, Any]:

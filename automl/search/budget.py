@@ -30,6 +30,9 @@ class Budget:
     holdout_rows: int = 0  # rows the final stage scores twice (Python, onnxruntime); 0 = priced by holdout_scale
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
     rescore_top: int = 0  # the best trials scored again on fresh folds after the search (stages/rescore.py)
+    # room kept for an ensemble's refit: None until the search asks whether one would be chosen
+    # (search/ensemble_room.py), then the answer
+    ensemble_room: bool | None = None
 
     @property
     def deadline(self) -> float:
@@ -40,16 +43,18 @@ class Budget:
 
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
-               holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False) -> float:
+               holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False,
+               early_ratio: float = 1.0) -> float:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
     the search rows (a sampled run refits on a larger sample than it searched;
-    automl/search/sample_size.py)."""
+    automl/search/sample_size.py). `early_ratio`: a refit's seconds per row and round over those of the
+    family's early-stopped fit (EstimatorSpec.early_refit_ratio)."""
     # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample);
     # one inner split (n_folds=1) trained on at least 1 - INNER_MAX_SHARE of them
     grow = scale * (n_folds / (n_folds - 1) if n_folds > 1 else 1.0 / (1.0 - INNER_MAX_SHARE))
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
-    fit = 1.2 * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
+    fit = 1.2 * refit_share(attrs, early_ratio) * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows (x1.0: a random
     # forest's two final exports and parity took 6.3 s where x1.5 priced 9.7 s; final['estimated_s'] in
     # each run's manifest records the price beside the timings)
@@ -71,12 +76,23 @@ def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, sca
     return fit + export + predict + 0.5
 
 
+def refit_share(attrs: dict[str, Any], early_ratio: float) -> float:
+    """A refit's fit time over its fold fit's, per row: an early-stopped booster refits only the rounds it
+    kept (not the patience past them) and scores no validation rows each round (German health, CatBoost:
+    a 6.6 s fold fit was priced as a 22 s refit, which took 12.4 s)."""
+    kept, trained = attrs.get("best_rounds"), attrs.get("trained_rounds")
+    if not kept or not trained:
+        return 1.0
+    return early_ratio * min(float(kept) / float(trained), 1.0)
+
+
 def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family: str = "",
                      scale: float | None = None) -> float:
     """final_cost with the budget's refit, sample and holdout scales (`scale`: another sample's)."""
-    grows = bool(family) and family in REGISTRY and REGISTRY.get(family).predict_grows
+    spec = REGISTRY.get(family) if family and family in REGISTRY else None
     return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
-                      budget.holdout_scale, budget.holdout_rows, grows)
+                      budget.holdout_scale, budget.holdout_rows, bool(spec and spec.predict_grows),
+                      spec.early_refit_ratio if spec else 1.0)
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:
@@ -131,7 +147,7 @@ def reserve(done: list[tuple[float, float]], budget: Budget, rescore: float = 0.
     shippable = [(v, c) for v, c in done if c <= room]
     cost = max(shippable)[1] if shippable else 0.0
     # room to refit one or two more pipelines if greedy ensemble selection wants them
-    ensemble = min(1.5 * cost, 0.1 * budget.time_s)
+    ensemble = min(1.5 * cost, 0.1 * budget.time_s) if budget.ensemble_room is not False else 0.0
     # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
     # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
     floor = min(c for _, c in done)

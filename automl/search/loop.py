@@ -21,6 +21,7 @@ from automl.search import coordination as co
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
 from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, trial_final_cost, unseen_cost
+from automl.search.ensemble_room import ensemble_pays
 from automl.search.supervisor import (
     COMPLETE,
     INTERRUPTED,
@@ -148,8 +149,10 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
         try:
             while True:
                 state.done, state.seconds = completed_costs(study, state.sign, state.n_folds, budget)
-                left = budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget.rescore_top,
-                                                                                budget.time_s))
+                left = time_left(budget, state)
+                if left < 1.0 and budget.ensemble_room is None and oof_dir is not None:
+                    budget.ensemble_room = ensemble_pays(ranked_trials(study, state.sign), data, oof_dir)
+                    left = time_left(budget, state)
                 why = stop_reason(study, budget, state, tickets, left) or run_trial(
                     study, data, budget, state, left, tickets, oof_dir, on_trial)
                 if why:
@@ -158,6 +161,18 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
         finally:
             state.beat.stop()
     return state.result
+
+
+def time_left(budget: Budget, state: LoopState) -> float:
+    """Seconds left for trials once the final stage's share and the re-scoring are kept."""
+    return budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget.rescore_top, budget.time_s))
+
+
+def ranked_trials(study: Any, sign: int) -> list[Any]:
+    """Every worker's completed trials, best first."""
+    from optuna.trial import TrialState
+
+    return sorted(study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]), key=lambda t: -sign * t.value)
 
 
 def next_trial(study: Any, tickets: bool) -> Any | None:
@@ -218,7 +233,7 @@ EXPORT_TOP_FAMILY = 2
 def worth_exporting(state: LoopState, family: str, signed: float) -> bool:
     """Whether a trial that just finished its folds is exported and parity-checked now: the first of its
     family (the final stage prices the family's exports from it), and a trial likely to be shipped or to
-    join the ensemble's pool (automl/stages/final.py diverse_pool: the best 12 and 2 of every family). Any
+    join the ensemble's pool (automl/ensemble.py diverse_pool: the best 12 and 2 of every family). Any
     other trial that is shipped after all is still exported and gated by the final stage.
     `signed`: its CV score, higher is better."""
     if family not in state.exported:
@@ -297,6 +312,7 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
             trial.set_user_attr("threshold", round(v["threshold"], 6))
         if v.get("best_rounds"):  # early stopping on the inner split: the final stage refits with these rounds
             trial.set_user_attr("best_rounds", int(v["best_rounds"]))
+            trial.set_user_attr("trained_rounds", int(v["trained_rounds"]))  # priced by search/budget.py refit_share
         if oof_dir is not None:
             oof_dir.mkdir(exist_ok=True)
             np.save(oof_file(oof_dir, trial.number), v["oof"])

@@ -294,8 +294,17 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
         "fold_scores": scores, "mean": mean, "std": float(np.std(scores)), "threshold": t_final,
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
         "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32), **export,
-        "best_rounds": rounds,
+        "best_rounds": rounds, "trained_rounds": trained_rounds(cand, rounds),
     }
+
+
+def trained_rounds(cand: Candidate, kept: int | None) -> int | None:
+    """The rounds an early-stopped fit boosted: the kept ones plus the patience that confirmed them, at most
+    the round budget. The refit boosts only the kept ones (search/budget.py prices it so)."""
+    if kept is None:
+        return None
+    budget = int(cand.params[REGISTRY.get(cand.family).rounds_param])
+    return min(budget, kept + patience(budget))
 
 
 def patience(rounds: int) -> int:

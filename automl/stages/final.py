@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from automl.config.schema import RunConfig
-from automl.ensemble import choose_floor, greedy_select
+from automl.ensemble import SELECTION_ROUNDS, choose_floor, diverse_pool, greedy_select
 from automl.evaluation.metrics import Metric
 from automl.evaluation.threshold import for_members, scorer
 from automl.io import RunPaths
@@ -33,7 +32,6 @@ from automl.stages.search import Searched
 
 log = logging.getLogger("automl")
 MAX_RANKED_ATTEMPTS = 3  # refits tried before the ladder skips to the last resorts
-SELECTION_ROUNDS = 25
 
 
 @dataclass
@@ -61,20 +59,6 @@ class FinalResult:
 def candidate(trial: Any) -> Candidate:
     """A trial's pipeline as the refit builds it, from its flat Optuna parameters."""
     return candidate_from(trial.params, trial.user_attrs.get("best_rounds"))
-
-
-def diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:
-    """The best `top` trials plus the best `per_family` of every other family, best first. The top of a
-    leaderboard is often one family in near-identical configurations (their OOF errors agree, so
-    averaging them gains nothing); other families' best errors differ, which is what averaging needs."""
-    pool = ranked[:top]
-    seen = Counter(t.params.get("family", "") for t in pool)
-    for t in ranked[top:]:
-        fam = t.params.get("family", "")
-        if len(pool) < cap and seen[fam] < per_family:
-            pool.append(t)
-            seen[fam] += 1
-    return pool
 
 
 def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: RunPaths, budget: Budget,

@@ -10,12 +10,13 @@ import numpy as np
 
 from automl.config.schema import TaskConfig
 from automl.data.split import RANDOM
+from automl.ensemble import diverse_pool
 from automl.evaluation.metrics import get_metric
 from automl.io import RunPaths
 from automl.search.budget import Budget
 from automl.search.supervisor import COMPLETE, Outcome
 from automl.stages import final as final_mod
-from automl.stages.final import FinalStage, diverse_pool, select_ensemble
+from automl.stages.final import FinalStage, select_ensemble
 
 
 def test_pool_adds_other_families_best_trials():

@@ -5,6 +5,7 @@ split structure; on small data the best trials are scored again on fresh folds a
 of both estimates."""
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +13,11 @@ import pytest
 
 from automl.config.schema import RunConfig
 from automl.data.split import Structure, cv_folds, inner_share, scored_rows
-from automl.search.budget import final_cost, rescore_s, reserve
+from automl.evaluation.metrics import get_metric
+from automl.io import oof_file
+from automl.search.budget import Budget, final_cost, rescore_s, reserve, trial_final_cost
+from automl.search.ensemble_room import ensemble_pays
+from automl.search.objective import candidate_from, trained_rounds
 from automl.stages.prepare import validation_for
 from automl.stages.rescore import reorder
 
@@ -76,6 +81,22 @@ def test_one_inner_split_prices_the_refit_on_more_rows_than_it_trained_on():
     attrs = {"fold_fit_s": 1.0, "export_s": 0.0, "seconds": 1.0}
     one = final_cost(attrs, 1, refit_full=False)
     assert one == pytest.approx(1.2 * 1.25 + 0.5)  # trained on >= 80% of the search rows
+
+
+def test_an_early_stopped_booster_is_priced_by_the_rounds_it_keeps():
+    cand = candidate_from({"family": "catboost", "catboost.iterations": 704}, None)
+    assert trained_rounds(cand, 640) == 704  # stopped by the round budget before its patience ran out
+    assert trained_rounds(cand, 633) == 703
+    assert trained_rounds(cand, 300) == 370
+    assert trained_rounds(cand, None) is None
+    attrs = {"fold_fit_s": 6.6, "export_s": 0.0, "seconds": 6.6}
+    full = final_cost(attrs, 1, refit_full=True)
+    early = final_cost({**attrs, "best_rounds": 300, "trained_rounds": 370}, 1, refit_full=True, early_ratio=0.8)
+    assert early - 0.5 == pytest.approx((full - 0.5) * 0.8 * 300 / 370)
+    budget = Budget(start=0.0, time_s=60.0)  # trial_final_cost takes the family's measured ratio
+    with_family = trial_final_cost({**attrs, "best_rounds": 300, "trained_rounds": 370}, 1, budget, "catboost")
+    assert with_family == pytest.approx(early)
+    assert trial_final_cost(attrs, 1, budget, "catboost") == pytest.approx(full)  # k-fold trials: no rounds kept
 
 
 def _trial(number: int, value: float) -> SimpleNamespace:
@@ -142,3 +163,27 @@ def test_boosting_stops_early_on_the_inner_split_and_the_refit_keeps_those_round
 def test_no_time_is_kept_for_rescoring_before_a_trial_other_than_the_baseline_completed():
     assert rescore_s([], 5, 60.0) == 0.0
     assert rescore_s([(0.8, 3.0)], 5, 60.0) == 3.0  # a forked worker sees its own trials only
+
+
+def _oof_trial(number: int, value: float, family: str, oof: np.ndarray, oof_dir) -> SimpleNamespace:
+    np.save(oof_file(oof_dir, number), oof.astype(np.float32))
+    return SimpleNamespace(number=number, value=value, params={"family": family}, user_attrs={})
+
+
+def test_the_ensemble_room_goes_back_to_the_search_when_no_ensemble_would_be_chosen(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.normal(size=n)
+    data = SimpleNamespace(metric=get_metric("rmse"), n_classes=0, task="regression", tune_threshold=False,
+                           scored=np.arange(n), oof_y=y)
+    a, b = y + rng.normal(size=n), y + rng.normal(size=n)  # independent errors: their mean halves the variance
+    diverse = [_oof_trial(1, 1.0, "lightgbm", a, tmp_path), _oof_trial(2, 1.0, "knn", b, tmp_path)]
+    assert ensemble_pays(diverse, data, tmp_path)
+    same = [_oof_trial(3, 1.0, "lightgbm", a, tmp_path), _oof_trial(4, 1.1, "knn", 1.3 * a, tmp_path),
+            _oof_trial(0, 2.0, "baseline", np.zeros(n), tmp_path)]
+    assert not ensemble_pays(same, data, tmp_path)
+    b = Budget(start=time.time(), time_s=60.0)
+    done = [(-1.0, 5.0)]
+    kept = reserve(done, b)
+    b.ensemble_room = False
+    assert reserve(done, b) == pytest.approx(kept - min(1.5 * 5.0, 0.1 * 60.0), abs=0.05)
