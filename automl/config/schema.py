@@ -110,7 +110,9 @@ class SearchConfig:
     holdout: float = 0.2  # share of rows carved out first, never seen by the search
     n_startup_trials: int = 10  # TPE: random trials before the model kicks in (after the warm start)
     multivariate: bool = True
-    pruner: str = "median"  # median | none: prune a trial on its running mean over CV folds
+    # median | none: prune a trial on its running mean over CV folds, or (one inner split) on a first fit on a
+    # quarter of the training rows (automl/search/rung.py)
+    pruner: str = "median"
     space_dir: str = ""  # "" = the search_spaces/ shipped with the engine
     study_name: str = "automl"
     n_workers: int = 0  # local worker processes on one study (each trial uses cores / n_workers threads); 0 = auto

@@ -136,20 +136,24 @@ def rescore_s(seconds: list[tuple[float, float]], top: int, time_s: float) -> fl
     return min(sum(s for _, s in sorted(seconds, reverse=True)[:top]), RESCORE_SHARE * time_s)
 
 
-def reserve(done: list[tuple[float, float]], budget: Budget, rescore: float = 0.0) -> float:
-    """Time to keep for shipping the best trial that can still be shipped in time (refit, export,
-    parity) plus the reports, and `rescore` seconds to score the best trials again first. `done`:
-    (score, final-stage cost) of the completed trials, the higher score the better. A better trial too
-    costly to ship does not stop the search."""
-    if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
-        return 1.0 + 0.02 * budget.time_s
+def first_attempt_s(done: list[tuple[float, float]], budget: Budget) -> float:
+    """Seconds kept for the final stage's first attempt: shipping the best trial that can still be shipped in
+    time, and room to refit one or two more pipelines if greedy ensemble selection wants them (unless the
+    search found that no ensemble would be chosen: search/ensemble_room.py). `done`: (score, final-stage
+    cost) of the completed trials, the higher score the better."""
     room = budget.left() - margin(budget)
     shippable = [(v, c) for v, c in done if c <= room]
     cost = max(shippable)[1] if shippable else 0.0
-    # room to refit one or two more pipelines if greedy ensemble selection wants them
-    ensemble = min(1.5 * cost, 0.1 * budget.time_s) if budget.ensemble_room is not False else 0.0
+    return cost + (min(1.5 * cost, 0.1 * budget.time_s) if budget.ensemble_room is not False else 0.0)
+
+
+def reserve(done: list[tuple[float, float]], budget: Budget, rescore: float = 0.0) -> float:
+    """Time to keep for the final stage's first attempt (first_attempt_s) plus the reports, and `rescore`
+    seconds to score the best trials again first. A better trial too costly to ship does not stop the search."""
+    if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
+        return 1.0 + 0.02 * budget.time_s
     # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
     # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
     floor = min(c for _, c in done)
     keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
-    return cost + ensemble + keep + margin(budget) + rescore
+    return first_attempt_s(done, budget) + keep + margin(budget) + rescore

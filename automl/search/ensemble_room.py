@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ from automl.search.objective import SearchData
 log = logging.getLogger("automl")
 
 
-def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path) -> bool:
-    """Whether greedy selection over the pool of `ranked` (completed trials, best first) beats its best
-    single member on the OOF rows, with at least two members."""
+def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path, cost: Callable[[Any], float],
+                  room: float) -> bool:
+    """Whether greedy selection over the pool of `ranked` (completed trials, best first), with members whose
+    final-stage `cost` sums to at most `room` seconds, beats its best single member on the OOF rows."""
     t0 = time.perf_counter()
     ok = [t for t in ranked if t.params.get("family") != "baseline" and oof_file(oof_dir, t.number).exists()]
     pool = diverse_pool(ok)
@@ -35,7 +37,9 @@ def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path) -> bool:
     score = scorer(data.metric, data.n_classes, data.task, data.tune_threshold)
     greater = data.metric.greater_is_better
     best_single = score(data.oof_y, oofs[0])
-    sel = greedy_select(oofs, data.oof_y, score, greater, rounds=SELECTION_ROUNDS)
+    # x1.15: the final stage's own tolerance (automl/stages/final.py select_ensemble)
+    sel = greedy_select(oofs, data.oof_y, score, greater, costs=[cost(t) for t in pool], max_cost=1.15 * room,
+                        rounds=SELECTION_ROUNDS)
     pays = len(sel.members) >= 2 and (sel.score > best_single if greater else sel.score < best_single)
     log.info("ensemble room: %s (OOF %s %.5g vs best single %.5g, %.2fs)",
              "kept" if pays else "released to the search", data.metric.name, sel.score, best_single,

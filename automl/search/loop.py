@@ -20,8 +20,9 @@ from automl.io import oof_file
 from automl.search import coordination as co
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
-from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, trial_final_cost, unseen_cost
+from automl.search.budget import Budget, cv_seconds, first_attempt_s, rescore_s, reserve, trial_final_cost, unseen_cost
 from automl.search.ensemble_room import ensemble_pays
+from automl.search.rung import rung_prunes
 from automl.search.supervisor import (
     COMPLETE,
     INTERRUPTED,
@@ -151,12 +152,18 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
                 state.done, state.seconds = completed_costs(study, state.sign, state.n_folds, budget)
                 left = time_left(budget, state)
                 if left < 1.0 and budget.ensemble_room is None and oof_dir is not None:
-                    budget.ensemble_room = ensemble_pays(ranked_trials(study, state.sign), data, oof_dir)
+                    budget.ensemble_room = ensemble_pays(
+                        ranked_trials(study, state.sign), data, oof_dir,
+                        lambda t: trial_final_cost(t.user_attrs, state.n_folds, budget, t.params.get("family", "")),
+                        first_attempt_s(state.done, budget))
                     left = time_left(budget, state)
                 why = stop_reason(study, budget, state, tickets, left) or run_trial(
                     study, data, budget, state, left, tickets, oof_dir, on_trial)
                 if why:
                     state.result.stopped_because = why
+                    log.info("search stopped %.1fs before the deadline: %.1fs kept for the final stage's first "
+                             "attempt, %.1fs for re-scoring", budget.left(), first_attempt_s(state.done, budget),
+                             rescore_s(state.seconds, budget.rescore_top, budget.time_s))
                     break
         finally:
             state.beat.stop()
@@ -211,6 +218,8 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
             if kind == "export?":
                 return "export" if worth_exporting(state, cand.family, state.sign * float(score)) else "skip"
             trial.report(float(score), step=int(step))
+            if kind == "rung":
+                return "prune" if rung_prunes(study, trial.number, state.sign, float(score)) else "go"
             return "prune" if state.prunable and trial.should_prune() else "go"
 
         outcome = supervise(obj.cross_validate, (data, cand), timeout_s=limit,

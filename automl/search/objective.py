@@ -25,6 +25,7 @@ from automl.preprocessing.imbalance import context as imbalance_context
 from automl.preprocessing.imbalance import wrap
 from automl.preprocessing.pipeline import build_pipeline, set_groups
 from automl.search import space as sp
+from automl.search.rung import RUNG_STEP, rung_sample
 from automl.search.supervisor import Pruned
 
 
@@ -88,6 +89,7 @@ class SearchData:
     structure: Structure = RANDOM  # groups / time order of the rows (data.group_column, data.time_column)
     scored: np.ndarray = field(init=False)  # rows some fold validates (forward chaining skips the first block)
     high_cardinality: bool = field(init=False, default=False)  # collapses_under_onehot, set from X
+    rung_rows: int = 0  # one inner split: rows of a trial's cheap first fit (search/rung.py), 0 for none
 
     @property
     def oof_y(self) -> np.ndarray:
@@ -256,6 +258,10 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
     n = len(data.y)
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
     scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0
+    first_step = 0
+    if data.rung_rows and conn is not None:
+        rung(conn, data, cand)
+        first_step = RUNG_STEP + 1
     for i, (tr, va) in enumerate(data.folds):
         pipe = build(data, cand, groups=None if data.structure.groups is None else data.structure.groups[tr])
         t = time.perf_counter()
@@ -274,7 +280,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
             raise ValueError(f"fold {i} scored {score}")
         scores.append(score)
         if conn is not None:
-            conn.send(("fold", i, float(score)))
+            conn.send(("fold", first_step + i, float(score)))
             if conn.recv() == "prune":
                 raise Pruned()
     t_final, mean = None, float(np.mean(scores))
@@ -305,6 +311,24 @@ def trained_rounds(cand: Candidate, kept: int | None) -> int | None:
         return None
     budget = int(cand.params[REGISTRY.get(cand.family).rounds_param])
     return min(budget, kept + patience(budget))
+
+
+def rung(conn: Any, data: SearchData, cand: Candidate) -> None:
+    """Fit on the rung's rows, score on the whole validation split, and stop if the driver says prune."""
+    (tr, va), = data.folds
+    sub = rung_sample(tr, data.rung_rows, data.seed)
+    pipe = build(data, cand, groups=None if data.structure.groups is None else data.structure.groups[sub])
+    fit(pipe, data, cand, sub, va)
+    pred = predict(pipe, data.X.iloc[va], data.task, data.n_classes)
+    if thresholds.applies(data.metric, data.task, data.tune_threshold):
+        score = thresholds.tune(data.metric, data.y[va], pred[:, 1])[1]
+    else:
+        score = data.metric(data.y[va], pred, data.n_classes, None)
+    if not np.isfinite(score):
+        raise ValueError(f"the rung fit scored {score}")
+    conn.send(("rung", RUNG_STEP, float(score)))
+    if conn.recv() == "prune":
+        raise Pruned()
 
 
 def patience(rounds: int) -> int:

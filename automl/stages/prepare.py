@@ -33,6 +33,7 @@ from automl.memory import MemoryBudget, process_mb, release_freed, resolve_budge
 from automl.preprocessing.imbalance import search_imbalance
 from automl.preprocessing.pipeline import indicator_columns
 from automl.search.objective import SearchData
+from automl.search.rung import rung_rows
 from automl.version import __version__
 
 log = logging.getLogger("automl")
@@ -129,7 +130,8 @@ def resolve_workers(cfg: RunConfig, cells: int) -> int:
 def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, task: str, metric: Metric,
                 n_classes: int, n_folds: int, n_jobs: int, structure: Structure = RANDOM) -> SearchData:
     """The search rows with their folds, spaces and settings: the one recipe of driver and worker."""
-    return SearchData(X=X, y=y, folds=cv_folds(y, task, n_folds, cfg.seed, structure), schema=schema,
+    folds = cv_folds(y, task, n_folds, cfg.seed, structure)
+    return SearchData(X=X, y=y, folds=folds, schema=schema, rung_rows=rung_rows(folds, cfg.search.pruner),
                       missing_numeric=indicator_columns(X, schema.names("numeric")), task=task, metric=metric,
                       n_classes=n_classes, seed=cfg.seed, families=families_for(cfg, task),
                       space_dir=cfg.search.space_dir, n_jobs=n_jobs,

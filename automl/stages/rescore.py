@@ -40,7 +40,7 @@ def rescore_top(setting: int, data: SearchData) -> int:
 def fresh_data(data: SearchData) -> SearchData:
     """The same rows with folds (or the one inner split) drawn with another seed."""
     folds = cv_folds(data.y, data.task, len(data.folds), data.seed + FRESH_SEED_OFFSET, data.structure)
-    return dataclasses.replace(data, folds=folds)
+    return dataclasses.replace(data, folds=folds, rung_rows=0)  # every re-scored trial is scored in full
 
 
 def reorder(done: list[Any], fresh: dict[int, float], greater_is_better: bool) -> list[Any]:
@@ -84,8 +84,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tupl
     for t in head:
         left = allowed - (time.time() - t0)
         limit = max(1.0, 2.0 * cv_seconds(t.user_attrs))
-        if left < 0.5 * limit:
-            break
+        if left < 0.5 * limit:  # too costly for what is left: a cheaper one below it may still fit
+            continue
         out = supervise(cross_validate, (fresh_set, candidate_from(t.params)), timeout_s=min(limit, max(left, 1.0)),
                         memory_mb=budget.trial_memory_mb, on_message=answer)
         fresh[t.number] = float(out.value["mean"]) if out.status == COMPLETE else float("nan")

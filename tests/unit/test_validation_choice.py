@@ -178,10 +178,11 @@ def test_the_ensemble_room_goes_back_to_the_search_when_no_ensemble_would_be_cho
                            scored=np.arange(n), oof_y=y)
     a, b = y + rng.normal(size=n), y + rng.normal(size=n)  # independent errors: their mean halves the variance
     diverse = [_oof_trial(1, 1.0, "lightgbm", a, tmp_path), _oof_trial(2, 1.0, "knn", b, tmp_path)]
-    assert ensemble_pays(diverse, data, tmp_path)
+    assert ensemble_pays(diverse, data, tmp_path, lambda t: 1.0, room=10.0)
+    assert not ensemble_pays(diverse, data, tmp_path, lambda t: 1.0, room=1.5)  # no room for a second member
     same = [_oof_trial(3, 1.0, "lightgbm", a, tmp_path), _oof_trial(4, 1.1, "knn", 1.3 * a, tmp_path),
             _oof_trial(0, 2.0, "baseline", np.zeros(n), tmp_path)]
-    assert not ensemble_pays(same, data, tmp_path)
+    assert not ensemble_pays(same, data, tmp_path, lambda t: 1.0, room=10.0)
     b = Budget(start=time.time(), time_s=60.0)
     done = [(-1.0, 5.0)]
     kept = reserve(done, b)
