@@ -153,6 +153,9 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
         f"{s['holdout_rows']} holdout rows never seen by the search.",
         f"- Trials: {s['completed']} complete, {s['failed']} failed, {s['pruned']} pruned or skipped "
         f"(stopped: {s['stopped_because']}).",
+        *([f"- Each trial first fitted on {s['rung_rows']} of the inner split's training rows; one below the "
+           "median of the earlier trials' scores there stopped (pruned) without its full fit."]
+          if s.get("rung_rows") else []),
         f"- Families searched: {', '.join(s['families'])}.",
         *([f"- Pinned (search.fixed, not searched; the same in every trial that has them): "
            f"{', '.join(f'`{k}={v}`' for k, v in s['fixed'].items())}."] if s.get("fixed") else []),

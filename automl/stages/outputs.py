@@ -106,6 +106,7 @@ def start_manifest(cfg: RunConfig, prep: Prepared, searched: Searched, start: fl
         rows_dropped_missing_target=prep.n_missing_target, resumed=searched.resumed,
         orphans_recovered=searched.orphans,
         search={"sampler": cfg.search.sampler, "cv_folds": len(data.folds), "families": data.families,
+                "rung_rows": data.rung_rows,
                 "n_workers": prep.n_workers, "storage": redact(cfg.search.storage) or "journal",
                 "fixed": data.fixed,
                 "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
