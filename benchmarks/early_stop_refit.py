@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ CONFIGS = {  # rounds and learning rates from the search spaces' ranges (search_
 
 
 def load(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    meta = next(d for d in yaml.safe_load(open(os.path.join(SUITE, "datasets.yaml")))["datasets"] if d["name"] == name)
+    meta = next(d for d in yaml.safe_load(Path(SUITE, "datasets.yaml").read_text())["datasets"] if d["name"] == name)
     df = pd.read_csv(os.path.join(SUITE, meta["file"]), low_memory=False)
     y = df.pop(meta["target"])
     X = pd.get_dummies(df.select_dtypes(exclude="object").join(df.select_dtypes("object").astype("category")),
