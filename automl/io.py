@@ -14,6 +14,11 @@ def oof_file(oof_dir: Path, trial_number: int) -> Path:
     return oof_dir / f"trial_{trial_number}.npy"
 
 
+def fresh_oof_file(oof_dir: Path, trial_number: int) -> Path:
+    """A re-scored trial's out-of-fold predictions on the fresh folds (automl/stages/rescore.py)."""
+    return oof_dir / f"trial_{trial_number}_fresh.npy"
+
+
 @dataclass(frozen=True)
 class RunPaths:
     root: Path

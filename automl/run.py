@@ -44,7 +44,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     meta = graph_metadata(config, prep)
     done = searched.completed(prep.data.metric.greater_is_better)
     t_rescore = time.time()
-    done, rescored = rescore(done, searched.data, searched.budget, searched.budget.rescore_top)
+    done, rescored = rescore(done, searched.data, searched.budget, searched.budget.rescore_top, paths.oof)
     if rescored is not None:
         timings["rescore_s"] = time.time() - t_rescore
     gate = gate_for(config.constraints, prep.X_hold, prep.data.X, prep.schema.to_json(),

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl.data.split import cv_folds
+from automl.io import fresh_oof_file
 from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, trial_final_cost
 from automl.search.objective import SearchData, candidate_from, cross_validate
 from automl.search.supervisor import COMPLETE, supervise
@@ -60,9 +62,12 @@ def reorder(done: list[Any], fresh: dict[int, float], greater_is_better: bool) -
     return out
 
 
-def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tuple[list[Any], dict[str, Any] | None]:
+def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
+            oof_dir: Path | None = None) -> tuple[list[Any], dict[str, Any] | None]:
     """(done re-ranked, the record for the manifest). Scores the best `top` trials on fresh folds while the
-    time kept for it lasts; a trial that does not finish in time keeps its place."""
+    time kept for it lasts; a trial that does not finish in time keeps its place. With `oof_dir`, a
+    re-scored trial's fresh out-of-fold predictions are kept beside its own when the fresh folds score the
+    same rows (k-fold CV): ensemble selection averages the two (automl/stages/final.py)."""
     if top <= 0 or len(done) < 2:
         return done, None
     t0 = time.time()
@@ -89,6 +94,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int) -> tupl
         out = supervise(cross_validate, (fresh_set, candidate_from(t.params)), timeout_s=min(limit, max(left, 1.0)),
                         memory_mb=budget.trial_memory_mb, on_message=answer)
         fresh[t.number] = float(out.value["mean"]) if out.status == COMPLETE else float("nan")
+        if out.status == COMPLETE and oof_dir is not None and np.array_equal(fresh_set.scored, data.scored):
+            np.save(fresh_oof_file(oof_dir, t.number), out.value["oof"])
     if len(fresh) < 2:
         log.info("best trials not re-scored: %.1fs left for it", allowed)
         return done, None

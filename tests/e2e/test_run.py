@@ -78,6 +78,8 @@ def test_small_data_rescores_the_best_trials_on_fresh_folds(tmp_path):
     for t in scored:
         assert t["mean"] == pytest.approx((t["cv"] + t["fresh_cv"]) / 2)
         assert t["fresh_cv"] != t["cv"]  # other folds, another estimate
+        fresh = np.load(run / "oof" / f"trial_{t['trial']}_fresh.npy")  # what ensemble selection averages in
+        assert fresh.shape == np.load(run / "oof" / f"trial_{t['trial']}.npy").shape and np.abs(fresh).sum() > 0
     best = min(scored, key=lambda t: t["mean"])  # rmse
     assert r["best_after"] == best["trial"]
     if m["final"]["kind"] == "single" and not m["final"].get("fallback_reason"):

@@ -12,7 +12,7 @@ from automl.config.schema import TaskConfig
 from automl.data.split import RANDOM
 from automl.ensemble import diverse_pool
 from automl.evaluation.metrics import get_metric
-from automl.io import RunPaths
+from automl.io import RunPaths, fresh_oof_file
 from automl.search.budget import Budget
 from automl.search.supervisor import COMPLETE, Outcome
 from automl.stages import final as final_mod
@@ -62,6 +62,36 @@ def test_selection_keeps_the_last_resorts_time_free(tmp_path, monkeypatch):
     tight = select_ensemble(trials, data, get_metric("roc_auc"), paths, budget, keep_s=17.0)
     assert tight is not None and len(tight["members"]) == 2  # 10 s fit in 1.15 x 11 s, 15 s do not
     assert select_ensemble(trials, data, get_metric("roc_auc"), paths, budget, keep_s=22.0) is None
+
+
+def test_selection_reads_a_rescored_trials_fresh_oof_beside_its_own(tmp_path, monkeypatch):
+    """A trial whose first folds were lucky (its OOF near the truth) but whose fresh folds were not loses
+    its weight once selection averages the two OOF predictions (repeated CV)."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 600)
+    to_p = lambda s: np.c_[1 - 1 / (1 + np.exp(-s)), 1 / (1 + np.exp(-s))]  # noqa: E731
+    paths = RunPaths(tmp_path)
+    paths.oof.mkdir(exist_ok=True)
+    np.save(paths.oof_file(0), to_p(1.5 * y + rng.normal(0, 1.0, 600)))  # lucky on its first folds
+    trials = [SimpleNamespace(number=0, params={"family": "extra_trees"}, user_attrs={}, value=0.9)]
+    for i in (1, 2):
+        np.save(paths.oof_file(i), to_p(y + rng.normal(0, 1.0, 600)))
+        trials.append(SimpleNamespace(number=i, params={"family": f"f{i}"}, user_attrs={}, value=0.8))
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False,
+                           scored=np.arange(len(y)), oof_y=y)
+    budget = Budget(start=time.time(), time_s=60.0, reports_s=2.0)
+
+    def weights() -> dict[int, float]:
+        sel = select_ensemble(trials, data, get_metric("roc_auc"), paths, budget)
+        assert sel is not None
+        return {t.number: w for t, w in sel["members"]}
+
+    before = weights()
+    np.save(fresh_oof_file(paths.oof, 0), to_p(rng.normal(0, 3.0, 600)))  # no signal on the fresh folds
+    after = weights()
+    assert max(before, key=before.get) == 0 and max(after, key=after.get) != 0
+    assert after.get(0, 0.0) < 0.7 * before[0], (before, after)
 
 
 class FakeRefit:
