@@ -77,9 +77,13 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     # what the search kept for it, and never the time the final stage will need
     costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
     kept = reserve([(sign * t.value, c) for t, c in zip(done, costs, strict=True)], budget)
-    # x1.5: a re-score can take longer than the trial did (estimates err both ways), within what is free
-    allowed = min(1.5 * rescore_s([(sign * t.value, cv_seconds(t.user_attrs)) for t in head], top, budget.time_s),
-                  budget.left() - kept)
+    # x1.5: a re-score can take longer than the trial did (estimates err both ways), within what is free.
+    # A fixed trial count (budget.n_trials) is the reproducible recipe: every one of the best trials is scored
+    # again whatever the clock says, within the time left, so two runs re-score the same trials
+    counted = budget.n_trials > 0
+    allowed = budget.left() - kept if counted else min(
+        1.5 * rescore_s([(sign * t.value, cv_seconds(t.user_attrs)) for t in head], top, budget.time_s),
+        budget.left() - kept)
     fresh_set = fresh_data(data)
     fresh: dict[int, float] = {}
 
@@ -88,8 +92,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
 
     for t in head:
         left = allowed - (time.time() - t0)
-        limit = max(1.0, 2.0 * cv_seconds(t.user_attrs))
-        if left < 0.5 * limit:  # too costly for what is left: a cheaper one below it may still fit
+        limit = left if counted else max(1.0, 2.0 * cv_seconds(t.user_attrs))
+        if left < 0.5 * limit or left <= 0:  # too costly for what is left: a cheaper one below it may still fit
             continue
         out = supervise(cross_validate, (fresh_set, candidate_from(t.params)), timeout_s=min(limit, max(left, 1.0)),
                         memory_mb=budget.trial_memory_mb, on_message=answer)
