@@ -23,7 +23,7 @@ from automl.evaluation.calibration import Calibrated
 from automl.evaluation.metrics import labels_from_proba
 from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
-from automl.export.converters import register_converters
+from automl.export.converters import fill_deferred, forget_deferred, register_converters
 from automl.preprocessing.imbalance import inference_estimators
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
@@ -171,6 +171,7 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
         props["decision_threshold"] = json.dumps(float(np.float32(threshold)))
     helper.set_model_props(model, props)
     model.producer_name = "automl"
+    fill_deferred(model)  # last: the graph's copies above carried the large tree nodes without their attributes
     onnx.checker.check_model(model)
     return model
 
@@ -179,6 +180,7 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
                 metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
     """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average).
     `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
+    forget_deferred()  # what an export that failed half-way left behind
     calibrator = pipeline.calibrator if isinstance(pipeline, Calibrated) else None  # task.calibration
     pipeline = pipeline.inner if isinstance(pipeline, Calibrated) else pipeline
     members = _inference_pipelines(pipeline)  # ensemble members and balanced-bagging bags, flattened
