@@ -260,11 +260,20 @@ def run_in_chunks(sess: Any, feeds: dict[str, np.ndarray], fit_rows: int = 0) ->
     return {name: np.concatenate([np.asarray(p[j]) for p in parts]) for j, name in enumerate(names)}
 
 
-def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
-                 tol: float, seed: int, threshold: float | None = None, fit_rows: int = 0) -> dict[str, Any]:
+def check_parity(model: onnx.ModelProto | bytes, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
+                 tol: float, seed: int, threshold: float | None = None, fit_rows: int = 0,
+                 labels: np.ndarray | None = None) -> dict[str, Any]:
     """Compare onnxruntime with the Python pipeline, probabilities and the `label` output (with the
-    model's decision threshold, if any); raise ParityError where it does not hold."""
-    sess = session(model.SerializeToString())
+    model's decision threshold, if any); raise ParityError where it does not hold. `model` may be the graph's
+    bytes (a caller that dropped its Python copy, ~5x their size): a classifier's `labels` are then given."""
+    if isinstance(model, bytes):
+        if labels is None and task != "regression":
+            raise ValueError("check_parity on a graph's bytes needs the class labels")
+        sess = session(model)
+    else:
+        sess = session(model.SerializeToString())
+        if task != "regression":
+            labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
     rows = pd.concat([X, stress_rows(X, schema, seed)], ignore_index=True)
     feeds = feeds_from_frame(rows, schema.to_json(), where="parity rows")
     outs = run_in_chunks(sess, feeds, fit_rows)
@@ -289,7 +298,7 @@ def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema:
         if threshold is not None and py.shape[1] == 2:
             clear = np.abs(py[:, 1] - threshold) > 2 * tol  # rows not within float noise of the threshold
         # the graph's own label output against the Python rule, through the class labels it carries
-        labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
+        assert labels is not None
         py_label = labels[labels_from_proba(py, threshold)]
         ox_label = np.asarray(outs["label"]).reshape(-1)
         if labels.dtype.kind in "SO":

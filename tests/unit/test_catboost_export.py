@@ -70,3 +70,18 @@ def test_a_failed_export_leaves_nothing_for_the_next():
     model = export_onnx(pipe, schema, "binary", [0, 1], metadata(schema, "binary", "y", "roc_auc", [0, 1], "t"))
     assert not converters._DEFERRED
     assert check_parity(model, pipe, Xm, schema, "binary", 1e-5, 0)["passed"]
+
+
+@pytest.mark.onnx
+def test_parity_on_the_graphs_bytes_agrees_with_parity_on_the_graph():
+    """A trial checks parity on the graph's bytes after dropping its Python copy (objective.export_check)."""
+    from automl.export.onnx import check_parity, export_onnx
+
+    schema, Xm, y = _frame()
+    pipe = _catboost(schema, Xm, y, 4)
+    model = export_onnx(pipe, schema, "binary", [0, 1], {})
+    on_proto = check_parity(model, pipe, Xm, schema, "binary", 1e-5, 0)
+    on_bytes = check_parity(model.SerializeToString(), pipe, Xm, schema, "binary", 1e-5, 0, labels=np.arange(2))
+    assert on_bytes == on_proto and on_bytes["passed"]
+    with pytest.raises(ValueError, match="class labels"):
+        check_parity(model.SerializeToString(), pipe, Xm, schema, "binary", 1e-5, 0)
