@@ -7,10 +7,10 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from onnx import TensorProto
-from onnx.helper import get_attribute_value
 from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
 
@@ -197,19 +197,57 @@ def _convert_dummy_regressor(scope, operator, container):
 
 
 # --- CatBoost: its own exporter's TreeEnsemble node, copied into the graph (compat.md P11) ----------
+# The node's attributes are filled in only once the whole graph is built (fill_deferred). A 500-tree depth-8
+# model holds ~3M node entries (~50 MB in memory per copy): skl2onnx copies a graph into its model several
+# times and an ensemble copies each member's graph again, so attributes present from the start cost a trial
+# ~250 MB more (a single CatBoost's export peaked at 490 MB RSS, the largest process of a 60 s run on small
+# data), where a node without attributes costs nothing to copy.
+DEFERRED_MARK = "automl-deferred-catboost:"
+_DEFERRED: dict[str, Any] = {}  # marker key -> the fitted CatBoost model, until fill_deferred takes it
+
+
 def _convert_catboost(scope, operator, container):
     from catboost.utils import convert_to_onnx_object
 
-    onx = convert_to_onnx_object(operator.raw_operator)
+    onx = convert_to_onnx_object(operator.raw_operator)  # the node's kind and opset now; its attributes later
     opsets = {d.domain: d.version for d in onx.opset_import}
+    node = _catboost_node(onx)
+    outputs = [o.full_name for o in operator.outputs]
+    name = scope.get_unique_operator_name("CatBoost")
+    container.add_node(node.op_type, [operator.inputs[0].full_name], outputs, op_domain=node.domain,
+                       op_version=opsets.get(node.domain), name=name)
+    key = f"{id(operator.raw_operator)}-{len(_DEFERRED)}"
+    _DEFERRED[key] = operator.raw_operator
+    container.nodes[-1].doc_string = DEFERRED_MARK + key
+
+
+def _catboost_node(onx: Any) -> Any:
     nodes = [n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble")]
     if len(nodes) != 1 or len(onx.graph.initializer):
         raise NotImplementedError(f"CatBoost exported {[n.op_type for n in onx.graph.node]}; expected one TreeEnsemble")
-    node = nodes[0]
-    atts = {a.name: get_attribute_value(a) for a in node.attribute}
-    outputs = [o.full_name for o in operator.outputs]
-    container.add_node(node.op_type, [operator.inputs[0].full_name], outputs, op_domain=node.domain,
-                       op_version=opsets.get(node.domain), name=scope.get_unique_operator_name("CatBoost"), **atts)
+    return nodes[0]
+
+
+def forget_deferred() -> None:
+    _DEFERRED.clear()
+
+
+def fill_deferred(model: Any) -> None:
+    """Give each CatBoost node of a finished graph its attributes, one model at a time, copied protobuf to
+    protobuf (as Python lists, get_attribute_value, they would cost ~5x more)."""
+    for node in model.graph.node:
+        if node.doc_string.startswith(DEFERRED_MARK):
+            from catboost.utils import convert_to_onnx_object
+
+            raw = _DEFERRED.pop(node.doc_string[len(DEFERRED_MARK):])
+            keep = (list(node.input), list(node.output), node.name, node.domain)
+            # parsed into the graph's own memory: extend() or CopyFrom() would tie the exporter's whole
+            # parsed model (~100 MB for a large CatBoost) to the graph for as long as the graph lives
+            node.ParseFromString(_catboost_node(convert_to_onnx_object(raw)).SerializeToString())
+            del node.input[:], node.output[:]
+            node.input.extend(keep[0])
+            node.output.extend(keep[1])
+            node.name, node.domain, node.doc_string = keep[2], keep[3], ""
 
 
 def _snap_lightgbm_thresholds(node: dict) -> None:

@@ -23,7 +23,7 @@ from automl.evaluation.calibration import Calibrated
 from automl.evaluation.metrics import labels_from_proba
 from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
-from automl.export.converters import register_converters
+from automl.export.converters import fill_deferred, forget_deferred, register_converters
 from automl.preprocessing.imbalance import inference_estimators
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
@@ -57,7 +57,10 @@ def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     est = pipeline.steps[-1][1]
     options: dict[int, dict[str, Any]] | None = {id(est): {"zipmap": False}} if task != "regression" else None
     options = {**(options or {}), **text_options(pipeline)}
-    model = convert_sklearn(pipeline, initial_types=inputs, target_opset=TARGET_OPSET, options=options or None)
+    # model_optim=False: skl2onnx's identity-removal pass copies the whole graph once more (+130 MB peak on a
+    # 100-tree ExtraTrees); onnxruntime removes those Identity nodes itself when it loads the graph
+    model = convert_sklearn(pipeline, initial_types=inputs, target_opset=TARGET_OPSET, options=options or None,
+                            model_optim=False)
     g = model.graph
     # skl2onnx sanitises input names (T.categ -> T_categ); the contract names inputs after the columns
     for inp, (name, _) in zip(g.input, inputs, strict=True):
@@ -171,6 +174,7 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
         props["decision_threshold"] = json.dumps(float(np.float32(threshold)))
     helper.set_model_props(model, props)
     model.producer_name = "automl"
+    fill_deferred(model)  # last: the graph's copies above carried the large tree nodes without their attributes
     onnx.checker.check_model(model)
     return model
 
@@ -179,6 +183,7 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
                 metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
     """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average).
     `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
+    forget_deferred()  # what an export that failed half-way left behind
     calibrator = pipeline.calibrator if isinstance(pipeline, Calibrated) else None  # task.calibration
     pipeline = pipeline.inner if isinstance(pipeline, Calibrated) else pipeline
     members = _inference_pipelines(pipeline)  # ensemble members and balanced-bagging bags, flattened
@@ -255,11 +260,20 @@ def run_in_chunks(sess: Any, feeds: dict[str, np.ndarray], fit_rows: int = 0) ->
     return {name: np.concatenate([np.asarray(p[j]) for p in parts]) for j, name in enumerate(names)}
 
 
-def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
-                 tol: float, seed: int, threshold: float | None = None, fit_rows: int = 0) -> dict[str, Any]:
+def check_parity(model: onnx.ModelProto | bytes, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
+                 tol: float, seed: int, threshold: float | None = None, fit_rows: int = 0,
+                 labels: np.ndarray | None = None) -> dict[str, Any]:
     """Compare onnxruntime with the Python pipeline, probabilities and the `label` output (with the
-    model's decision threshold, if any); raise ParityError where it does not hold."""
-    sess = session(model.SerializeToString())
+    model's decision threshold, if any); raise ParityError where it does not hold. `model` may be the graph's
+    bytes (a caller that dropped its Python copy, ~5x their size): a classifier's `labels` are then given."""
+    if isinstance(model, bytes):
+        if labels is None and task != "regression":
+            raise ValueError("check_parity on a graph's bytes needs the class labels")
+        sess = session(model)
+    else:
+        sess = session(model.SerializeToString())
+        if task != "regression":
+            labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
     rows = pd.concat([X, stress_rows(X, schema, seed)], ignore_index=True)
     feeds = feeds_from_frame(rows, schema.to_json(), where="parity rows")
     outs = run_in_chunks(sess, feeds, fit_rows)
@@ -284,7 +298,7 @@ def check_parity(model: onnx.ModelProto, pipeline: Any, X: pd.DataFrame, schema:
         if threshold is not None and py.shape[1] == 2:
             clear = np.abs(py[:, 1] - threshold) > 2 * tol  # rows not within float noise of the threshold
         # the graph's own label output against the Python rule, through the class labels it carries
-        labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
+        assert labels is not None
         py_label = labels[labels_from_proba(py, threshold)]
         ox_label = np.asarray(outs["label"]).reshape(-1)
         if labels.dtype.kind in "SO":

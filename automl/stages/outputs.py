@@ -7,6 +7,7 @@ import logging
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
+from automl.search.supervisor import COMPLETE, supervise
 from automl.stages.constraints import card_section as deployment_section
 from automl.stages.final import FinalResult
 from automl.stages.prepare import Prepared
@@ -37,6 +39,7 @@ from automl.urls import redact
 from automl.version import __version__
 
 log = logging.getLogger("automl")
+OFF_DRIVER_S = 120.0  # a time limit for a measurement or the report in a child: it never fails the run
 ALLOWANCE_S = 3.0  # stated allowance over budget.time_s: interpreter exit after the last write, estimate error
 PACKAGES = ["scikit-learn", "optuna", "catboost", "skl2onnx", "onnx", "onnxruntime", "onnxmltools",
             "hydra-core", "pandas", "numpy", "protobuf"]
@@ -134,18 +137,41 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
         np.save(paths.holdout_predictions, hp)
         np.save(paths.holdout_labels, prep.y_hold)
     rows = prep.X_hold if len(prep.X_hold) else prep.data.X
-    try:  # the deployment cost, measured as the constraints measure it (the gate's own figures if it ran)
-        final["deployment"] = (final.get("constraints") or {}).get("measured") or measure(
-            model_bytes, rows, prep.schema.to_json(), time_limit_s=min(1.0, 0.01 * cfg.budget.time_s))
-    except Exception as e:  # a measurement, never a reason to fail the run
-        log.warning("deployment cost not measured: %s", e)
+    given = (final.get("constraints") or {}).get("measured")  # the constraint gate's own figures if it ran
+    final.update(off_driver(deployment_figures, (model_bytes, rows, prep.schema.to_json(), given,
+                                                 cfg.budget.time_s), "deployment cost and latency") or {})
     if cfg.export.variants:
         final["variants"] = lighter(cfg, prep, paths, model_bytes, final.get("decision_threshold"))
+
+
+def deployment_figures(model_bytes: bytes, rows: pd.DataFrame, schema: list[dict[str, str]],
+                       given: dict[str, Any] | None, budget_s: float) -> dict[str, Any]:
+    """The deployment cost (as the constraints measure it) and the latency of the shipped graph."""
+    out: dict[str, Any] = {}
     try:
-        final["latency"] = onnx_latency(model_bytes, rows, prep.schema.to_json(),
-                                        time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
+        out["deployment"] = given or measure(model_bytes, rows, schema, time_limit_s=min(1.0, 0.01 * budget_s))
+    except Exception as e:  # a measurement, never a reason to fail the run
+        log.warning("deployment cost not measured: %s", e)
+    try:
+        out["latency"] = onnx_latency(model_bytes, rows, schema, time_limit_s=min(0.5, 0.01 * budget_s))
     except Exception as e:  # a measurement, never a reason to fail the run
         log.warning("latency not measured: %s", e)
+    return out
+
+
+def off_driver(fn: Callable[..., Any], args: tuple[Any, ...], what: str, timeout_s: float = OFF_DRIVER_S) -> Any:
+    """fn(*args) in a forked child; its value, or None (with a warning) if the child failed. The driver's pages
+    stay shared and the child's own allocations (onnxruntime sessions, matplotlib, ~50 MB each) die with it:
+    in the driver they were what set its peak, the largest process of a run on small data (issue 17)."""
+    out = supervise(_call, (fn, args), timeout_s=timeout_s, memory_mb=0)
+    if out.status != COMPLETE:
+        log.warning("%s: not done (%s)", what, out.error or out.status)
+        return None
+    return out.value
+
+
+def _call(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return fn(*args)
 
 
 def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
@@ -203,7 +229,9 @@ def write_outputs(cfg: RunConfig, prep: Prepared, searched: Searched, fin: Final
     card += deployment_section(manifest.final)
     write_text(paths.model_card, card)
     # what is left of the budget after the report, less the manifest write and interpreter exit
-    timings["report_s"] = write_report(paths.root, manifest, study, searched.budget.left() - 1.0)
+    left = searched.budget.left() - 1.0
+    timings["report_s"] = off_driver(write_report, (paths.root, manifest, study, left), "report.html",
+                                     max(left, 0.0) + OFF_DRIVER_S) or 0.0
     stamp()
     write_json(paths.manifest, manifest.to_json())
     return manifest
