@@ -28,6 +28,7 @@ from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
+from automl.search.study import study_objectives
 from automl.stages.constraints import card_section as deployment_section
 from automl.stages.final import FinalResult
 from automl.stages.prepare import Prepared
@@ -107,7 +108,7 @@ def start_manifest(cfg: RunConfig, prep: Prepared, searched: Searched, start: fl
         orphans_recovered=searched.orphans,
         search={"sampler": cfg.search.sampler, "cv_folds": len(data.folds), "families": data.families,
                 "n_workers": prep.n_workers, "storage": redact(cfg.search.storage) or "journal",
-                "fixed": data.fixed,
+                "fixed": data.fixed, "objectives": list(study_objectives(searched.study)),
                 "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
                 "search_rows": len(data.y), "holdout_rows": len(prep.y_hold), "completed": res.completed,
                 "failed": res.failed, "pruned": res.pruned, "stopped_because": res.stopped_because,

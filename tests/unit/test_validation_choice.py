@@ -79,7 +79,7 @@ def test_one_inner_split_prices_the_refit_on_more_rows_than_it_trained_on():
 
 
 def _trial(number: int, value: float) -> SimpleNamespace:
-    return SimpleNamespace(number=number, value=value, params={"family": "x"}, user_attrs={})
+    return SimpleNamespace(number=number, values=[value], params={"family": "x"}, user_attrs={})
 
 
 def test_reorder_ranks_the_rescored_trials_by_the_mean_of_both_estimates():
