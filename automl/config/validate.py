@@ -33,11 +33,11 @@ def validate_config(cfg: RunConfig) -> None:
     if s.rescore < -1:
         raise UserError("search.rescore", f"must be -1 (auto), 0 (off) or a number of trials, got {s.rescore}",
                         "Set search.rescore=-1.")
-    bad = [v for v in cfg.export.variants if v not in ("int8", "float16")]
+    bad = [v for v in cfg.export.variants if v not in ("int8", "float16", "trim")]
     if bad or cfg.export.variant_tol < 0:
         raise UserError("export.variants" if bad else "export.variant_tol",
                         f"unknown variant(s) {bad}" if bad else f"must be >= 0, got {cfg.export.variant_tol}",
-                        "Use export.variants=[int8,float16] (or []) and export.variant_tol >= 0.")
+                        "Use export.variants=[int8,float16,trim] (or []) and export.variant_tol >= 0.")
     try:
         objective_names(s.objectives, cfg.task.metric if cfg.task.metric != "auto" else "")
     except ValueError as e:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -295,8 +295,9 @@ class FinalStage:
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
                              cfg.export.parity_rows, floor, cfg.export.refit_full,
                              min(1.5, 0.02 * cfg.budget.time_s), threshold,
-                             extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
-                                        prep.hold_groups, floor, threshold)),
+                             replace(extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
+                                                prep.hold_groups, floor, threshold),
+                                     trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None))),
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
                 return outcome, fit_data, started

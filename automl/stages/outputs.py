@@ -140,7 +140,8 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
     except Exception as e:  # a measurement, never a reason to fail the run
         log.warning("deployment cost not measured: %s", e)
     if cfg.export.variants:
-        final["variants"] = lighter(cfg, prep, paths, model_bytes, final.get("decision_threshold"))
+        final["variants"] = lighter(cfg, prep, paths, model_bytes, final.get("decision_threshold"),
+                                    final.pop("trim", None))
     try:
         final["latency"] = onnx_latency(model_bytes, rows, prep.schema.to_json(),
                                         time_limit_s=min(0.5, 0.01 * cfg.budget.time_s))
@@ -149,7 +150,7 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
 
 
 def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
-            threshold: float | None) -> list[dict[str, Any]]:
+            threshold: float | None, trim_made: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """export.variants made, checked against model.onnx on the parity gate's rows, measured and scored."""
     hold = prep.X_hold if len(prep.X_hold) else prep.data.X
     rows = hold.iloc[:cfg.export.parity_rows]
@@ -159,7 +160,7 @@ def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
              if len(prep.y_hold) else None)
     try:
         return variants(model_bytes, list(cfg.export.variants), rows, hold, prep.schema.to_json(), prep.task,
-                        cfg.export.variant_tol or cfg.export.parity_tol, score, paths.root)
+                        cfg.export.variant_tol or cfg.export.parity_tol, score, paths.root, trim_made)
     except Exception as e:  # a lighter graph is an offer, never a reason to fail the run
         log.warning("variants not made: %s", e)
         return [{"kind": k, "kept": False, "why": f"{type(e).__name__}: {e}"} for k in cfg.export.variants]
