@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -84,17 +85,22 @@ def prefix(est: Any, k: int) -> Any:
     return out
 
 
-def choose_rounds(held: Any, score: Callable[[Any], float], greater_is_better: bool,
-                  tol: float) -> dict[str, Any]:
+def choose_rounds(held: Any, score: Callable[[Any], float], greater_is_better: bool, tol: float,
+                  time_limit_s: float = float("inf")) -> dict[str, Any]:
     """The smallest prefix of the holdout-scored pipeline `held` whose holdout score (`score(pipeline)`) is
-    within `tol` of the full model's: {"of", "full_score", "tried": [(k, score)], "rounds" (absent: none)}."""
+    within `tol` of the full model's: {"of", "full_score", "tried": [(k, score)], "rounds" (absent: none)}.
+    Stops after `time_limit_s` (the final refit's clock is the shipped model's: a variant never costs it)."""
     est, rebuild = _final(held)
     if est is None:
         return {"why": "not a single tree-ensemble pipeline (LightGBM, XGBoost, HistGradientBoosting, forests)"}
     n = units(est)
+    end = time.perf_counter() + time_limit_s
     full = score(held)
     out: dict[str, Any] = {"of": n, "full_score": full, "tried": []}
     for k in sorted({max(1, math.ceil(f * n)) for f in FRACTIONS} - {n}):
+        if time.perf_counter() > end:
+            out["why"] = f"out of time ({time_limit_s:.3g} s) after {len(out['tried'])} prefix(es)"
+            return out
         s = score(rebuild(prefix(est, k)))
         out["tried"].append([k, s])
         if (full - s if greater_is_better else s - full) <= tol:
@@ -105,11 +111,12 @@ def choose_rounds(held: Any, score: Callable[[Any], float], greater_is_better: b
 
 
 def trim(held: Any, shipped: Any, score: Callable[[Any], float], greater_is_better: bool, tol: float,
-         export: Callable[[Any], Any], parity: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+         export: Callable[[Any], Any], parity: Callable[[Any, Any], dict[str, Any]],
+         time_limit_s: float = float("inf")) -> dict[str, Any]:
     """The trim variant of the shipped pipeline: rounds chosen on `held` (the holdout-scored pipeline), the same
     share of `shipped`'s rounds kept, exported (`export(pipeline) -> ModelProto`) and gated
     (`parity(model, pipeline)`, raising ParityError). `model` holds the graph's bytes when it passed."""
-    choice = choose_rounds(held, score, greater_is_better, tol)
+    choice = choose_rounds(held, score, greater_is_better, tol, time_limit_s)
     entry: dict[str, Any] = {"kind": "trim", "score_tol": tol,
                              **{k: v for k, v in choice.items() if k in ("of", "full_score", "tried", "why")}}
     if "rounds" not in choice:

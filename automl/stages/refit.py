@@ -191,15 +191,16 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                                    lambda m, p: check_parity(m, p, check_rows, data.schema, data.task, parity_tol,
                                                              data.seed, threshold, fit_rows=len(data.y) + (
                                                                  len(y_hold) if refit_full else 0)),
-                                   with_intervals=conf is not None)
+                                   with_intervals=conf is not None, time_limit_s=max(0.5, explain_s))
     return out
 
 
 def trim_variant(held: Any, pipe: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarray,
                  threshold: float | None, classes: list[Any] | None, meta: dict[str, str], tol: float,
-                 parity: Any, with_intervals: bool) -> dict[str, Any]:
+                 parity: Any, with_intervals: bool, time_limit_s: float) -> dict[str, Any]:
     """export.variants=[trim] (automl/export/trim.py): rounds chosen on the holdout with `held`, the shipped
-    `pipe` trimmed alike, exported and gated against the trimmed Python model."""
+    `pipe` trimmed alike, exported and gated against the trimmed Python model. The choice gets the explanation's
+    allowance (`time_limit_s`): the final stage prices the refit and export, not this offer."""
     if with_intervals or not len(y_hold):
         return {"kind": "trim", "why": "task.coverage: the intervals are calibrated for the full model"
                 if with_intervals else "no holdout rows to choose the rounds on (search.holdout=0)"}
@@ -208,7 +209,7 @@ def trim_variant(held: Any, pipe: Any, data: obj.SearchData, X_hold: pd.DataFram
         return data.metric(y_hold, obj.predict(p, X_hold, data.task, data.n_classes), data.n_classes, threshold)
 
     return trim(held, pipe, score, data.metric.greater_is_better, tol,
-                lambda p: export_onnx(p, data.schema, data.task, classes, meta, threshold), parity)
+                lambda p: export_onnx(p, data.schema, data.task, classes, meta, threshold), parity, time_limit_s)
 
 
 def attach_conformal(model: Any, pipe: Any, rows: pd.DataFrame, data: obj.SearchData, conf: Conformal,

@@ -101,3 +101,12 @@ def test_a_model_that_is_not_a_tree_ensemble_is_not_trimmed():
     data, X_hold, y_hold, held, shipped = _case("binary", "linear", {})
     made = _trim(data, X_hold, y_hold, held, shipped, tol=0.01)
     assert "model" not in made and "not a single tree-ensemble pipeline" in made["why"]
+
+
+def test_the_choice_stops_at_its_time_limit():
+    data, X_hold, y_hold, held, shipped = _case("binary", "random_forest", {"n_estimators": 50})
+    classes = [0, 1]
+    made = trim(held, shipped, lambda p: data.metric(y_hold, obj.predict(p, X_hold, "binary", 2), 2), True, 0.0,
+                lambda p: export_onnx(p, data.schema, "binary", classes, {}),
+                lambda m, p: check_parity(m, p, X_hold, data.schema, "binary", 1e-5, 0), time_limit_s=0.0)
+    assert "model" not in made and made["tried"] == [] and made["why"].startswith("out of time")
