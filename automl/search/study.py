@@ -65,7 +65,7 @@ def make_study(storage_path: Path, name: str, direction: Direction, sampler: str
     study = optuna.create_study(storage=storage, study_name=name, directions=directions_for(objectives, direction),
                                 sampler=smp, pruner=prn, load_if_exists=True)
     had = tuple(study.user_attrs.get(OBJECTIVES_ATTR, ("metric",)))
-    if study.trials and had != tuple(objectives):
+    if (study.trials and had != tuple(objectives)) or len(study.directions) != len(objectives):
         raise UserError("search.objectives", f"this study was made with objectives {list(had)}, not "
                         f"{list(objectives)}", "Use a new run folder (hydra.run.dir) or the study's own objectives.")
     if multi and had != tuple(objectives):
