@@ -47,6 +47,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     done, rescored = rescore(done, searched.data, searched.budget, searched.budget.rescore_top, paths.oof)
     if rescored is not None:
         timings["rescore_s"] = time.time() - t_rescore
+    done = searched.front_first(done)  # search.objectives with a cost: the study's front first
     gate = gate_for(config.constraints, prep.X_hold, prep.data.X, prep.schema.to_json(),
                     prep.data.metric.greater_is_better)
     fin = FinalStage(config, prep, searched, paths, meta, gate=gate).run(done)

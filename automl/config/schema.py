@@ -130,6 +130,10 @@ class SearchConfig:
     # both estimates (against the winner's curse); -1 = auto: 5 on small data (<= 4000 search rows) or one inner split
     rescore: int = -1
     time_gap: int = 0  # data.time_column: rows left out between each fold's training rows and its validation block
+    # what the study optimises: [metric] (one objective), or the metric with latency (the trial graph's single-row
+    # p50) and/or size (its MB): a multi-objective study whose Pareto front the leaderboard marks; pruning is off
+    # then (Optuna's pruners take one objective). `metric` may also be spelt as task.metric's name
+    objectives: list[str] = field(default_factory=lambda: ["metric"])
 
 
 @dataclass

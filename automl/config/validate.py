@@ -6,6 +6,7 @@ from automl.errors import UserError
 from automl.estimators import REGISTRY
 from automl.evaluation.calibration import METHODS as CALIBRATION_METHODS
 from automl.evaluation.metrics import CONSTRAINED, DEFAULT_METRIC, METRICS
+from automl.evaluation.pareto import objective_names
 from automl.urls import is_url
 
 MIN_TIME_S = 10.0
@@ -32,11 +33,17 @@ def validate_config(cfg: RunConfig) -> None:
     if s.rescore < -1:
         raise UserError("search.rescore", f"must be -1 (auto), 0 (off) or a number of trials, got {s.rescore}",
                         "Set search.rescore=-1.")
-    bad = [v for v in cfg.export.variants if v not in ("int8", "float16")]
+    bad = [v for v in cfg.export.variants if v not in ("int8", "float16", "trim")]
     if bad or cfg.export.variant_tol < 0:
         raise UserError("export.variants" if bad else "export.variant_tol",
                         f"unknown variant(s) {bad}" if bad else f"must be >= 0, got {cfg.export.variant_tol}",
-                        "Use export.variants=[int8,float16] (or []) and export.variant_tol >= 0.")
+                        "Use export.variants=[int8,float16,trim] (or []) and export.variant_tol >= 0.")
+    try:
+        objective_names(s.objectives, cfg.task.metric if cfg.task.metric != "auto" else "")
+    except ValueError as e:
+        raise UserError("search.objectives", f"{e} in {list(s.objectives)}",
+                        "Use [metric], or the metric with latency and/or size, e.g. "
+                        "search.objectives=[metric,latency,size].") from None
     c = cfg.constraints
     for key in ("max_latency_ms", "max_model_mb", "max_batch_ms_per_1k"):
         if getattr(c, key) < 0:

@@ -39,7 +39,7 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "trial": t.number,
             "family": t.params.get("family", ""),
             "preprocessing": t.user_attrs.get("preprocessing", ""),
-            "cv_mean": t.value if t.state == TrialState.COMPLETE else None,
+            "cv_mean": t.values[0] if t.state == TrialState.COMPLETE else None,
             "cv_std": t.user_attrs.get("cv_std"),
             "holdout": holdout_score if chosen is not None and t.number == chosen else None,
             "ensemble_weight": weights.get(t.number),
@@ -65,10 +65,13 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
         })
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     # on the Pareto front of CV score against graph size and single-row latency, among the trials whose graph
-    # the search measured; `automl export --trial N` ships any of them (its card measures the exported graph)
+    # the search measured; `automl export --trial N` ships any of them (its card measures the exported graph).
+    # A multi-objective study (search.objectives) has its own front, on the objectives it optimised
     sized = df["cv_mean"].notna() & df["onnx_kb"].notna() & df["onnx_ms_p50"].notna() & (df["trial"] != "ensemble")
     df["front"] = False
-    if sized.any():
+    if len(study.directions) > 1:
+        df["front"] = df["trial"].isin({t.number for t in study.best_trials})
+    elif sized.any():
         df.loc[sized, "front"] = front_mask(df.loc[sized, "cv_mean"].astype(float).tolist(),
                                             df.loc[sized, ["onnx_kb", "onnx_ms_p50"]].astype(float).to_numpy().tolist(),
                                             greater_is_better)

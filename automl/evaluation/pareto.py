@@ -7,6 +7,29 @@ from collections.abc import Sequence
 
 import numpy as np
 
+COSTS = ("latency", "size")  # search.objectives beside the metric, both lower-is-better
+
+
+def objective_names(names: Sequence[str], metric: str = "") -> tuple[str, ...]:
+    """search.objectives as the study takes them: ("metric", *costs in the order given). `metric` (task.metric's
+    name) may stand for "metric". Raises ValueError naming what is wrong (config/validate.py words it)."""
+    costs = []
+    seen_metric = False
+    for n in names:
+        if n == "metric" or (metric and n == metric):
+            if seen_metric:
+                raise ValueError("the metric is listed twice")
+            seen_metric = True
+        elif n in COSTS:
+            if n in costs:
+                raise ValueError(f"'{n}' is listed twice")
+            costs.append(n)
+        else:
+            raise ValueError(f"unknown objective '{n}'")
+    if not seen_metric:
+        raise ValueError("the metric is missing (every study optimises it)")
+    return ("metric", *costs)
+
 
 def front_mask(scores: Sequence[float], costs: Sequence[Sequence[float]], greater_is_better: bool) -> np.ndarray:
     """True for the points on the front. `costs[i]` holds point i's costs (each lower-is-better); a point

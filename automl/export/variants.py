@@ -10,6 +10,10 @@ same rows and on the same rows with missing values and unseen categories injecte
 outputs stay within `tol` of the shipped graph's (probabilities absolute, regression relative as the gate
 measures them) and no clear label changes. Its size, latency and holdout score are measured and recorded
 either way, so a refusal says what the variant would have saved and what it broke.
+
+`trim`: the tree ensemble with fewer trees (automl/export/trim.py), made in the final refit where the Python
+model lives and gated there on parity against the trimmed Python model; here it is measured and scored like the
+others and kept when that gate held and the graph is smaller. Its tolerance is on the holdout score.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from onnx import numpy_helper
 from automl.export.contract import feeds_from_frame
 from automl.export.measure import measure, one_thread_session
 
-KINDS = ("int8", "float16")
+KINDS = ("int8", "float16", "trim")
 
 
 def _weights(model: onnx.ModelProto) -> set[str]:
@@ -91,14 +95,44 @@ def compare(variant: bytes, shipped: bytes, rows: pd.DataFrame, schema: list[dic
     return {"max_diff": diff, "label_flips": flips, "tolerance": tol, "passed": diff <= tol and flips == 0}
 
 
+def trimmed(made: dict[str, Any], model_bytes: bytes, base: dict[str, Any], check_rows: pd.DataFrame,
+            hold: pd.DataFrame, schema: list[dict[str, str]], task: str,
+            score: Callable[[bytes], float] | None) -> dict[str, Any]:
+    """The trim variant's record: what the final refit made (trim.trim), measured, scored and compared with
+    model.onnx (how far trimming moved the outputs; the gate was against the trimmed Python model)."""
+    entry = {k: v for k, v in made.items() if k != "model"}
+    if "model" not in made:
+        return {**entry, "kept": False, "why": made.get("why", "not made")}
+    small = made["model"]
+    m = measure(small, hold, schema, time_limit_s=1.0)
+    entry.update(model_mb=m["model_mb"], latency_ms_p50=m["latency_ms_p50"], shipped_model_mb=base["model_mb"],
+                 shipped_latency_ms_p50=base["latency_ms_p50"], tolerance=made["score_tol"],
+                 max_diff=compare(small, model_bytes, check_rows, schema, task, 0.0)["max_diff"])
+    if score is not None:
+        entry["holdout_score"] = score(small)
+    entry["kept"] = m["model_mb"] < base["model_mb"]
+    if not entry["kept"]:
+        entry["why"] = "no smaller than model.onnx"
+    return entry
+
+
 def variants(model_bytes: bytes, kinds: list[str], check_rows: pd.DataFrame, hold: pd.DataFrame,
              schema: list[dict[str, str]], task: str, tol: float,
-             score: Callable[[bytes], float] | None, out_dir: Path) -> list[dict[str, Any]]:
+             score: Callable[[bytes], float] | None, out_dir: Path,
+             trim_made: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Each requested variant made, compared, measured and scored; a kept one is written as
-    `model.<kind>.onnx` in out_dir. `check_rows`: the rows the parity gate used, with stressed copies."""
+    `model.<kind>.onnx` in out_dir. `check_rows`: the rows the parity gate used, with stressed copies.
+    `trim_made`: the final refit's trim variant (trim.trim), when `trim` is requested."""
     base = measure(model_bytes, hold, schema, time_limit_s=1.0)
     report = []
     for kind in kinds:
+        if kind == "trim":
+            cut = trimmed(trim_made or {"kind": "trim", "why": "the final refit made none"}, model_bytes, base,
+                          check_rows, hold, schema, task, score)
+            if cut["kept"] and trim_made:
+                cut["file"] = write(out_dir, kind, trim_made["model"])
+            report.append(cut)
+            continue
         try:
             made = MAKERS[kind](model_bytes)
         except Exception as e:  # onnxruntime.quantization refuses some graphs: that variant is not offered
@@ -115,13 +149,18 @@ def variants(model_bytes: bytes, kinds: list[str], check_rows: pd.DataFrame, hol
             entry["holdout_score"] = score(made)
         entry["kept"] = bool(gate["passed"])
         if entry["kept"]:
-            path = out_dir / f"model.{kind}.onnx"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(made)
-            os.replace(tmp, path)
-            entry["file"] = path.name
+            entry["file"] = write(out_dir, kind, made)
         else:
             entry["why"] = (f"outputs differ from the shipped graph by {gate['max_diff']:.3g} > {tol:g}"
                             + (f" and {gate['label_flips']} clear label(s) flip" if gate["label_flips"] else ""))
         report.append(entry)
     return report
+
+
+def write(out_dir: Path, kind: str, model: bytes) -> str:
+    """model.<kind>.onnx, written whole or not at all; returns its name."""
+    path = out_dir / f"model.{kind}.onnx"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(model)
+    os.replace(tmp, path)
+    return path.name

@@ -33,7 +33,7 @@ def front_part(lb: pd.DataFrame, final: dict[str, Any], metric: str, figs: Figur
         if c["refused"]:
             parts.append(table(pd.DataFrame(c["refused"])))
     if final.get("variants"):
-        parts.append(table(pd.DataFrame(final["variants"]).drop(columns=["file"], errors="ignore")))
+        parts.append(table(pd.DataFrame(final["variants"]).drop(columns=["file", "tried", "parity"], errors="ignore")))
     if len(pts) and room("Pareto front"):
         assert figs is not None
         on = pts[pts["front"].astype(bool)]

@@ -43,6 +43,6 @@ def hyperparameter_importance(study: Any, family: str, greater: bool) -> tuple[d
     for t in trials:
         sub.add_trial(optuna.trial.create_trial(
             params={p: t.params[p] for p in varied}, distributions={p: t.distributions[p] for p in varied},
-            value=t.value))
+            value=t.values[0]))
     ev = optuna.importance.FanovaImportanceEvaluator(n_trees=32, seed=0)
     return optuna.importance.get_param_importances(sub, evaluator=ev), f"fANOVA over {len(trials)} {family} trials"

@@ -157,6 +157,11 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
            "median of the earlier trials' scores there stopped (pruned) without its full fit."]
           if s.get("rung_rows") else []),
         f"- Families searched: {', '.join(s['families'])}.",
+        *([f"- Objectives (search.objectives): {', '.join(s['objectives'])}: a multi-objective study (TPE); "
+           "pruning was off (Optuna's pruners take one objective), and each trial's latency and size are its "
+           "search graph's, measured (trial attr `objective_source`). The leaderboard's `front` is the study's "
+           "Pareto front; the best-score member of it is shipped unless a constraint refuses it."]
+          if len(s.get("objectives", ())) > 1 else []),
         *([f"- Pinned (search.fixed, not searched; the same in every trial that has them): "
            f"{', '.join(f'`{k}={v}`' for k, v in s['fixed'].items())}."] if s.get("fixed") else []),
         *_validation_lines(profile),

@@ -41,3 +41,27 @@ def search_constraints(max_latency_ms: float, max_model_mb: float) -> Callable[[
         return out
 
     return excess
+
+
+# search.objectives' cost names -> (the trial attr its measurement is in, scale to the objective's unit)
+COST_ATTRS = {"latency": ("onnx_ms_p50", 1.0), "size": ("onnx_bytes", 1e-6)}  # ms per row; MB
+
+
+def cost_values(costs: Sequence[str], attrs: dict[str, Any], family: str,
+                measured: Sequence[tuple[str, dict[str, Any]]]) -> tuple[list[float], str]:
+    """A finished trial's values for the cost objectives (`costs`, in order: latency in ms, size in MB) and where
+    they come from: "measured" (its own graph, exported and timed by the search: objective.export_check), or,
+    for a trial the search did not export, "estimate: ..." from `measured`, the (family, attrs) of the trials
+    whose graph was measured: the median of its family's, else of all of them, else +inf (nothing measured yet:
+    the study ranks it behind every measured trial on that axis)."""
+    if all(COST_ATTRS[c][0] in attrs for c in costs):
+        return [float(attrs[COST_ATTRS[c][0]]) * COST_ATTRS[c][1] for c in costs], "measured"
+    out, how = [], set()
+    for c in costs:
+        key, scale = COST_ATTRS[c]
+        same = [a[key] for fam, a in measured if fam == family and key in a]
+        pool = same or [a[key] for _, a in measured if key in a]
+        how.add(f"median of {len(pool)} measured {family} trial(s)" if same
+                else f"median of {len(pool)} measured trial(s) of any family" if pool else "none measured: +inf")
+        out.append(float(np.median(pool)) * scale if pool else float("inf"))
+    return out, "estimate: " + "; ".join(sorted(how))

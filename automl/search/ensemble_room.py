@@ -19,6 +19,7 @@ import numpy as np
 from automl.ensemble import SELECTION_ROUNDS, diverse_pool, greedy_select
 from automl.evaluation.threshold import scorer
 from automl.io import oof_file
+from automl.search.budget import Budget, first_attempt_s, trial_final_cost
 from automl.search.objective import SearchData
 
 log = logging.getLogger("automl")
@@ -45,3 +46,16 @@ def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path, cost: Call
              "kept" if pays else "released to the search", data.metric.name, sel.score, best_single,
              time.perf_counter() - t0)
     return pays
+
+
+def room_pays(study: Any, sign: int, data: SearchData, oof_dir: Path, budget: Budget,
+              done: list[tuple[float, float]]) -> bool:
+    """ensemble_pays over every worker's completed trials, best first, within the room the search keeps for
+    the final stage's first attempt. `sign`: +1 when a higher score is better; `done`: (score, cost) pairs."""
+    from optuna.trial import TrialState
+
+    ranked = sorted(study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]), key=lambda t: -sign * t.values[0])
+    n_folds = len(data.folds)
+    return ensemble_pays(ranked, data, oof_dir,
+                         lambda t: trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", "")),
+                         first_attempt_s(done, budget))

@@ -21,8 +21,10 @@ from automl.search import coordination as co
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
 from automl.search.budget import Budget, cv_seconds, first_attempt_s, rescore_s, reserve, trial_final_cost, unseen_cost
-from automl.search.ensemble_room import ensemble_pays
+from automl.search.deploy_cost import cost_values
+from automl.search.ensemble_room import room_pays
 from automl.search.rung import rung_prunes
+from automl.search.study import study_objectives
 from automl.search.supervisor import (
     COMPLETE,
     INTERRUPTED,
@@ -65,6 +67,11 @@ class LoopState:
     scored: list[tuple[float, str]] = field(default_factory=list)  # (sign * CV score, family), completed trials
     exported: dict[str, list[float]] = field(default_factory=dict)  # family -> export_s / fold_fit_s of exported
     seconds: list[tuple[float, float]] = field(default_factory=list)  # (sign * CV score, trial seconds), completed
+    objectives: tuple[str, ...] = ("metric",)  # the study's (search.objectives): more than one = multi-objective
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
 
 
 def trials_ran(study: Any) -> int:
@@ -78,11 +85,18 @@ def trials_ran(study: Any) -> int:
 
 def study_best(study: Any) -> float | None:
     """The study's best CV score as the shared storage holds it (every worker's trials); None before one
-    completed."""
-    try:
-        return float(study.best_value)
-    except ValueError:
+    completed. A multi-objective study has no single best: the best of its first objective, the metric."""
+    from optuna.trial import TrialState
+
+    if len(study.directions) == 1:
+        try:
+            return float(study.best_value)
+        except ValueError:
+            return None
+    scores = [t.values[0] for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])]
+    if not scores:
         return None
+    return float(max(scores) if study.directions[0].name == "MAXIMIZE" else min(scores))
 
 
 def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
@@ -97,13 +111,15 @@ def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         fam, attrs = t.params.get("family", "?"), t.user_attrs
         res.family_cost.setdefault(fam, []).append(attrs.get("seconds", 0.0))
-        scored.append((sign * t.value, fam))
+        scored.append((sign * t.values[0], fam))
         if "export_s" in attrs and not attrs.get("export_estimated"):
             exported.setdefault(fam, []).append(attrs["export_s"] / max(attrs.get("fold_fit_s", 0.0), 0.01))
+    objectives = study_objectives(study)
+    # Optuna's pruners (and Trial.report) take one objective: a multi-objective study runs every trial to the end
     return LoopState(result=res, sign=sign, n_folds=k, done=done, n_before=trials_ran(study),
-                     prunable=obj.fold_scores_comparable(data), rng=np.random.default_rng(data.seed),
-                     beat=co.Heartbeat(study, None), scored=scored, exported=exported,
-                     seconds=seconds)
+                     prunable=obj.fold_scores_comparable(data) and len(objectives) == 1,
+                     rng=np.random.default_rng(data.seed), beat=co.Heartbeat(study, None), scored=scored,
+                     exported=exported, seconds=seconds, objectives=objectives)
 
 
 def completed_costs(study: Any, sign: int, n_folds: int,
@@ -117,9 +133,9 @@ def completed_costs(study: Any, sign: int, n_folds: int,
     done: list[tuple[float, float]] = []
     seconds: list[tuple[float, float]] = []
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
-        done.append((sign * t.value, trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", ""))))
+        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", ""))))
         if t.params.get("family") != "baseline":
-            seconds.append((sign * t.value, cv_seconds(t.user_attrs)))
+            seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))
     return done, seconds
 
 
@@ -152,10 +168,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
                 state.done, state.seconds = completed_costs(study, state.sign, state.n_folds, budget)
                 left = time_left(budget, state)
                 if left < 1.0 and budget.ensemble_room is None and oof_dir is not None:
-                    budget.ensemble_room = ensemble_pays(
-                        ranked_trials(study, state.sign), data, oof_dir,
-                        lambda t: trial_final_cost(t.user_attrs, state.n_folds, budget, t.params.get("family", "")),
-                        first_attempt_s(state.done, budget))
+                    budget.ensemble_room = room_pays(study, state.sign, data, oof_dir, budget, state.done)
                     left = time_left(budget, state)
                 why = stop_reason(study, budget, state, tickets, left) or run_trial(
                     study, data, budget, state, left, tickets, oof_dir, on_trial)
@@ -173,13 +186,6 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
 def time_left(budget: Budget, state: LoopState) -> float:
     """Seconds left for trials once the final stage's share and the re-scoring are kept."""
     return budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget.rescore_top, budget.time_s))
-
-
-def ranked_trials(study: Any, sign: int) -> list[Any]:
-    """Every worker's completed trials, best first."""
-    from optuna.trial import TrialState
-
-    return sorted(study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]), key=lambda t: -sign * t.value)
 
 
 def next_trial(study: Any, tickets: bool) -> Any | None:
@@ -217,6 +223,8 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
             kind, step, score = msg
             if kind == "export?":
                 return "export" if worth_exporting(state, cand.family, state.sign * float(score)) else "skip"
+            if state.multi:  # nothing to report to: no pruning in a multi-objective study
+                return "go"
             trial.report(float(score), step=int(step))
             if kind == "rung":
                 return "prune" if rung_prunes(study, trial.number, state.sign, float(score)) else "go"
@@ -243,8 +251,11 @@ def worth_exporting(state: LoopState, family: str, signed: float) -> bool:
     """Whether a trial that just finished its folds is exported and parity-checked now: the first of its
     family (the final stage prices the family's exports from it), and a trial likely to be shipped or to
     join the ensemble's pool (automl/ensemble.py diverse_pool: the best 12 and 2 of every family). Any
-    other trial that is shipped after all is still exported and gated by the final stage.
-    `signed`: its CV score, higher is better."""
+    other trial that is shipped after all is still exported and gated by the final stage. In a multi-objective
+    study every trial is: its graph's latency and size are objectives, and a family's median is a poor stand-in
+    for one trial's (a forest's size grows with its trees and depth). `signed`: its CV score, higher is better."""
+    if state.multi:
+        return True
     if family not in state.exported:
         return True
     same = sorted((v for v, fam in state.scored if fam == family), reverse=True)
@@ -325,7 +336,8 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         if oof_dir is not None:
             oof_dir.mkdir(exist_ok=True)
             np.save(oof_file(oof_dir, trial.number), v["oof"])
-        study.tell(trial, v["mean"])
+        own = {k: v[k] for k in ("onnx_bytes", "onnx_ms_p50") if v.get(k) is not None}
+        study.tell(trial, objective_values(study, trial, cand.family, v["mean"], own, state.objectives))
         res.completed += 1
     elif outcome.status == PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
@@ -339,6 +351,25 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
     # budget accounting survives a crash of the driver
     study.set_user_attr("budget_used_s", budget.used_before + time.time() - budget.start)
     return outcome.status
+
+
+def objective_values(study: Any, trial: Any, family: str, score: float, own: dict[str, Any],
+                     objectives: tuple[str, ...]) -> Any:
+    """What the study is told for a completed trial: its CV score, then, in a multi-objective study, its
+    graph's latency and size as the search measured them (`own`: its onnx_bytes and onnx_ms_p50, when it was
+    exported), or an estimate where it was not (deploy_cost.cost_values); `objective_source` in its user attrs
+    says which."""
+    if len(objectives) == 1:
+        return score
+    from optuna.trial import TrialState
+
+    measured = []
+    if not all(k in own for k in ("onnx_bytes", "onnx_ms_p50")):
+        measured = [(t.params.get("family", ""), t.user_attrs)
+                    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])]
+    costs, source = cost_values(objectives[1:], own, family, measured)
+    trial.set_user_attr("objective_source", source)
+    return [score, *costs]
 
 
 def trial_report(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, budget: Budget,

@@ -11,23 +11,41 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from automl.config.schema import RunConfig
+from automl.errors import UserError
 from automl.estimators import REGISTRY
 from automl.evaluation.metrics import Direction
+from automl.evaluation.pareto import objective_names
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
+from automl.search.deploy_cost import search_constraints
 from automl.search.storage import open_storage
+
+OBJECTIVES_ATTR = "objectives"  # the study's search.objectives, read by every worker's loop
+
+
+def directions_for(objectives: Sequence[str], direction: Direction) -> list[Direction]:
+    """The study's directions: the metric's, then minimize for each cost (latency, size)."""
+    costs: list[Direction] = ["minimize"] * (len(objectives) - 1)
+    return [direction, *costs]
 
 
 def make_study(storage_path: Path, name: str, direction: Direction, sampler: str, seed: int,
                n_startup_trials: int, multivariate: bool, pruner: str, constant_liar: bool = False,
                storage_url: str = "", heartbeat_s: int = 10,
-               constraints_func: Callable[[Any], Sequence[float]] | None = None) -> Any:
+               constraints_func: Callable[[Any], Sequence[float]] | None = None,
+               objectives: Sequence[str] = ("metric",)) -> Any:
     """`storage_url` "" keeps the study in the journal file at storage_path (search.storage).
-    `constraints_func`: TPE's constrained mode (automl/search/deploy_cost.py); the random sampler ignores it."""
+    `constraints_func`: TPE's constrained mode (automl/search/deploy_cost.py); the random sampler ignores it.
+    `objectives` (normalised search.objectives, evaluation/pareto.py objective_names): more than one makes a
+    multi-objective study, sampled by the same TPE (multi-objective TPE, Optuna's recommendation for budgets of
+    tens to hundreds of trials; NSGA-II's default population is 50 trials, so a short search would end inside its
+    first, random generation) and never pruned (Optuna's pruners take one objective)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url, storage_path, heartbeat_s)
+    multi = len(objectives) > 1
     smp: optuna.samplers.BaseSampler
     if sampler == "random":
         smp = optuna.samplers.RandomSampler(seed=seed)
@@ -42,10 +60,34 @@ def make_study(storage_path: Path, name: str, direction: Direction, sampler: str
             smp = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
                                              multivariate=multivariate, group=multivariate,
                                              constant_liar=constant_liar, constraints_func=constraints_func)
-    prn = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruner == "median"
+    prn = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruner == "median" and not multi
            else optuna.pruners.NopPruner())
-    return optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=smp, pruner=prn,
-                               load_if_exists=True)
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions_for(objectives, direction),
+                                sampler=smp, pruner=prn, load_if_exists=True)
+    had = tuple(study.user_attrs.get(OBJECTIVES_ATTR, ("metric",)))
+    if (study.trials and had != tuple(objectives)) or len(study.directions) != len(objectives):
+        raise UserError("search.objectives", f"this study was made with objectives {list(had)}, not "
+                        f"{list(objectives)}", "Use a new run folder (hydra.run.dir) or the study's own objectives.")
+    if multi and had != tuple(objectives):
+        study.set_user_attr(OBJECTIVES_ATTR, list(objectives))
+    return study
+
+
+def study_objectives(study: Any) -> tuple[str, ...]:
+    """The study's normalised search.objectives, as make_study recorded them."""
+    return tuple(study.user_attrs.get(OBJECTIVES_ATTR, ("metric",)))
+
+
+def search_study(cfg: RunConfig, storage_path: Path, direction: Direction, seed: int, constant_liar: bool,
+                 storage_url: str, metric_name: str = "") -> Any:
+    """The run's study as the driver and every joining worker (automl worker) open it: the same directions
+    (search.objectives), sampler, pruner and constrained sampling (constraints.*)."""
+    c = cfg.constraints
+    return make_study(storage_path, cfg.search.study_name, direction, cfg.search.sampler, seed,
+                      cfg.search.n_startup_trials, cfg.search.multivariate, cfg.search.pruner,
+                      constant_liar=constant_liar, storage_url=storage_url, heartbeat_s=cfg.search.heartbeat_s,
+                      constraints_func=search_constraints(c.max_latency_ms, c.max_model_mb),
+                      objectives=objective_names(cfg.search.objectives, metric_name))
 
 
 def summarize(study: Any) -> dict[str, int]:

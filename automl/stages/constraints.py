@@ -106,6 +106,9 @@ def card_section(final: dict[str, Any]) -> str:
         else:
             lines.append("- No candidate was refused: the constraints did not bind.")
     for v in vs:
+        if v["kind"] == "trim":
+            lines.append(trim_line(v, "refit_full_rows" in final))
+            continue
         if "model_mb" not in v:
             lines.append(f"- Variant {v['kind']}: none ({v['why']}).")
             continue
@@ -117,3 +120,20 @@ def card_section(final: dict[str, Any]) -> str:
                                                    f"{v['tolerance']:g}: {what}." if v["kept"]
                                                    else f"refused ({v['why']}): {what}."))
     return "\n".join(lines) + "\n"
+
+
+def trim_line(v: dict[str, Any], refit_full: bool = False) -> str:
+    """The card's line for export.variants=[trim] (automl/export/trim.py). `refit_full`: the shipped model was
+    refit on every row, so its trimmed graph's holdout score has seen the holdout."""
+    if "rounds" not in v or "model_mb" not in v:
+        return f"- Variant trim: none ({v.get('why', 'not made')})."
+    what = (f"{v['rounds']} of {v['shipped_rounds']} rounds/trees, chosen on the holdout (Python: "
+            f"{v['holdout_score_python']:.5g} against {v['full_score']:.5g} with every tree, declared score "
+            f"tolerance {v['tolerance']:g}); {v['model_mb']:.3g} MB, p50 {v['latency_ms_p50']:.3g} ms (model.onnx: "
+            f"{v['shipped_model_mb']:.3g} MB, {v['shipped_latency_ms_p50']:.3g} ms); parity against the trimmed "
+            f"model passed (max diff {v['parity']['max_diff']:.2g}), outputs moved by up to {v['max_diff']:.2g} "
+            "against model.onnx" + (f", holdout {v['holdout_score']:.5g} through onnxruntime"
+                                    + (" (refit on every row, the holdout included: optimistic)" if refit_full else "")
+                                    if "holdout_score" in v else ""))
+    return (f"- Variant trim: kept as `{v['file']}`: {what}." if v["kept"]
+            else f"- Variant trim: refused ({v['why']}): {what}.")

@@ -22,7 +22,7 @@ from automl.manifest import Manifest, read_manifest
 from automl.memory import trial_memory_mb
 from automl.search.budget import Budget
 from automl.search.loop import SearchResult
-from automl.search.study import make_study, summarize
+from automl.search.study import search_study, summarize
 from automl.stages.final import FinalStage
 from automl.stages.outputs import write_outputs
 from automl.stages.prepare import graph_metadata, prepare
@@ -72,10 +72,8 @@ def check_export(run_dir: str | os.PathLike[str], number: int,
         raise UserError("RUN_DIR", f"'{run_dir}' has no study.journal", "Point to the run folder the search wrote.")
     if not cfg.data.tables and not is_url(cfg.data.path) and source_manifest.data.get("path"):
         cfg.data.path = source_manifest.data["path"]  # resolved: a relative data.path was relative to the run's cwd
-    study = make_study(src.study, cfg.search.study_name, "maximize" if source_manifest.greater_is_better
-                       else "minimize", cfg.search.sampler, cfg.seed, cfg.search.n_startup_trials,
-                       cfg.search.multivariate, cfg.search.pruner, storage_url=cfg.search.storage,
-                       heartbeat_s=cfg.search.heartbeat_s)
+    study = search_study(cfg, src.study, "maximize" if source_manifest.greater_is_better else "minimize", cfg.seed,
+                         False, cfg.search.storage, source_manifest.metric)
     return src, source_manifest, cfg, study, find_trial(study, number)
 
 
@@ -105,11 +103,11 @@ def export_trial(run_dir: str | os.PathLike[str], number: int, out_dir: str | os
     searched = Searched(study=study, budget=budget, result=result, data=data, final_data=final_data,
                         resumed=False, orphans=0, used_before_s=0.0)
     log.info("exporting trial %d (%s, CV %s=%.5g) of %s", number, trial.params.get("family"), prep.metric_name,
-             trial.value, src.root)
+             trial.values[0], src.root)
     # the source folder's oof/ gives the floor, threshold and calibration the final stage would choose
     fin = FinalStage(cfg, prep, searched, src, graph_metadata(cfg, prep)).run([trial])
     if fin.final:
         fin.final["exported_from"] = {"run_dir": str(src.root.resolve()), "trial": number,
-                                      "params": dict(trial.params), "cv_mean": trial.value,
+                                      "params": dict(trial.params), "cv_mean": trial.values[0],
                                       "run_shipped": source_manifest.final.get("trial")}
     return write_outputs(cfg, prep, searched, fin, out, start, dict(prep.timings))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -155,7 +155,9 @@ class FinalStage:
         # shippable should the ensemble overrun: an ensemble selected in more room than that is skipped
         ensemble_keep = self.safety_keep(done, resorts[0], fallback_s)
         ens = None
-        if ensemble_keep is not None:
+        # search.objectives with a cost: the front's best-score member ships (an ensemble is on no front)
+        multi = len(getattr(self.searched.study, "directions", ())) > 1
+        if ensemble_keep is not None and not multi:
             ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget,
                                   keep_s=ensemble_keep)
         else:  # an ensemble that overran would leave only the last resort: the best single goes first
@@ -189,7 +191,7 @@ class FinalStage:
             outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, failures)
             attempts += tried
             if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
-                cv = (ens or {}).get("oof_score") if plan.kind == "ensemble" else plan.members[0][0].value
+                cv = (ens or {}).get("oof_score") if plan.kind == "ensemble" else plan.members[0][0].values[0]
                 why = self.gate.check(plan.label, cv, outcome.value["model"]) if self.gate else ""
                 if why:  # a graph over a deployment limit: the next-ranked candidate goes, not counted as a failure
                     failures.append(f"{plan.label}: over the constraints ({why})")
@@ -204,7 +206,7 @@ class FinalStage:
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                     top = plans[0]
                     final["intended"] = {"plan": top.label, "cv": ens["oof_score"] if top.kind == "ensemble" and ens
-                                         else top.members[0][0].value, "shipped_cv": final["cv_mean"]}
+                                         else top.members[0][0].values[0], "shipped_cv": final["cv_mean"]}
                 return FinalResult(final, "COMPLETE", "", selection, failures, time.time() - t0)
             if plan.kind == "single" and outcome is not None:  # it ran and failed: not again as a last resort
                 failed.add(plan.members[0][0].number)
@@ -289,8 +291,9 @@ class FinalStage:
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
                              cfg.export.parity_rows, floor, cfg.export.refit_full,
                              min(1.5, 0.02 * cfg.budget.time_s), threshold,
-                             extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
-                                        prep.hold_groups, floor, threshold)),
+                             replace(extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
+                                                prep.hold_groups, floor, threshold),
+                                     trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None))),
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
                 return outcome, fit_data, started
@@ -310,10 +313,10 @@ class FinalStage:
         final.update(kind=plan.kind, trial=best.number if single else "ensemble",
                      family=best.params["family"] if single else "ensemble",
                      params=cand.params if single else {}, preprocessing=cand.summary() if single else "",
-                     cv_mean=best.value if single else (ens or {}).get("oof_score"),
+                     cv_mean=best.values[0] if single else (ens or {}).get("oof_score"),
                      probability_floor=floor, decision_threshold=threshold,
                      members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
-                               "cv_mean": tr.value} for tr, w in plan.members])
+                               "cv_mean": tr.values[0]} for tr, w in plan.members])
         final["fit_rows"] = len(fit_data.y)
         # what the search's reserve priced this plan at, beside what it took (timings): the card's record of
         # whether the final stage was given the time it needed

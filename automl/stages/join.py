@@ -18,7 +18,7 @@ from automl.memory import resolve_budget, trial_memory_mb
 from automl.search import coordination as coord
 from automl.search.budget import Budget
 from automl.search.loop import run_search
-from automl.search.study import make_study
+from automl.search.study import search_study
 from automl.search.worker import from_dict, load_spec
 from automl.stages.prepare import prepare_worker
 from automl.urls import is_url
@@ -56,10 +56,9 @@ def join(storage: str, study_name: str, data: str = "", oof_dir: str = "", n_job
                     trial_time_s=cfg.budget.trial_time_s,
                     trial_memory_mb=trial_memory_mb(cfg.budget.trial_memory_mb, resolve_budget(cfg.budget.memory_mb)),
                     refit_full=cfg.export.refit_full)
-    study = make_study(Path(storage), study_name, search_data.metric.direction, cfg.search.sampler,
-                       cfg.seed + os.getpid() % 10_000, cfg.search.n_startup_trials, cfg.search.multivariate,
-                       cfg.search.pruner, constant_liar=True, storage_url=storage if is_url(storage) else "",
-                       heartbeat_s=cfg.search.heartbeat_s)
+    # the driver's directions, sampler and constrained sampling (search_study), this worker's own seed
+    study = search_study(cfg, Path(storage), search_data.metric.direction, cfg.seed + os.getpid() % 10_000, True,
+                         storage if is_url(storage) else "", search_data.metric.name)
     oof = Path(oof_dir) if oof_dir else Path(spec["run_dir"]) / "oof"
     writable_oof = oof if oof_dir or os.access(oof.parent, os.W_OK) else None
     log.info("joined study '%s' as %s: %d tickets, %.0fs left", study_name, coord.worker_id(), spec["tickets"],

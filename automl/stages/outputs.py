@@ -29,6 +29,7 @@ from automl.reporting.explain import onnx_latency
 from automl.reporting.model_card import render
 from automl.reporting.relational_card import card_section
 from automl.reporting.report import write_report
+from automl.search.study import study_objectives
 from automl.search.supervisor import COMPLETE, supervise
 from automl.stages.constraints import card_section as deployment_section
 from automl.stages.final import FinalResult
@@ -111,7 +112,7 @@ def start_manifest(cfg: RunConfig, prep: Prepared, searched: Searched, start: fl
         search={"sampler": cfg.search.sampler, "cv_folds": len(data.folds), "families": data.families,
                 "rung_rows": data.rung_rows,
                 "n_workers": prep.n_workers, "storage": redact(cfg.search.storage) or "journal",
-                "fixed": data.fixed,
+                "fixed": data.fixed, "objectives": list(study_objectives(searched.study)),
                 "imbalance": {"setting": str(cfg.search.imbalance).lower(), "searched": "imbalance" in data.spaces},
                 "search_rows": len(data.y), "holdout_rows": len(prep.y_hold), "completed": res.completed,
                 "failed": res.failed, "pruned": res.pruned, "stopped_because": res.stopped_because,
@@ -141,7 +142,8 @@ def write_model(cfg: RunConfig, prep: Prepared, paths: RunPaths, final: dict[str
     final.update(off_driver(deployment_figures, (model_bytes, rows, prep.schema.to_json(), given,
                                                  cfg.budget.time_s), "deployment cost and latency") or {})
     if cfg.export.variants:
-        final["variants"] = lighter(cfg, prep, paths, model_bytes, final.get("decision_threshold"))
+        final["variants"] = lighter(cfg, prep, paths, model_bytes, final.get("decision_threshold"),
+                                    final.pop("trim", None))
 
 
 def deployment_figures(model_bytes: bytes, rows: pd.DataFrame, schema: list[dict[str, str]],
@@ -175,7 +177,7 @@ def _call(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
-            threshold: float | None) -> list[dict[str, Any]]:
+            threshold: float | None, trim_made: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """export.variants made, checked against model.onnx on the parity gate's rows, measured and scored."""
     hold = prep.X_hold if len(prep.X_hold) else prep.data.X
     rows = hold.iloc[:cfg.export.parity_rows]
@@ -185,7 +187,7 @@ def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
              if len(prep.y_hold) else None)
     try:
         return variants(model_bytes, list(cfg.export.variants), rows, hold, prep.schema.to_json(), prep.task,
-                        cfg.export.variant_tol or cfg.export.parity_tol, score, paths.root)
+                        cfg.export.variant_tol or cfg.export.parity_tol, score, paths.root, trim_made)
     except Exception as e:  # a lighter graph is an offer, never a reason to fail the run
         log.warning("variants not made: %s", e)
         return [{"kind": k, "kept": False, "why": f"{type(e).__name__}: {e}"} for k in cfg.export.variants]

@@ -131,7 +131,8 @@ def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, 
                 n_classes: int, n_folds: int, n_jobs: int, structure: Structure = RANDOM) -> SearchData:
     """The search rows with their folds, spaces and settings: the one recipe of driver and worker."""
     folds = cv_folds(y, task, n_folds, cfg.seed, structure)
-    return SearchData(X=X, y=y, folds=folds, schema=schema, rung_rows=rung_rows(folds, cfg.search.pruner),
+    pruner = cfg.search.pruner if len(cfg.search.objectives) == 1 else "none"  # Optuna prunes one objective only
+    return SearchData(X=X, y=y, folds=folds, schema=schema, rung_rows=rung_rows(folds, pruner),
                       missing_numeric=indicator_columns(X, schema.names("numeric")), task=task, metric=metric,
                       n_classes=n_classes, seed=cfg.seed, families=families_for(cfg, task),
                       space_dir=cfg.search.space_dir, n_jobs=n_jobs,

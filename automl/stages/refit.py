@@ -22,6 +22,7 @@ from automl.evaluation.conformal import Conformal, evaluate
 from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
 from automl.export.onnx import check_parity, export_onnx, run_in_chunks, session
+from automl.export.trim import trim
 from automl.export.uncertainty import add_conformal, check_conformal_parity, difficulty_of, python_output
 from automl.features.build import describe
 from automl.reporting.explain import permutation_importance
@@ -42,6 +43,7 @@ class Extras:
     # (task.interval_scale auto / normalised); `conformal` is then the constant-width fallback
     residuals: Residuals | None = None
     interval_scale: str = "constant"
+    trim_tol: float | None = None  # export.variants=[trim]: the holdout score a trimmed ensemble may give up
 
 
 RANKING = ("roc_auc", "average_precision")
@@ -119,6 +121,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     pipe = fit(data.X, data.y)
     timings["refit_s"] = time.perf_counter() - t
     out: dict[str, Any] = {}
+    held = pipe  # the model the holdout scores (trim chooses its rounds on it)
     if len(y_hold):
         t = time.perf_counter()
         pred = obj.predict(pipe, X_hold, data.task, data.n_classes)
@@ -183,7 +186,30 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     out["decision_threshold"] = threshold
 
     out["synthesised_features"] = [describe(p) for p in members_fitted]
+    if extras.trim_tol is not None:
+        out["trim"] = trim_variant(held, pipe, data, X_hold, y_hold, threshold, classes, meta, extras.trim_tol,
+                                   lambda m, p: check_parity(m, p, check_rows, data.schema, data.task, parity_tol,
+                                                             data.seed, threshold, fit_rows=len(data.y) + (
+                                                                 len(y_hold) if refit_full else 0)),
+                                   with_intervals=conf is not None, time_limit_s=max(0.5, explain_s))
     return out
+
+
+def trim_variant(held: Any, pipe: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarray,
+                 threshold: float | None, classes: list[Any] | None, meta: dict[str, str], tol: float,
+                 parity: Any, with_intervals: bool, time_limit_s: float) -> dict[str, Any]:
+    """export.variants=[trim] (automl/export/trim.py): rounds chosen on the holdout with `held`, the shipped
+    `pipe` trimmed alike, exported and gated against the trimmed Python model. The choice gets the explanation's
+    allowance (`time_limit_s`): the final stage prices the refit and export, not this offer."""
+    if with_intervals or not len(y_hold):
+        return {"kind": "trim", "why": "task.coverage: the intervals are calibrated for the full model"
+                if with_intervals else "no holdout rows to choose the rounds on (search.holdout=0)"}
+
+    def score(p: Any) -> float:
+        return data.metric(y_hold, obj.predict(p, X_hold, data.task, data.n_classes), data.n_classes, threshold)
+
+    return trim(held, pipe, score, data.metric.greater_is_better, tol,
+                lambda p: export_onnx(p, data.schema, data.task, classes, meta, threshold), parity, time_limit_s)
 
 
 def attach_conformal(model: Any, pipe: Any, rows: pd.DataFrame, data: obj.SearchData, conf: Conformal,

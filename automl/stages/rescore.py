@@ -54,7 +54,7 @@ def reorder(done: list[Any], fresh: dict[int, float], greater_is_better: bool) -
 
     def key(t: Any) -> tuple[int, float]:
         f = fresh[t.number]
-        return (1, 0.0) if not np.isfinite(f) else (0, sign * (t.value + f) / 2)
+        return (1, 0.0) if not np.isfinite(f) else (0, sign * (t.values[0] + f) / 2)
 
     out = list(done)
     for i, t in zip(slots, sorted((done[i] for i in slots), key=key), strict=True):
@@ -76,13 +76,13 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     head = [t for t in done if t.params.get("family") != "baseline"][:top]
     # what the search kept for it, and never the time the final stage will need
     costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
-    kept = reserve([(sign * t.value, c) for t, c in zip(done, costs, strict=True)], budget)
+    kept = reserve([(sign * t.values[0], c) for t, c in zip(done, costs, strict=True)], budget)
     # x1.5: a re-score can take longer than the trial did (estimates err both ways), within what is free.
     # A fixed trial count (budget.n_trials) is the reproducible recipe: every one of the best trials is scored
     # again whatever the clock says, within the time left, so two runs re-score the same trials
     counted = budget.n_trials > 0
     allowed = budget.left() - kept if counted else min(
-        1.5 * rescore_s([(sign * t.value, cv_seconds(t.user_attrs)) for t in head], top, budget.time_s),
+        1.5 * rescore_s([(sign * t.values[0], cv_seconds(t.user_attrs)) for t in head], top, budget.time_s),
         budget.left() - kept)
     fresh_set = fresh_data(data)
     fresh: dict[int, float] = {}
@@ -110,16 +110,16 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     winner = next(t for t in ranked if t.number in fresh)
     record = {
         "folds": len(fresh_set.folds), "seconds": round(time.time() - t0, 2),
-        "trials": [{"trial": t.number, "family": t.params.get("family"), "cv": t.value,
+        "trials": [{"trial": t.number, "family": t.params.get("family"), "cv": t.values[0],
                     "fresh_cv": None if not np.isfinite(fresh[t.number]) else fresh[t.number],
-                    "mean": None if not np.isfinite(fresh[t.number]) else (t.value + fresh[t.number]) / 2}
+                    "mean": None if not np.isfinite(fresh[t.number]) else (t.values[0] + fresh[t.number]) / 2}
                    for t in done if t.number in fresh]
-        + [{"trial": t.number, "family": t.params.get("family"), "cv": t.value, "fresh_cv": None, "mean": None}
+        + [{"trial": t.number, "family": t.params.get("family"), "cv": t.values[0], "fresh_cv": None, "mean": None}
            for t in head if t.number not in fresh],
         "best_before": before.number, "best_after": winner.number,
         # how optimistic the search's best estimate was: its CV minus its score on fresh folds
         "drop": (None if not np.isfinite(fresh[before.number])
-                 else (before.value - fresh[before.number]) * (1 if greater else -1)),
+                 else (before.values[0] - fresh[before.number]) * (1 if greater else -1)),
     }
     log.info("re-scored the top %d trials on fresh folds in %.1fs: best trial %d -> %d (the search's best "
              "estimate minus its fresh-fold score: %s)", len(fresh), record["seconds"], before.number, winner.number,

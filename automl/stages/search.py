@@ -20,13 +20,12 @@ from automl.io import RunPaths, write_text
 from automl.memory import trial_memory_mb
 from automl.search import coordination as coord
 from automl.search.budget import Budget
-from automl.search.deploy_cost import search_constraints
 from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
 from automl.search.objective import SearchData
 from automl.search.parallel import run_workers
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
-from automl.search.study import make_study, recover_orphans, summarize, warm_start
+from automl.search.study import recover_orphans, search_study, summarize, warm_start
 from automl.stages.prepare import Prepared
 from automl.stages.rescore import rescore_top
 
@@ -58,8 +57,18 @@ class Searched:
         from optuna.trial import TrialState
 
         done = list(self.study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]))
-        done.sort(key=lambda t: t.value, reverse=greater_is_better)
+        done.sort(key=lambda t: t.values[0], reverse=greater_is_better)
         return done
+
+    def front_first(self, done: list[Any]) -> list[Any]:
+        """`done` (ranked by the metric) with a multi-objective study's Pareto front first, each part in its
+        order: the final stage then ships the best-score member of the front, falling to the rest of the front
+        and then to the other trials when a constraint or the parity gate refuses it. A single-objective study:
+        `done` as it is."""
+        if len(self.study.directions) == 1:
+            return done
+        front = {t.number for t in self.study.best_trials}
+        return [t for t in done if t.number in front] + [t for t in done if t.number not in front]
 
 
 def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
@@ -77,12 +86,8 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
                     refit_full=cfg.export.refit_full, reports_s=1.5 + report_allowance_s(cfg.budget.time_s))
 
     def make(seed_offset: int = 0) -> Any:
-        return make_study(paths.study, cfg.search.study_name, metric.direction, cfg.search.sampler,
-                          cfg.seed + seed_offset, cfg.search.n_startup_trials, cfg.search.multivariate,
-                          cfg.search.pruner, constant_liar=prep.n_workers > 1,
-                          storage_url=cfg.search.storage, heartbeat_s=cfg.search.heartbeat_s,
-                          constraints_func=search_constraints(cfg.constraints.max_latency_ms,
-                                                              cfg.constraints.max_model_mb))
+        return search_study(cfg, paths.study, metric.direction, cfg.seed + seed_offset, prep.n_workers > 1,
+                            cfg.search.storage, prep.metric_name)
 
     study = make()
     coord.check_owner(study, cfg.search.storage, str(paths.root))

@@ -59,6 +59,8 @@ def test_compose_time_errors_exit_2(tmp_path, override, needle):
     (["estimators.include=[lightgbm]", "+search.fixed.lightgbm.leaves=3"], "search.fixed.lightgbm.leaves"),
     (["data.group_column=nope"], "data.group_column"),
     (["data.time_column=island"], "data.time_column"),
+    (["search.objectives=[metric,speed]"], "search.objectives"),
+    (["search.objectives=[latency]"], "search.objectives"),
 ])
 def test_semantic_errors_are_one_line_exit_2(tmp_path, overrides, needle):
     code, lines, stderr = _err(tmp_path, *overrides)

@@ -39,7 +39,7 @@ def _oof_trials(tmp_path, n: int = 3) -> tuple[list[Any], np.ndarray]:
     trials = []
     for i in range(n):  # independent noise: averaging any two beats each alone
         np.save(paths.oof_file(i), to_p(y + rng.normal(0, 1.0, 400)))
-        trials.append(SimpleNamespace(number=i, params={"family": f"f{i}"}, user_attrs={}, value=0.8 - 0.01 * i))
+        trials.append(SimpleNamespace(number=i, params={"family": f"f{i}"}, user_attrs={}, values=[0.8 - 0.01 * i]))
     return trials, y
 
 
@@ -114,14 +114,15 @@ class FakeRefit:
 
 
 def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s: float = 60.0) -> FinalStage:
-    cfg = SimpleNamespace(export=SimpleNamespace(parity_tol=1e-4, parity_rows=100, refit_full=False),
+    cfg = SimpleNamespace(export=SimpleNamespace(parity_tol=1e-4, parity_rows=100, refit_full=False, variants=[],
+                                                 variant_tol=0.0),
                           budget=SimpleNamespace(time_s=time_s, memory_mb=0), task=TaskConfig(target="y"))
     folds = [(np.array([], dtype=int), np.arange(len(y))[i::3]) for i in range(3)]
     data = SimpleNamespace(y=y, folds=folds, n_classes=2, task="binary", tune_threshold=False,
                            metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y, structure=RANDOM)
     budget = Budget(start=time.time(), time_s=time_s, reports_s=2.0, trial_memory_mb=500.0)
     prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None, hold_groups=None)
-    searched = SimpleNamespace(budget=budget, data=data, final_data=data)
+    searched = SimpleNamespace(budget=budget, data=data, final_data=data, study=None)
     return FinalStage(cfg, prep, searched, RunPaths(tmp_path), {}, run_supervised=refit)
 
 
@@ -138,8 +139,8 @@ def test_a_failed_ensemble_refit_ships_the_best_single_and_says_why(tmp_path, mo
 
 def test_a_parity_failure_moves_down_the_ranking_and_is_not_retried_as_a_last_resort(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path, 1)
-    trials += [SimpleNamespace(number=5, params={"family": "g"}, user_attrs={}, value=0.7),
-               SimpleNamespace(number=6, params={"family": "baseline"}, user_attrs={}, value=0.5)]
+    trials += [SimpleNamespace(number=5, params={"family": "g"}, user_attrs={}, values=[0.7]),
+               SimpleNamespace(number=6, params={"family": "baseline"}, user_attrs={}, values=[0.5])]
     monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
     refit = FakeRefit({"f0": "PARITY", "g": "PARITY"})
     res = _stage(tmp_path, trials, y, refit).run(trials)
@@ -151,7 +152,7 @@ def test_a_parity_failure_moves_down_the_ranking_and_is_not_retried_as_a_last_re
 def test_when_time_has_run_out_only_the_last_resort_is_tried(tmp_path, monkeypatch):
     """Ranked trials whose refit cannot fit are skipped without a refit; the last resort runs anyway."""
     trials, y = _oof_trials(tmp_path, 1)
-    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cheap": True}, value=0.5))
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cheap": True}, values=[0.5]))
     monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: 0.1 if attrs.get("cheap") else 500.0)
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=20.0).run(trials)
@@ -186,7 +187,7 @@ def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_
     trials, y = _oof_trials(tmp_path)
     for t, cost in zip(trials, [14.0, 14.0, 3.0], strict=True):
         t.user_attrs["cost"] = cost
-    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, values=[0.5]))
     monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
     stage = _stage(tmp_path, trials, y, FakeRefit({}), time_s=40.0)
     refit = ClockRefit({"ensemble": "TIMEOUT"}, stage.budget)
@@ -204,7 +205,7 @@ def test_no_ensemble_when_its_overrun_would_leave_only_the_last_resort(tmp_path,
     trials, y = _oof_trials(tmp_path)
     for t in trials:
         t.user_attrs["cost"] = 12.0
-    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, value=0.5))
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, values=[0.5]))
     monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=30.0).run(trials)
@@ -248,7 +249,7 @@ def test_small_data_still_gets_its_ensemble_when_the_time_left_is_short(tmp_path
     trials, y = _oof_trials(tmp_path)
     for t, cost in zip(trials, [1.8, 0.9, 0.9], strict=True):
         t.user_attrs["cost"] = cost
-    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.3}, value=0.5))
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.3}, values=[0.5]))
     monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=10.0).run(trials)

@@ -100,7 +100,7 @@ def test_an_early_stopped_booster_is_priced_by_the_rounds_it_keeps():
 
 
 def _trial(number: int, value: float) -> SimpleNamespace:
-    return SimpleNamespace(number=number, value=value, params={"family": "x"}, user_attrs={})
+    return SimpleNamespace(number=number, values=[value], params={"family": "x"}, user_attrs={})
 
 
 def test_reorder_ranks_the_rescored_trials_by_the_mean_of_both_estimates():
