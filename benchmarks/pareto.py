@@ -10,6 +10,7 @@ machine is printed with the numbers.
 
     python benchmarks/pareto.py --budget 120 --top 8 --out /tmp/pareto   # the lead's record run
     python benchmarks/pareto.py --datasets penguins --budget 20 --top 3   # a smoke run
+    python benchmarks/pareto.py --budget 60 --top 6 --per-family          # a front across families
     python benchmarks/pareto.py --objectives metric,latency,size          # a multi-objective search's front
 
 With --objectives the search is multi-objective (search.objectives): the members of the study's own front
@@ -45,9 +46,9 @@ def cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def points(spec: dict, budget: float, top: int, seed: int, out: Path,
-           objectives: str = "") -> tuple[pd.DataFrame, dict]:
-    """One run, its top trials (a multi-objective study's front first) exported and measured: one row per
-    exported trial."""
+           objectives: str = "", per_family: bool = False) -> tuple[pd.DataFrame, dict]:
+    """One run, its top trials (a multi-objective study's front first; with `per_family`, the best trial of
+    each family) exported and measured: one row per exported trial."""
     run = out / spec["name"] / "run"
     extra = [f"search.objectives=[{objectives}]"] if objectives else []
     p = cli(f"data.path={SHARED / spec['file']}", f"task.target={spec['target']}", f"task.metric={spec['metric']}",
@@ -59,7 +60,8 @@ def points(spec: dict, budget: float, top: int, seed: int, out: Path,
     ok = board[(board["status"] == "COMPLETE") & (board["family"] != "baseline") & (board["trial"] != "ensemble")]
     multi = len(manifest["search"].get("objectives", ["metric"])) > 1
     on = ok["front"].astype(bool) if multi else pd.Series(False, index=ok.index)
-    done = pd.concat([ok[on], ok[~on].head(max(0, top - int(on.sum())))])
+    rest = ok[~on].drop_duplicates("family") if per_family else ok[~on]  # the board is ranked, best first
+    done = pd.concat([ok[on], rest.head(max(0, top - int(on.sum())))])
     rows = []
     for _, r in done.iterrows():
         n = int(r["trial"])
@@ -113,15 +115,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--objectives", default="", help="search.objectives, e.g. metric,latency,size (default: "
                     "the metric alone)")
+    ap.add_argument("--per-family", action="store_true", help="export the best trial of each family (a front "
+                    "across families) instead of the best trials, which are often one family")
     ap.add_argument("--out", default="", help="where the run folders go (default: a temporary folder)")
     a = ap.parse_args()
     specs = {d["name"]: d for d in yaml.safe_load((SHARED / "datasets.yaml").read_text())["datasets"]}
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="pareto_"))
-    lines = [f"# Pareto fronts (budget {a.budget:g} s, seed {a.seed}, top {a.top} trials exported each"
+    lines = [f"# Pareto fronts (budget {a.budget:g} s, seed {a.seed}, "
+             f"{'the best trial of each family' if a.per_family else 'the best trials'}, at most {a.top} exported each"
              + (f", search.objectives=[{a.objectives}]" if a.objectives else "") + ")", ""]
     machine = None
     for name in a.datasets.split(","):
-        df, manifest = points(specs[name], a.budget, a.top, a.seed, out, a.objectives)
+        df, manifest = points(specs[name], a.budget, a.top, a.seed, out, a.objectives, a.per_family)
         machine = machine or (df["machine"].iloc[0] if len(df) else None)
         lines += [*report(name, df, manifest), ""]
         print("\n".join(report(name, df, manifest)), flush=True)

@@ -149,6 +149,34 @@ def test_a_parity_failure_moves_down_the_ranking_and_is_not_retried_as_a_last_re
     assert res.final["fallback_reason"].count("max diff") == 2
 
 
+def test_a_refit_stopped_by_a_ranked_attempts_limit_is_retried_as_the_last_resort(tmp_path, monkeypatch):
+    """A timeout under a ranked attempt's tight limit is not a reason to skip the trial as a last resort, which
+    gets 4x its estimate: the best cheap trial ships, not the cheapest (the baseline)."""
+    trials, y = _oof_trials(tmp_path, 1)
+    trials += [SimpleNamespace(number=5 + i, params={"family": f"g{i}"}, user_attrs={}, values=[0.7]) for i in (0, 1)]
+    trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.5}, values=[0.5]))
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs.get("cost", 1.0))
+
+    class SlowFirst(FakeRefit):
+        """The first refit runs out of its limit; every later one completes."""
+
+        def __init__(self, ends: dict[str, str]):
+            super().__init__(ends)
+            self.limits: list[float] = []
+
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+            self.limits.append(timeout_s)
+            if not self.calls:
+                self.calls.append(tuple(c.family for c, _ in args[1]))
+                return Outcome("TIMEOUT", None, "killed")
+            return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+
+    refit = SlowFirst({"g0": "PARITY", "g1": "PARITY"})  # three ranked attempts fail: the last resorts follow
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert refit.calls == [("f0",), ("g0",), ("g1",), ("f0",)] and refit.limits[-1] >= 4.0  # a resort's limit
+    assert res.status == "COMPLETE" and res.final["trial"] == 0
+
+
 def test_when_time_has_run_out_only_the_last_resort_is_tried(tmp_path, monkeypatch):
     """Ranked trials whose refit cannot fit are skipped without a refit; the last resort runs anyway."""
     trials, y = _oof_trials(tmp_path, 1)
