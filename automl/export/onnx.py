@@ -24,7 +24,9 @@ from automl.evaluation.metrics import labels_from_proba
 from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
 from automl.export.converters import fill_deferred, forget_deferred, register_converters
+from automl.export.stack import stack_nodes
 from automl.preprocessing.imbalance import inference_estimators
+from automl.stacking import StackedEnsemble
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 
@@ -181,14 +183,18 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
 
 def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | None,
                 metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
-    """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average).
+    """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average), or
+    a StackedEnsemble -> one graph (members + the stacker's nodes: automl/export/stack.py).
     `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
     forget_deferred()  # what an export that failed half-way left behind
     calibrator = pipeline.calibrator if isinstance(pipeline, Calibrated) else None  # task.calibration
     pipeline = pipeline.inner if isinstance(pipeline, Calibrated) else pipeline
-    members = _inference_pipelines(pipeline)  # ensemble members and balanced-bagging bags, flattened
+    stacked = pipeline if isinstance(pipeline, StackedEnsemble) else None
+    # ensemble members and balanced-bagging bags, flattened; a stack's members each sum their own bags
+    groups = [_inference_pipelines(m) for m in stacked.members] if stacked is not None else []
+    members = [p for g in groups for p in g] if stacked is not None else _inference_pipelines(pipeline)
     floor = float(getattr(pipeline, "floor", 0.0) or 0.0)
-    if len(members) == 1 and not floor:
+    if len(members) == 1 and not floor and stacked is None:
         return _finish(add_calibration(_convert(members[0][0], schema, task), calibrator), task, classes, metadata,
                        threshold)
     out = "probabilities" if task != "regression" else "prediction"
@@ -206,15 +212,25 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
         inits.append(helper.make_tensor(wname, TensorProto.FLOAT, [], [float(w)]))
         nodes.append(helper.make_node("Mul", [f"m{i}_{out}", wname], [f"ens_part{i}"], name=f"ens_mul{i}"))
         weighted.append(f"ens_part{i}")
-    if floor and task != "regression":
-        nodes.append(helper.make_node("Sum", weighted, ["ens_sum"], name="ens_sum"))
+    floored = bool(floor) and task != "regression"
+    combined = "ens_sum" if floored else out
+    if stacked is not None:
+        outs, start = [], 0
+        for j, g in enumerate(groups):
+            nodes.append(helper.make_node("Sum", weighted[start:start + len(g)], [f"stack_m{j}"], name=f"stack_m{j}"))
+            outs.append(f"stack_m{j}")
+            start += len(g)
+        stack, stack_inits = stack_nodes(outs, stacked.stacker, combined)
+        nodes += stack
+        inits += stack_inits
+    else:
+        nodes.append(helper.make_node("Sum", weighted, [combined], name="ens_sum"))
+    if floored:
         n_classes = len(classes or [])
         inits.append(helper.make_tensor("floor_scale", TensorProto.FLOAT, [], [1.0 - floor]))
         inits.append(helper.make_tensor("floor_add", TensorProto.FLOAT, [], [floor / n_classes]))
         nodes.append(helper.make_node("Mul", ["ens_sum", "floor_scale"], ["ens_scaled"], name="floor_mul"))
         nodes.append(helper.make_node("Add", ["ens_scaled", "floor_add"], [out], name="floor_add"))
-    else:
-        nodes.append(helper.make_node("Sum", weighted, [out], name="ens_sum"))
     graph = helper.make_graph(nodes, "automl_ensemble", list(parts[0].graph.input),
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, None])], inits)
     # sorted by domain: the members' own order follows converter registration, which is not the graph's business

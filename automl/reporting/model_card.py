@@ -184,6 +184,17 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
                 + ("probabilities" if task != "regression" else "predictions") + " with these weights:", "",
                 _table(pd.DataFrame(final["members"])), "",
             ]
+            if final.get("stacker"):
+                st = final["stacker"]
+                lines += [
+                    "- **Stacked**: the graph combines the members with a level-2 "
+                    + (f"logistic regression on their probabilities (C = {st['C']:g})" if task != "regression"
+                       else "non-negative least squares on their predictions")
+                    + ", fitted on their out-of-fold predictions, instead of the weights above. It was chosen on "
+                    f"nested out-of-fold {metric} (fitted without the part it scored): {st['nested_oof_score']:.5g} "
+                    f"against {st['caruana_oof_score']:.5g} for the Caruana weights over the same members "
+                    f"({st['caruana_score_kind']}); the CV figure above is the stack's nested score.", "",
+                ]
         else:
             lines += [
                 f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",

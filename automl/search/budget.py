@@ -7,12 +7,14 @@ shipped, plus the reports (`reserve`); the final stage (automl/run.py) prices it
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from automl.data.split import INNER_MAX_SHARE
 from automl.estimators import REGISTRY
+
+GRACE_SHARE = 0.05  # of the budget, past the deadline, for the fallbacks of an attempt that failed
 
 
 @dataclass
@@ -40,6 +42,19 @@ class Budget:
 
     def left(self) -> float:
         return self.deadline - time.time()
+
+    @property
+    def grace_s(self) -> float:
+        """Seconds past the deadline what follows a failed attempt (the next rung, the last resort) may run:
+        a run ends by the deadline when its first attempt ships, and by 1.05 x budget (+ the stated 3 s) when
+        it does not."""
+        return GRACE_SHARE * self.time_s
+
+    def kept(self, keep_s: float) -> float:
+        """Of `keep_s` seconds kept free for what follows a failed attempt, those that must come before the
+        deadline (the rest runs in the grace). The search's reserve and the final stage's ladder both count
+        keeps this way, so the search stops exactly when the first attempt still fits."""
+        return max(0.0, keep_s - self.grace_s)
 
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
@@ -114,6 +129,13 @@ def unseen_cost(family: str) -> float:
     return max(0.5, 3.0 * min(REGISTRY.get(family).cost, 1.0))
 
 
+def room_when(budget: Budget, completed: Any) -> float:
+    """Seconds the final stage had left when a trial completed at `completed` (a datetime), as first_attempt_s
+    counts them; the budget's full room if unknown."""
+    at = completed.timestamp() if completed is not None else time.time()
+    return budget.deadline - at - margin(budget)
+
+
 def margin(budget: Budget) -> float:
     """Seconds kept free at the end whatever else is kept: the reports, plus a share of the budget."""
     return 0.5 + budget.reports_s + 0.01 * budget.time_s
@@ -136,24 +158,46 @@ def rescore_s(seconds: list[tuple[float, float]], top: int, time_s: float) -> fl
     return min(sum(s for _, s in sorted(seconds, reverse=True)[:top]), RESCORE_SHARE * time_s)
 
 
-def first_attempt_s(done: list[tuple[float, float]], budget: Budget) -> float:
+def first_attempt_s(done: Sequence[tuple[float, ...]], budget: Budget) -> float:
     """Seconds kept for the final stage's first attempt: shipping the best trial that can still be shipped in
     time, and room to refit one or two more pipelines if greedy ensemble selection wants them (unless the
     search found that no ensemble would be chosen: search/ensemble_room.py). `done`: (score, final-stage
-    cost) of the completed trials, the higher score the better."""
+    cost[, seconds left for the final stage when it completed]) of the completed trials, the higher score the
+    better. A trial that could be shipped when it completed stays reserved for: dropping it once another
+    worker's trial has run past its point (vocabulary: a k-fold MLP priced at 9.7 s, 12 s left) let the search
+    go on, and a linear model shipped instead of it."""
     room = budget.left() - margin(budget)
-    shippable = [(v, c) for v, c in done if c <= room]
+    shippable = [(d[0], d[1]) for d in done if d[1] <= max(room, d[2] if len(d) > 2 else room)]
     cost = max(shippable)[1] if shippable else 0.0
     return cost + (min(1.5 * cost, 0.1 * budget.time_s) if budget.ensemble_room is not False else 0.0)
 
 
-def reserve(done: list[tuple[float, float]], budget: Budget, rescore: float = 0.0) -> float:
+def reserve(done: Sequence[tuple[float, ...]], budget: Budget, rescore: float = 0.0) -> float:
     """Time to keep for the final stage's first attempt (first_attempt_s) plus the reports, and `rescore`
     seconds to score the best trials again first. A better trial too costly to ship does not stop the search."""
     if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
         return 1.0 + 0.02 * budget.time_s
     # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
     # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
-    floor = min(c for _, c in done)
+    floor = min(d[1] for d in done)
     keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
-    return first_attempt_s(done, budget) + keep + margin(budget) + rescore
+    return first_attempt_s(done, budget) + budget.kept(keep) + margin(budget) + rescore
+
+
+def completed_costs(study: Any, sign: int, n_folds: int,
+                    budget: Budget) -> tuple[list[tuple[float, float, float]], list[tuple[float, float]]]:
+    """(sign * score, final-stage cost, the final stage's room when it completed: budget.room_when) of every
+    worker's completed trials, and (sign * score, CV seconds)
+    of those that may be scored again (the baseline is a constant). Read from the shared storage before
+    each trial: a worker that kept time only for its own trials left the final stage too little for
+    another worker's better, costlier one."""
+    from optuna.trial import TrialState
+
+    done: list[tuple[float, float, float]] = []
+    seconds: list[tuple[float, float]] = []
+    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", "")),
+                     room_when(budget, t.datetime_complete)))
+        if t.params.get("family") != "baseline":
+            seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))
+    return done, seconds

@@ -49,7 +49,7 @@ def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path, cost: Call
 
 
 def room_pays(study: Any, sign: int, data: SearchData, oof_dir: Path, budget: Budget,
-              done: list[tuple[float, float]]) -> bool:
+              done: list[tuple[float, float, float]]) -> bool:
     """ensemble_pays over every worker's completed trials, best first, within the room the search keeps for
     the final stage's first attempt. `sign`: +1 when a higher score is better; `done`: (score, cost) pairs."""
     from optuna.trial import TrialState

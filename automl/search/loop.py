@@ -20,7 +20,7 @@ from automl.io import oof_file
 from automl.search import coordination as co
 from automl.search import objective as obj
 from automl.search import optuna_compat as oc
-from automl.search.budget import Budget, cv_seconds, first_attempt_s, rescore_s, reserve, trial_final_cost, unseen_cost
+from automl.search.budget import Budget, completed_costs, first_attempt_s, rescore_s, reserve, unseen_cost
 from automl.search.deploy_cost import cost_values
 from automl.search.ensemble_room import room_pays
 from automl.search.rung import rung_prunes
@@ -58,7 +58,7 @@ class LoopState:
     result: SearchResult
     sign: int  # +1 when a higher score is better
     n_folds: int
-    done: list[tuple[float, float]]  # (sign * CV score, final-stage cost) of completed trials
+    done: list[tuple[float, float, float]]  # (sign * CV score, final-stage cost, room when it completed)
     n_before: int  # trials that had run before this loop started (a resumed study)
     prunable: bool
     rng: np.random.Generator
@@ -120,23 +120,6 @@ def start_state(study: Any, data: obj.SearchData, budget: Budget) -> LoopState:
                      prunable=obj.fold_scores_comparable(data) and len(objectives) == 1,
                      rng=np.random.default_rng(data.seed), beat=co.Heartbeat(study, None), scored=scored,
                      exported=exported, seconds=seconds, objectives=objectives)
-
-
-def completed_costs(study: Any, sign: int, n_folds: int,
-                    budget: Budget) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(sign * score, final-stage cost) of every worker's completed trials, and (sign * score, CV seconds)
-    of those that may be scored again (the baseline is a constant). Read from the shared storage before
-    each trial: a worker that kept time only for its own trials left the final stage too little for
-    another worker's better, costlier one."""
-    from optuna.trial import TrialState
-
-    done: list[tuple[float, float]] = []
-    seconds: list[tuple[float, float]] = []
-    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
-        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", ""))))
-        if t.params.get("family") != "baseline":
-            seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))
-    return done, seconds
 
 
 def stop_reason(study: Any, budget: Budget, state: LoopState, tickets: bool, left: float) -> str:

@@ -29,6 +29,7 @@ from automl.stages.constraints import Gate
 from automl.stages.prepare import Prepared
 from automl.stages.refit import extras_for, refit_export
 from automl.stages.search import Searched
+from automl.stages.stack_choice import StackChoice, choose_stack, pool_head
 
 log = logging.getLogger("automl")
 MAX_RANKED_ATTEMPTS = 3  # refits tried before the ladder skips to the last resorts
@@ -36,14 +37,23 @@ MAX_RANKED_ATTEMPTS = 3  # refits tried before the ladder skips to the last reso
 
 @dataclass
 class Plan:
-    kind: str  # "ensemble" or "single"
+    kind: str  # "stack", "ensemble" or "single"
     members: list[tuple[Any, float]]  # (trial, weight)
+    stack: StackChoice | None = None  # kind "stack": the level-2 stacker and its nested OOF predictions
+
+    @property
+    def combined(self) -> bool:
+        return self.kind in ("stack", "ensemble")
 
     @property
     def label(self) -> str:
-        if self.kind == "ensemble":
-            return f"ensemble of trials {[tr.number for tr, _ in self.members]}"
+        if self.combined:
+            return f"{'stacked ' if self.stack else ''}ensemble of trials {[tr.number for tr, _ in self.members]}"
         return f"trial {self.members[0][0].number} ({self.members[0][0].params['family']})"
+
+
+def members_of(plan: Plan) -> tuple[int, ...]:
+    return tuple(sorted(tr.number for tr, _ in plan.members))
 
 
 @dataclass
@@ -92,7 +102,7 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
     # comes out of the refit's room, which the attempt measures after it
     select_s = (time.perf_counter() - t) * len(pool) * SELECTION_ROUNDS
     # x1.15: the attempt's own tolerance (estimates err both ways)
-    room = 1.15 * (budget.left() - budget.reports_s - keep_s - select_s)
+    room = 1.15 * (budget.left() - budget.reports_s - budget.kept(keep_s) - select_s)
     sel = greedy_select(oofs, data.oof_y, score, metric.greater_is_better, costs=costs, max_cost=room,
                         rounds=SELECTION_ROUNDS)
     better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
@@ -124,23 +134,48 @@ class FinalStage:
         files = [self.paths.oof_file(tr.number) for tr, _ in plan.members]
         return [np.load(f)[self.data.scored] for f in files] if all(f.exists() for f in files) else None
 
-    def floor(self, plan: Plan) -> float:
-        """A probability floor for log loss, chosen on the OOF predictions of the final combination."""
-        metric = self.data.metric
-        oofs = self._oofs(plan)
-        if metric.name != "log_loss" or oofs is None:
-            return 0.0
-        oof = sum(w * o.astype(np.float64) for o, (_, w) in zip(oofs, plan.members, strict=True))
-        assert isinstance(oof, np.ndarray)  # a plan has at least one member
-        return choose_floor(oof, self.data.oof_y, lambda y, p: metric(y, p, self.data.n_classes))
-
-    def threshold(self, plan: Plan) -> float | None:
-        """The binary decision threshold, on the OOF predictions of the final combination (threshold metrics)."""
+    def combined_oof(self, plan: Plan) -> np.ndarray | None:
+        """The plan's OOF predictions on the scored rows, as its graph combines its members: the weighted
+        average, or the stacker's nested predictions. None when a member's OOF file is missing."""
+        if plan.stack is not None:
+            return plan.stack.oof
         oofs = self._oofs(plan)
         if oofs is None:
             return None
+        oof = sum(w * o.astype(np.float64) for o, (_, w) in zip(oofs, plan.members, strict=True))
+        assert isinstance(oof, np.ndarray)  # a plan has at least one member
+        return oof
+
+    def floor(self, oof: np.ndarray | None) -> float:
+        """A probability floor for log loss, chosen on the OOF predictions of the final combination."""
+        metric = self.data.metric
+        if metric.name != "log_loss" or oof is None:
+            return 0.0
+        return choose_floor(oof, self.data.oof_y, lambda y, p: metric(y, p, self.data.n_classes))
+
+    def threshold(self, oof: np.ndarray | None) -> float | None:
+        """The binary decision threshold, on the OOF predictions of the final combination (threshold metrics)."""
         d = self.data
-        return for_members(d.metric, d.task, d.tune_threshold, d.oof_y, oofs, [w for _, w in plan.members])
+        return None if oof is None else for_members(d.metric, d.task, d.tune_threshold, d.oof_y, [oof], [1.0])
+
+    def stack_pool(self, done: list[Any], keep_s: float) -> dict[str, Any] | None:
+        """Where Caruana selection keeps the best single: the head of the pool a stack may take instead."""
+        ok = [t for t in done if t.params.get("family") != "baseline" and self.paths.oof_file(t.number).exists()]
+        b = self.budget
+        return pool_head(diverse_pool(ok), self.cost_of, 1.15 * (b.left() - b.reports_s - b.kept(keep_s)))
+
+    def stacked(self, ens: dict[str, Any], keep_s: float) -> StackChoice | None:
+        """The level-2 stacker over the selected ensemble's members, where it beats their Caruana weights on
+        nested folds (automl/stages/stack_choice.py). Its fits run in the driver, in a few percent of the
+        budget and at most half the slack the ensemble's refit leaves (it must not cost the ensemble)."""
+        plan = Plan("ensemble", ens["members"])
+        oofs = self._oofs(plan)
+        if oofs is None:
+            return None
+        slack = (self.budget.left() - self.budget.reports_s - self.budget.kept(keep_s)
+                 - 1.15 * sum(self.cost_of(tr) for tr, _ in plan.members))
+        return choose_stack(oofs, [w for _, w in plan.members], self.data,
+                            min(0.03 * self.cfg.budget.time_s + 1.0, 0.5 * slack))
 
     def run(self, done: list[Any]) -> FinalResult:
         """`done`: the completed trials, best first."""
@@ -162,6 +197,11 @@ class FinalStage:
                                   keep_s=ensemble_keep)
         else:  # an ensemble that overran would leave only the last resort: the best single goes first
             log.info("ensemble not tried: no room to keep a model better than the last resort shippable after it")
+        # the stack over the ensemble's members (or, where Caruana keeps the best single, over the best few of
+        # the pool), first where it won on nested folds; the same members averaged next
+        heads = ens or (self.stack_pool(done, ensemble_keep) if ensemble_keep is not None and not multi else None)
+        stack = self.stacked(heads, ensemble_keep or fallback_s) if heads is not None else None
+        plans += [Plan("stack", heads["members"], stack)] if heads is not None and stack is not None else []
         if ens is not None:
             plans.append(Plan("ensemble", ens["members"]))
         # then every completed trial by rank: the first that fits in the time left ships; the last resorts,
@@ -172,7 +212,10 @@ class FinalStage:
         failures: list[str] = []
         attempts = 0
         failed: set[int] = set()  # trials whose single refit already failed: no second attempt as a resort
+        unfit: set[tuple[int, ...]] = set()  # member sets whose refit did not run to the end
         selection = {k: v for k, v in ens.items() if k != "members"} if ens is not None else None
+        if stack is not None:
+            selection = {**(selection or {}), "stack": stack.to_json()}
         for i, plan in enumerate(plans):
             if attempts >= MAX_RANKED_ATTEMPTS and i < first_resort:
                 continue
@@ -180,18 +223,21 @@ class FinalStage:
                 continue
             if i < first_resort and plan.kind == "single" and plan.members[0][0].number in failed:
                 continue  # failed the gate as an ensemble member: its refit alone would fail it too
-            floor, threshold = self.floor(plan), self.threshold(plan)
+            if plan.kind == "ensemble" and members_of(plan) in unfit:
+                continue  # the same members' refit already overran or failed as a stack
+            oof = self.combined_oof(plan)
+            floor, threshold = self.floor(oof), self.threshold(oof)
             if i >= first_resort:
                 keep = fallback_s
-            elif plan.kind == "ensemble":
+            elif plan.combined:
                 keep = ensemble_keep or fallback_s
             else:
                 keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, resorts[0],
                                            fallback_s)
-            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, failures)
-            attempts += tried
+            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, oof, failures)
+            attempts += tried if plan.kind != "stack" else 0  # a stack and its averaged fallback count as one
             if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
-                cv = (ens or {}).get("oof_score") if plan.kind == "ensemble" else plan.members[0][0].values[0]
+                cv = self.plan_cv(plan, ens)
                 why = self.gate.check(plan.label, cv, outcome.value["model"]) if self.gate else ""
                 if why:  # a graph over a deployment limit: the next-ranked candidate goes, not counted as a failure
                     failures.append(f"{plan.label}: over the constraints ({why})")
@@ -205,16 +251,18 @@ class FinalStage:
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                     top = plans[0]
-                    final["intended"] = {"plan": top.label, "cv": ens["oof_score"] if top.kind == "ensemble" and ens
-                                         else top.members[0][0].values[0], "shipped_cv": final["cv_mean"]}
+                    final["intended"] = {"plan": top.label, "cv": self.plan_cv(top, ens),
+                                         "shipped_cv": final["cv_mean"]}
                 return FinalResult(final, "COMPLETE", "", selection, failures, time.time() - t0)
             # it ran and failed: not again as a last resort, unless it only ran out of the time a ranked
             # attempt leaves, which a last resort does not limit it to (vocabulary: two linear refits stopped at
             # 1.6 and 1.8 s were never retried, and the baseline shipped)
             if plan.kind == "single" and outcome is not None and outcome.status != TIMEOUT:
                 failed.add(plan.members[0][0].number)
+            if plan.kind == "stack" and (outcome is None or outcome.status != COMPLETE):
+                unfit.add(members_of(plan))
             bad = (outcome.value or {}).get("parity_failed_members") if outcome is not None else None
-            if plan.kind == "ensemble" and bad:
+            if plan.combined and bad:
                 # the members that fail the gate on their own are dropped, and the ensemble re-selected without
                 # them goes next: a k-NN member off by one neighbour on a near-tie row cost a whole ensemble
                 failed |= {plan.members[j][0].number for j in bad}
@@ -228,6 +276,13 @@ class FinalStage:
         return FinalResult({}, "FAILED",
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
+
+    @staticmethod
+    def plan_cv(plan: Plan, ens: dict[str, Any] | None) -> float | None:
+        """The plan's OOF score: a single's CV, the Caruana weights' OOF score, the stack's nested one."""
+        if plan.stack is not None:
+            return plan.stack.score
+        return (ens or {}).get("oof_score") if plan.kind == "ensemble" else plan.members[0][0].values[0]
 
     def rung_s(self, trial: Any, fallback_s: float) -> float:
         """Seconds kept free so that `trial` can still be shipped (x1.5: estimates err both ways), then the
@@ -246,7 +301,7 @@ class FinalStage:
             if t is resort:  # the last resort follows whatever happens: fine when it is the best single
                 return fallback_s if t is done[0] else None
             need = self.rung_s(t, fallback_s)
-            if need + best <= 1.15 * room:
+            if self.budget.kept(need) + best <= 1.15 * room:
                 return need
         return None
 
@@ -261,12 +316,12 @@ class FinalStage:
             if t.number in failed:
                 continue
             need = self.rung_s(t, fallback_s)
-            if cost <= 1.15 * (room - need):
+            if cost <= 1.15 * (room - self.budget.kept(need)):
                 return need
         return fallback_s
 
     def _attempt(self, plan: Plan, is_resort: bool, keep_s: float, floor: float, threshold: float | None,
-                 failures: list[str]) -> tuple[Outcome | None, SearchData, int]:
+                 oof: np.ndarray | None, failures: list[str]) -> tuple[Outcome | None, SearchData, int]:
         """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to
         retry on the search rows (a family whose cost is not linear in the rows, such as k-NN scoring the
         holdout, can overrun). Returns (outcome of the last try or None, its rows, refits started)."""
@@ -280,7 +335,7 @@ class FinalStage:
             room = budget.left() - budget.reports_s
             resort = is_resort and fit_data is data
             # time kept free if this attempt fails: the retry on the search rows, and the next rung (keep_s)
-            keep = (1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else keep_s)
+            keep = budget.kept((1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else keep_s))
             if cost > 1.15 * (room - keep) and not resort:  # estimates err both ways
                 failures.append(f"{plan.label} on {len(fit_data.y)} rows: "
                                 f"expected {cost:.1f}s, {room - keep:.1f}s left")
@@ -294,9 +349,10 @@ class FinalStage:
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
                              cfg.export.parity_rows, floor, cfg.export.refit_full,
                              min(1.5, 0.02 * cfg.budget.time_s), threshold,
-                             replace(extras_for(data, self._oofs(plan), [w for _, w in plan.members], cfg.task,
+                             replace(extras_for(data, None if oof is None else [oof], [1.0], cfg.task,
                                                 prep.hold_groups, floor, threshold),
-                                     trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None))),
+                                     trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None),
+                                     stacker=None if plan.stack is None else plan.stack.stacker)),
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
                 return outcome, fit_data, started
@@ -313,13 +369,16 @@ class FinalStage:
         single = plan.kind == "single"
         best = plan.members[0][0]
         cand = candidate(best)
-        final.update(kind=plan.kind, trial=best.number if single else "ensemble",
+        # a stack is an ensemble to every reader of the run (card, leaderboard, report); `stacker` says how it combines
+        final.update(kind="single" if single else "ensemble", trial=best.number if single else "ensemble",
                      family=best.params["family"] if single else "ensemble",
                      params=cand.params if single else {}, preprocessing=cand.summary() if single else "",
-                     cv_mean=best.values[0] if single else (ens or {}).get("oof_score"),
+                     cv_mean=self.plan_cv(plan, ens),
                      probability_floor=floor, decision_threshold=threshold,
                      members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
                                "cv_mean": tr.values[0]} for tr, w in plan.members])
+        if plan.stack is not None:
+            final["stacker"] = plan.stack.to_json()
         final["fit_rows"] = len(fit_data.y)
         # what the search's reserve priced this plan at, beside what it took (timings): the card's record of
         # whether the final stage was given the time it needed

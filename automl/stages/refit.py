@@ -27,6 +27,7 @@ from automl.export.uncertainty import add_conformal, check_conformal_parity, dif
 from automl.features.build import describe
 from automl.reporting.explain import permutation_importance
 from automl.search import objective as obj
+from automl.stacking import StackedEnsemble, Stacker
 from automl.stages.difficulty import Residuals, fit_intervals
 
 
@@ -44,6 +45,7 @@ class Extras:
     residuals: Residuals | None = None
     interval_scale: str = "constant"
     trim_tol: float | None = None  # export.variants=[trim]: the holdout score a trimmed ensemble may give up
+    stacker: Stacker | None = None  # a stacked ensemble: the level-2 model over the refit members' outputs
 
 
 RANKING = ("roc_auc", "average_precision")
@@ -113,8 +115,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         if g is not None and len(X) > len(g):  # refit on all rows: the holdout's groups after the search rows'
             g = None if extras.hold_groups is None else np.concatenate([g, extras.hold_groups])
         pipes = [obj.build(data, cand, groups=g).fit(X, y) for cand, _ in members]
-        fitted = pipes[0] if len(pipes) == 1 and not floor else WeightedEnsemble(
-            pipes, [w for _, w in members], data.task, floor=floor)
+        fitted = (StackedEnsemble(pipes, extras.stacker, data.task, floor=floor) if extras.stacker is not None
+                  else pipes[0] if len(pipes) == 1 and not floor
+                  else WeightedEnsemble(pipes, [w for _, w in members], data.task, floor=floor))
         return Calibrated(fitted, extras.calibrator) if extras.calibrator is not None else fitted
 
     t = time.perf_counter()
@@ -181,7 +184,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         out["holdout_score_onnx"] = onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
     inner = pipe.inner if isinstance(pipe, Calibrated) else pipe
-    members_fitted = inner.members if isinstance(inner, WeightedEnsemble) else [inner]
+    members_fitted = inner.members if isinstance(inner, (WeightedEnsemble, StackedEnsemble)) else [inner]
     out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
     out["decision_threshold"] = threshold
 
@@ -240,7 +243,7 @@ def failing_members(pipe: Any, data: obj.SearchData, classes: list[Any] | None, 
     stage can select an ensemble without them rather than give the ensemble up ([] for a single model)."""
     if isinstance(pipe, Calibrated):  # the calibrator acts on the blend: each member is checked raw
         pipe = pipe.inner
-    if not isinstance(pipe, WeightedEnsemble) or len(pipe.members) < 2:
+    if not isinstance(pipe, (WeightedEnsemble, StackedEnsemble)) or len(pipe.members) < 2:
         return []
     bad = []
     for i, member in enumerate(pipe.members):

@@ -19,7 +19,7 @@ import numpy as np
 
 from automl.data.split import cv_folds
 from automl.io import fresh_oof_file
-from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, trial_final_cost
+from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, room_when, trial_final_cost
 from automl.search.objective import SearchData, candidate_from, cross_validate
 from automl.search.supervisor import COMPLETE, supervise
 
@@ -76,7 +76,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     head = [t for t in done if t.params.get("family") != "baseline"][:top]
     # what the search kept for it, and never the time the final stage will need
     costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
-    kept = reserve([(sign * t.values[0], c) for t, c in zip(done, costs, strict=True)], budget)
+    kept = reserve([(sign * t.values[0], c, room_when(budget, getattr(t, "datetime_complete", None)))
+                    for t, c in zip(done, costs, strict=True)], budget)
     # x1.5: a re-score can take longer than the trial did (estimates err both ways), within what is free.
     # A fixed trial count (budget.n_trials) is the reproducible recipe: every one of the best trials is scored
     # again whatever the clock says, within the time left, so two runs re-score the same trials

@@ -15,8 +15,10 @@ from automl.evaluation.metrics import get_metric
 from automl.io import RunPaths, fresh_oof_file
 from automl.search.budget import Budget
 from automl.search.supervisor import COMPLETE, Outcome
+from automl.stacking import Stacker
 from automl.stages import final as final_mod
 from automl.stages.final import FinalStage, select_ensemble
+from automl.stages.stack_choice import StackChoice
 
 
 def test_pool_adds_other_families_best_trials():
@@ -119,7 +121,8 @@ def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s:
                           budget=SimpleNamespace(time_s=time_s, memory_mb=0), task=TaskConfig(target="y"))
     folds = [(np.array([], dtype=int), np.arange(len(y))[i::3]) for i in range(3)]
     data = SimpleNamespace(y=y, folds=folds, n_classes=2, task="binary", tune_threshold=False,
-                           metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y, structure=RANDOM)
+                           metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y, structure=RANDOM,
+                           seed=0)
     budget = Budget(start=time.time(), time_s=time_s, reports_s=2.0, trial_memory_mb=500.0)
     prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None, hold_groups=None)
     searched = SimpleNamespace(budget=budget, data=data, final_data=data, study=None)
@@ -266,8 +269,30 @@ def test_a_fallback_records_what_was_intended_and_what_it_cost(tmp_path, monkeyp
     res = _stage(tmp_path, trials, y, FakeRefit({"f0": "PARITY", "ensemble": "PARITY"})).run(trials)
     assert res.final["trial"] == 1
     intended = res.final["intended"]
-    assert intended["plan"].startswith("ensemble of trials") and intended["shipped_cv"] == 0.79
-    assert intended["cv"] == res.ensemble_selection["oof_score"]
+    assert "ensemble of trials" in intended["plan"] and intended["shipped_cv"] == 0.79
+    sel = res.ensemble_selection
+    assert intended["cv"] == (sel["stack"]["nested_oof_score"] if intended["plan"].startswith("stacked")
+                              else sel["oof_score"])
+
+
+def _stack_choice(score: float) -> StackChoice:
+    return StackChoice(Stacker(np.eye(6, 2), np.zeros(2), "binary", 1.0), np.zeros((400, 2)), score, score - 0.01,
+                       "nested", 0.1)
+
+
+def test_a_stack_goes_first_and_its_overrun_skips_the_same_members_averaged(tmp_path, monkeypatch):
+    trials, y = _oof_trials(tmp_path)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "choose_stack", lambda oofs, weights, data, limit: _stack_choice(0.95))
+    refit = FakeRefit({})
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert len(refit.calls) == 1 and res.final["kind"] == "ensemble" and res.final["cv_mean"] == 0.95
+    assert res.final["stacker"]["kind"] == "logistic" and res.ensemble_selection["stack"]["nested_oof_score"] == 0.95
+
+    refit = FakeRefit({"ensemble": "TIMEOUT"})  # the stack overruns: the same members averaged would too
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert refit.calls[0] == ("f0", "f1", "f2") and refit.calls[1] == ("f0",)
+    assert res.final["kind"] == "single" and "stacked ensemble" in res.final["fallback_reason"]
 
 
 def test_small_data_still_gets_its_ensemble_when_the_time_left_is_short(tmp_path, monkeypatch):
@@ -282,3 +307,25 @@ def test_small_data_still_gets_its_ensemble_when_the_time_left_is_short(tmp_path
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=10.0).run(trials)
     assert res.ensemble_selection is not None and res.final["kind"] == "ensemble", refit.calls
+
+
+def test_where_caruana_keeps_the_best_single_a_stack_over_the_pools_head_may_go_first(tmp_path, monkeypatch):
+    trials, y = _oof_trials(tmp_path)
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
+    seen: list[list[float]] = []
+
+    def choose(oofs, weights, data, limit):
+        seen.append(weights)
+        return _stack_choice(0.95)
+
+    monkeypatch.setattr(final_mod, "choose_stack", choose)
+    refit = FakeRefit({})
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert seen == [[1.0, 0.0, 0.0]]  # the bar: the best single alone
+    assert refit.calls == [("f0", "f1", "f2")] and res.final["stacker"]["kind"] == "logistic"
+    assert res.final["cv_mean"] == 0.95 and res.ensemble_selection == {"stack": res.final["stacker"]}
+
+    refit = FakeRefit({"ensemble": "TIMEOUT"})  # the stack overruns: the best single follows
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert refit.calls == [("f0", "f1", "f2"), ("f0",)] and res.final["trial"] == 0

@@ -127,6 +127,53 @@ def test_the_search_keeps_time_for_rescoring_at_most_a_tenth_of_the_budget():
     assert reserve(done, b, 3.0) == pytest.approx(reserve(done, b) + 3.0, abs=0.05)
 
 
+def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_alike(tmp_path):
+    """The time kept for what follows a failed first attempt may run past the deadline (5% of the budget): the
+    search does not stop early for it, and the final stage's first attempt counts it the same way, so that the
+    attempt the search kept time for is not then skipped as too costly."""
+    import time
+
+    from automl.search.budget import first_attempt_s, margin
+    from automl.stages import final as final_mod
+
+    b = Budget(start=time.time(), time_s=60.0, reports_s=2.0)
+    b.ensemble_room = False
+    done = [(0.9, 8.0), (0.8, 1.0)]  # a costly best trial and a cheap one (the last resort)
+    keep = 1.5 * min(2.0 * 1.0, 1.0 + 1.0) + 0.5  # 3.5 s for the last resort
+    assert b.grace_s == 3.0 and b.kept(keep) == pytest.approx(0.5) and b.kept(2.0) == 0.0
+    assert reserve(done, b) == pytest.approx(first_attempt_s(done, b) + 0.5 + margin(b), abs=0.05)
+
+    # the ladder, at the moment the search stopped: the first attempt fits beside the kept part of the keep
+    b2 = Budget(start=time.time() - 60.0 + reserve(done, b), time_s=60.0, reports_s=2.0)
+    calls: list[float] = []
+
+    def refit(fn, args, *, timeout_s, memory_mb):
+        from automl.search.supervisor import COMPLETE, Outcome
+
+        calls.append(timeout_s)
+        return Outcome(COMPLETE, {"model": b"onnx", "parity": {"passed": True}})
+
+    stage = final_mod.FinalStage.__new__(final_mod.FinalStage)
+    stage.budget, stage.run_supervised, stage.refit = b2, refit, None
+    stage.data = stage.final_data = type("D", (), {"y": np.zeros(10)})()
+    stage.cfg = type("C", (), {"export": type("E", (), {"parity_tol": 1e-5, "parity_rows": 10, "refit_full": True,
+                                                          "variants": [], "variant_tol": 0.0})(),
+                                "budget": type("B", (), {"time_s": 60.0, "memory_mb": 0})(), "task": None})()
+    stage.prep = type("P", (), {"X_hold": None, "y_hold": np.zeros(0), "classes": None, "sampled": None,
+                                "hold_groups": None})()
+    stage.meta = {}
+    stage.cost_of = lambda trial, scale=None: 8.0  # the price the search's reserve carried
+    plan = final_mod.Plan("single", [(type("T", (), {"number": 0, "params": {"family": "hgb"}, "user_attrs": {}})(),
+                                      1.0)])
+    original = final_mod.extras_for
+    try:
+        final_mod.extras_for = lambda *a, **k: final_mod.refit_export.__globals__["Extras"]()
+        outcome, _, started = stage._attempt(plan, False, keep, 0.0, None, None, [])
+    finally:
+        final_mod.extras_for = original
+    assert started == 1 and calls[0] >= 8.0  # tried, with at least its price as its limit
+
+
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
 def test_boosting_stops_early_on_the_inner_split_and_the_refit_keeps_those_rounds(family):
     """On one inner split a boosting family stops on its validation rows; the trial records the rounds it
@@ -188,3 +235,21 @@ def test_the_ensemble_room_goes_back_to_the_search_when_no_ensemble_would_be_cho
     kept = reserve(done, b)
     b.ensemble_room = False
     assert reserve(done, b) == pytest.approx(kept - min(1.5 * 5.0, 0.1 * 60.0), abs=0.05)
+
+
+def test_a_trial_shippable_when_it_completed_stays_reserved_for_as_the_clock_runs():
+    """Another worker's trial may run past the point where the best trial's refit still fits: the reserve
+    keeps the best trial (the search stops) rather than fall back to a cheap one (and search on)."""
+    import time
+
+    from automl.search.budget import first_attempt_s, margin
+
+    b = Budget(start=time.time() - 48.0, time_s=60.0, reports_s=2.0)  # 12 s left
+    b.ensemble_room = False
+    assert b.left() - margin(b) < 9.7
+    late = [(0.9998, 9.7, 15.0), (0.99, 1.2, 40.0)]  # the best completed with 15 s of room: it fitted then
+    assert first_attempt_s(late, b) == pytest.approx(9.7)
+    assert reserve(late, b) > b.left()  # so the search stops now
+    never = [(0.9998, 30.0, 20.0), (0.99, 1.2, 40.0)]  # too costly even when it completed: not kept for
+    assert first_attempt_s(never, b) == pytest.approx(1.2)
+    assert first_attempt_s([(0.9998, 9.7), (0.99, 1.2)], b) == pytest.approx(1.2)  # no completion room: now only
