@@ -129,6 +129,9 @@ class SearchConfig:
     # after the search, the best N trials are cross-validated again on fresh folds and ranked by the mean of
     # both estimates (against the winner's curse); -1 = auto: 5 on small data (<= 4000 search rows) or one inner split
     rescore: int = -1
+    # after ensemble selection, a level-2 stacker over the ensemble's members (or the best few trials) ships where
+    # it beats the Caruana weights on nested OOF scores (automl/stages/stack_choice.py); false: never
+    stacking: bool = True
     time_gap: int = 0  # data.time_column: rows left out between each fold's training rows and its validation block
     # what the study optimises: [metric] (one objective), or the metric with latency (the trial graph's single-row
     # p50) and/or size (its MB): a multi-objective study whose Pareto front the leaderboard marks; pruning is off

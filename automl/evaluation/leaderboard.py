@@ -61,7 +61,9 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "preprocessing": " + ".join(f"{m['trial']}:{m['family']}x{m['weight']:.2f}" for m in final["members"]),
             "cv_mean": final.get("cv_mean"), "holdout": holdout_score, "ensemble_weight": 1.0,
             "fit_s": final.get("timings", {}).get("refit_s"), "status": "COMPLETE", "error": "",
-            "origin": "ensemble selection (Caruana) over OOF predictions", "fixed": "", "params": "{}",
+            "origin": ("stacked: a level-2 model on the members' OOF predictions (nested OOF score)"
+                       if final.get("stacker") else "ensemble selection (Caruana) over OOF predictions"),
+            "fixed": "", "params": "{}",
         })
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     # on the Pareto front of CV score against graph size and single-row latency, among the trials whose graph

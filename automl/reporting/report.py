@@ -39,7 +39,7 @@ def _header(m: Manifest, final: dict[str, Any]) -> list[str]:
             (f"holdout {metric}", fmt(final.get("holdout_score"))),
             ("holdout via ONNX", fmt(final.get("holdout_score_onnx"))),
             ("model", final.get("family", "") if final.get("kind") != "ensemble"
-             else f"ensemble of {len(final.get('members', []))}"),
+             else f"{'stacked ' if final.get('stacker') else ''}ensemble of {len(final.get('members', []))}"),
             ("time used", f"{m.budget.get('used_s', 0):.1f} of {m.budget['time_s']:.0f} s")]
     parts = [f"<h1>automl run: {title}</h1><p class=muted>{esc(m.finished_at)} &middot; seed "
              f"{m.seed} &middot; engine {esc(m.engine_version)}</p>",

@@ -73,9 +73,8 @@ def candidate(trial: Any) -> Candidate:
 
 def selection_oof(paths: RunPaths, number: int, scored: np.ndarray) -> np.ndarray:
     """A trial's OOF predictions on the scored rows as ensemble selection sees them: for a trial scored again
-    on fresh folds, the mean of both (repeated CV). On pneumonia (2% positives) a lucky extra-trees trial
-    (CV AUC 0.682, fresh folds 0.584) still took 71% of the ensemble's weight when only its first OOF was
-    read, and the ensemble scored 0.558 on the test rows."""
+    on fresh folds, the mean of both (repeated CV). On pneumonia a lucky extra-trees trial (CV AUC 0.682, fresh
+    folds 0.584) took 71% of the weight when only its first OOF was read; the ensemble scored 0.558 on test."""
     oof = np.load(paths.oof_file(number)).astype(np.float64)
     fresh = fresh_oof_file(paths.oof, number)
     if fresh.exists():
@@ -162,7 +161,10 @@ class FinalStage:
         """Where Caruana selection keeps the best single: the head of the pool a stack may take instead."""
         ok = [t for t in done if t.params.get("family") != "baseline" and self.paths.oof_file(t.number).exists()]
         b = self.budget
-        return pool_head(diverse_pool(ok), self.cost_of, 1.15 * (b.left() - b.reports_s - b.kept(keep_s)))
+        head = pool_head(diverse_pool(ok), self.cost_of, 1.15 * (b.left() - b.reports_s - b.kept(keep_s)))
+        if head is None:
+            log.info("stacking not tried: no two of the best trials fit the time left beside each other")
+        return head
 
     def stacked(self, ens: dict[str, Any], keep_s: float) -> StackChoice | None:
         """The level-2 stacker over the selected ensemble's members, where it beats their Caruana weights on
@@ -174,6 +176,9 @@ class FinalStage:
             return None
         slack = (self.budget.left() - self.budget.reports_s - self.budget.kept(keep_s)
                  - 1.15 * sum(self.cost_of(tr) for tr, _ in plan.members))
+        if slack <= 0:
+            log.info("stacking not tried: the refit of its %d members leaves no time for its fits", len(oofs))
+            return None
         return choose_stack(oofs, [w for _, w in plan.members], self.data,
                             min(0.03 * self.cfg.budget.time_s + 1.0, 0.5 * slack))
 
@@ -200,7 +205,7 @@ class FinalStage:
         # the stack over the ensemble's members (or, where Caruana keeps the best single, over the best few of
         # the pool), first where it won on nested folds; the same members averaged next
         heads = ens or (self.stack_pool(done, ensemble_keep) if ensemble_keep is not None and not multi else None)
-        stack = self.stacked(heads, ensemble_keep or fallback_s) if heads is not None else None
+        stack = self.stacked(heads, ensemble_keep or fallback_s) if heads and self.cfg.search.stacking else None
         plans += [Plan("stack", heads["members"], stack)] if heads is not None and stack is not None else []
         if ens is not None:
             plans.append(Plan("ensemble", ens["members"]))

@@ -118,7 +118,8 @@ class FakeRefit:
 def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s: float = 60.0) -> FinalStage:
     cfg = SimpleNamespace(export=SimpleNamespace(parity_tol=1e-4, parity_rows=100, refit_full=False, variants=[],
                                                  variant_tol=0.0),
-                          budget=SimpleNamespace(time_s=time_s, memory_mb=0), task=TaskConfig(target="y"))
+                          budget=SimpleNamespace(time_s=time_s, memory_mb=0), task=TaskConfig(target="y"),
+                          search=SimpleNamespace(stacking=True))
     folds = [(np.array([], dtype=int), np.arange(len(y))[i::3]) for i in range(3)]
     data = SimpleNamespace(y=y, folds=folds, n_classes=2, task="binary", tune_threshold=False,
                            metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y, structure=RANDOM,

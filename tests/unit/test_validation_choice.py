@@ -127,7 +127,7 @@ def test_the_search_keeps_time_for_rescoring_at_most_a_tenth_of_the_budget():
     assert reserve(done, b, 3.0) == pytest.approx(reserve(done, b) + 3.0, abs=0.05)
 
 
-def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_alike(tmp_path):
+def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_alike(monkeypatch):
     """The time kept for what follows a failed first attempt may run past the deadline (5% of the budget): the
     search does not stop early for it, and the final stage's first attempt counts it the same way, so that the
     attempt the search kept time for is not then skipped as too costly."""
@@ -135,6 +135,7 @@ def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_a
 
     from automl.search.budget import first_attempt_s, margin
     from automl.stages import final as final_mod
+    from automl.stages.refit import Extras
 
     b = Budget(start=time.time(), time_s=60.0, reports_s=2.0)
     b.ensemble_room = False
@@ -165,12 +166,8 @@ def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_a
     stage.cost_of = lambda trial, scale=None: 8.0  # the price the search's reserve carried
     plan = final_mod.Plan("single", [(type("T", (), {"number": 0, "params": {"family": "hgb"}, "user_attrs": {}})(),
                                       1.0)])
-    original = final_mod.extras_for
-    try:
-        final_mod.extras_for = lambda *a, **k: final_mod.refit_export.__globals__["Extras"]()
-        outcome, _, started = stage._attempt(plan, False, keep, 0.0, None, None, [])
-    finally:
-        final_mod.extras_for = original
+    monkeypatch.setattr(final_mod, "extras_for", lambda *a, **k: Extras())
+    _, _, started = stage._attempt(plan, False, keep, 0.0, None, None, [])
     assert started == 1 and calls[0] >= 8.0  # tried, with at least its price as its limit
 
 
