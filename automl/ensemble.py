@@ -62,6 +62,25 @@ def greedy_select(oofs: Sequence[np.ndarray], y: np.ndarray, score: Callable[[np
     return Selection(members, [float(x) for x in w], float(sign * best_val), history)
 
 
+def beats_best_single(oofs: Sequence[np.ndarray], y: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float],
+                      greater_is_better: bool, costs: Sequence[float],
+                      max_cost: float) -> tuple[Selection, float, bool]:
+    """Caruana selection over a pool's OOF predictions (best first) within `max_cost` refit seconds, the best
+    single's score, and whether the selection (two members or more) beats it: the question the search asks
+    before keeping room for an ensemble (search/ensemble_room.py) and the final stage before trying one."""
+    best_single = score(y, oofs[0])
+    sel = greedy_select(oofs, y, score, greater_is_better, costs=costs, max_cost=max_cost, rounds=SELECTION_ROUNDS)
+    better = sel.score > best_single if greater_is_better else sel.score < best_single
+    return sel, best_single, len(sel.members) >= 2 and better
+
+
+def selection_pool(ranked: list[Any], has_oof: Callable[[int], bool]) -> list[Any]:
+    """diverse_pool of the ranked trials whose OOF predictions are on file, the baseline aside: a constant per
+    fold, in pooled OOF metrics (AUC) it shifts folds against each other, which can look like a gain that is
+    not there on new data."""
+    return diverse_pool([t for t in ranked if t.params.get("family") != "baseline" and has_oof(t.number)])
+
+
 def diverse_pool(ranked: list[Any], top: int = 12, per_family: int = 2, cap: int = 24) -> list[Any]:
     """The best `top` trials plus the best `per_family` of every other family, best first. The top of a
     leaderboard is often one family in near-identical configurations (their OOF errors agree, so

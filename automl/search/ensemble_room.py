@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.ensemble import SELECTION_ROUNDS, diverse_pool, greedy_select
+from automl.ensemble import beats_best_single, selection_pool
 from automl.evaluation.threshold import scorer
 from automl.io import oof_file
 from automl.search.budget import Budget, first_attempt_s, trial_final_cost
@@ -30,18 +30,14 @@ def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path, cost: Call
     """Whether greedy selection over the pool of `ranked` (completed trials, best first), with members whose
     final-stage `cost` sums to at most `room` seconds, beats its best single member on the OOF rows."""
     t0 = time.perf_counter()
-    ok = [t for t in ranked if t.params.get("family") != "baseline" and oof_file(oof_dir, t.number).exists()]
-    pool = diverse_pool(ok)
+    pool = selection_pool(ranked, lambda n: oof_file(oof_dir, n).exists())
     if len(pool) < 2:
         return False
     oofs = [np.load(oof_file(oof_dir, t.number)).astype(np.float64)[data.scored] for t in pool]
     score = scorer(data.metric, data.n_classes, data.task, data.tune_threshold)
-    greater = data.metric.greater_is_better
-    best_single = score(data.oof_y, oofs[0])
     # x1.15: the final stage's own tolerance (automl/stages/final.py select_ensemble)
-    sel = greedy_select(oofs, data.oof_y, score, greater, costs=[cost(t) for t in pool], max_cost=1.15 * room,
-                        rounds=SELECTION_ROUNDS)
-    pays = len(sel.members) >= 2 and (sel.score > best_single if greater else sel.score < best_single)
+    sel, best_single, pays = beats_best_single(oofs, data.oof_y, score, data.metric.greater_is_better,
+                                               [cost(t) for t in pool], 1.15 * room)
     log.info("ensemble room: %s (OOF %s %.5g vs best single %.5g, %.2fs)",
              "kept" if pays else "released to the search", data.metric.name, sel.score, best_single,
              time.perf_counter() - t0)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from automl.config.schema import RunConfig
-from automl.ensemble import SELECTION_ROUNDS, choose_floor, diverse_pool, greedy_select
+from automl.ensemble import SELECTION_ROUNDS, beats_best_single, choose_floor, selection_pool
 from automl.evaluation.metrics import Metric
 from automl.evaluation.threshold import for_members, scorer
 from automl.io import RunPaths, fresh_oof_file
@@ -86,28 +86,23 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
                     keep_s: float = 0.0) -> dict[str, Any] | None:
     """Caruana selection over the OOF predictions of the best completed trials, within the refit time left
     once `keep_s` (the last resort's time) is kept free, as the final stage's attempt will count it."""
-    # the baseline is a constant per fold: in pooled OOF metrics (AUC) it shifts folds against each other,
-    # which can look like a gain that is not there on new data
-    ok = [t for t in done if t.params.get("family") != "baseline" and paths.oof_file(t.number).exists()]
-    pool = diverse_pool(ok)
+    pool = selection_pool(done, lambda n: paths.oof_file(n).exists())
     if len(pool) < 2:
         return None
     oofs = [selection_oof(paths, t.number, data.scored) for t in pool]
     costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in pool]
     score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
     t = time.perf_counter()
-    best_single = score(data.oof_y, oofs[0])
+    score(data.oof_y, oofs[0])
     # the selection's own time (one score per pool member per round; 0.9 s on 14k rows x 11 classes)
     # comes out of the refit's room, which the attempt measures after it
     select_s = (time.perf_counter() - t) * len(pool) * SELECTION_ROUNDS
     # x1.15: the attempt's own tolerance (estimates err both ways)
     room = 1.15 * (budget.left() - budget.reports_s - budget.kept(keep_s) - select_s)
-    sel = greedy_select(oofs, data.oof_y, score, metric.greater_is_better, costs=costs, max_cost=room,
-                        rounds=SELECTION_ROUNDS)
-    better = sel.score > best_single if metric.greater_is_better else sel.score < best_single
+    sel, best_single, better = beats_best_single(oofs, data.oof_y, score, metric.greater_is_better, costs, room)
     log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
              metric.name, sel.score, best_single)
-    if len(sel.members) < 2 or not better:
+    if not better:
         return None
     return {"members": [(pool[i], w) for i, w in zip(sel.members, sel.weights, strict=True)],
             "oof_score": sel.score, "best_single_oof": best_single, "rounds": len(sel.history)}
@@ -159,9 +154,9 @@ class FinalStage:
 
     def stack_pool(self, done: list[Any], keep_s: float) -> dict[str, Any] | None:
         """Where Caruana selection keeps the best single: the head of the pool a stack may take instead."""
-        ok = [t for t in done if t.params.get("family") != "baseline" and self.paths.oof_file(t.number).exists()]
         b = self.budget
-        head = pool_head(diverse_pool(ok), self.cost_of, 1.15 * (b.left() - b.reports_s - b.kept(keep_s)))
+        head = pool_head(selection_pool(done, lambda n: self.paths.oof_file(n).exists()), self.cost_of,
+                         1.15 * (b.left() - b.reports_s - b.kept(keep_s)))
         if head is None:
             log.info("stacking not tried: no two of the best trials fit the time left beside each other")
         return head
