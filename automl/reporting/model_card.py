@@ -220,6 +220,8 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
                          f"{final['timings'].get('refit_full_s', 0):.2f} s: that is the shipped `model.onnx` "
                          "(export.refit_full=true). The holdout score below is the estimate for it; the holdout "
                          "rows are training rows of the shipped model, so it has no held-out score of its own.")
+        if final.get("refit_full_skipped"):
+            lines.append(f"- Not refit on all rows: {final['refit_full_skipped']}.")
         if final.get("holdout_metrics"):
             onnx_score = (f"{final['holdout_score_onnx']:.6g} (onnxruntime, the same model exported)"
                           if "holdout_score_onnx" in final else "no ONNX score")

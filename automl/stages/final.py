@@ -45,6 +45,12 @@ class Plan:
     def combined(self) -> bool:
         return self.kind in ("stack", "ensemble")
 
+    def cv(self, ens: dict[str, Any] | None) -> float | None:
+        """The plan's OOF score: a single's CV, the Caruana weights' OOF score, the stack's nested one."""
+        if self.stack is not None:
+            return self.stack.score
+        return (ens or {}).get("oof_score") if self.kind == "ensemble" else self.members[0][0].values[0]
+
     @property
     def label(self) -> str:
         if self.combined:
@@ -119,9 +125,10 @@ class FinalStage:
         self.budget = searched.budget
         self.data, self.final_data = searched.data, searched.final_data
 
-    def cost_of(self, trial: Any, scale: float | None = None) -> float:
-        """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows)."""
-        b = self.budget
+    def cost_of(self, trial: Any, scale: float | None = None, full: bool = True) -> float:
+        """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows); full=False:
+        without the refit on all rows (export.refit_full)."""
+        b = self.budget if full else replace(self.budget, refit_full=False)
         return trial_final_cost(trial.user_attrs, len(self.data.folds), b, trial.params.get("family", ""), scale)
 
     def _oofs(self, plan: Plan) -> list[np.ndarray] | None:
@@ -237,7 +244,7 @@ class FinalStage:
             outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, oof, failures)
             attempts += tried if plan.kind != "stack" else 0  # a stack and its averaged fallback count as one
             if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
-                cv = self.plan_cv(plan, ens)
+                cv = plan.cv(ens)
                 why = self.gate.check(plan.label, cv, outcome.value["model"]) if self.gate else ""
                 if why:  # a graph over a deployment limit: the next-ranked candidate goes, not counted as a failure
                     failures.append(f"{plan.label}: over the constraints ({why})")
@@ -251,12 +258,11 @@ class FinalStage:
                     final["fallback_reason"] = ("a better-ranked model could not be shipped: " + "; ".join(failures[:5])
                                                 + (f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""))
                     top = plans[0]
-                    final["intended"] = {"plan": top.label, "cv": self.plan_cv(top, ens),
+                    final["intended"] = {"plan": top.label, "cv": top.cv(ens),
                                          "shipped_cv": final["cv_mean"]}
                 return FinalResult(final, "COMPLETE", "", selection, failures, time.time() - t0)
-            # it ran and failed: not again as a last resort, unless it only ran out of the time a ranked
-            # attempt leaves, which a last resort does not limit it to (vocabulary: two linear refits stopped at
-            # 1.6 and 1.8 s were never retried, and the baseline shipped)
+            # it ran and failed: not again as a last resort, unless it ran out of a ranked attempt's time (vocabulary:
+            # two linear refits stopped at 1.6 and 1.8 s were never retried as resorts, and the baseline shipped)
             if plan.kind == "single" and outcome is not None and outcome.status != TIMEOUT:
                 failed.add(plan.members[0][0].number)
             if plan.kind == "stack" and (outcome is None or outcome.status != COMPLETE):
@@ -276,13 +282,6 @@ class FinalStage:
         return FinalResult({}, "FAILED",
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
-
-    @staticmethod
-    def plan_cv(plan: Plan, ens: dict[str, Any] | None) -> float | None:
-        """The plan's OOF score: a single's CV, the Caruana weights' OOF score, the stack's nested one."""
-        if plan.stack is not None:
-            return plan.stack.score
-        return (ens or {}).get("oof_score") if plan.kind == "ensemble" else plan.members[0][0].values[0]
 
     def rung_s(self, trial: Any, fallback_s: float) -> float:
         """Seconds kept free so that `trial` can still be shipped (x1.5: estimates err both ways), then the
@@ -322,16 +321,19 @@ class FinalStage:
 
     def _attempt(self, plan: Plan, is_resort: bool, keep_s: float, floor: float, threshold: float | None,
                  oof: np.ndarray | None, failures: list[str]) -> tuple[Outcome | None, SearchData, int]:
-        """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to
-        retry on the search rows (a family whose cost is not linear in the rows, such as k-NN scoring the
-        holdout, can overrun). Returns (outcome of the last try or None, its rows, refits started)."""
+        """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to retry
+        on the search rows (k-NN scoring the holdout grows faster than the rows); then, with export.refit_full,
+        without the refit on all rows: the plan the search found, not the next one down. Returns (outcome of
+        the last try or None, its rows, refits started)."""
         cfg, prep, budget, data = self.cfg, self.prep, self.budget, self.data
         cands = [(candidate(tr), w) for tr, w in plan.members]
         small = sum(self.cost_of(tr, 1.0) for tr, _ in plan.members)
-        tries = ([(self.final_data, sum(self.cost_of(tr) for tr, _ in plan.members)), (data, small)]
-                 if self.final_data is not data else [(data, small)])
+        tries = ([(self.final_data, sum(self.cost_of(tr) for tr, _ in plan.members), True), (data, small, True)]
+                 if self.final_data is not data else [(data, small, True)])
+        if cfg.export.refit_full and len(prep.y_hold) and not is_resort:
+            tries.append((data, sum(self.cost_of(tr, 1.0, full=False) for tr, _ in plan.members), False))
         outcome, fit_data, started = None, data, 0
-        for fit_data, cost in tries:
+        for fit_data, cost, full in tries:
             room = budget.left() - budget.reports_s
             resort = is_resort and fit_data is data
             # time kept free if this attempt fails: the retry on the search rows, and the next rung (keep_s)
@@ -347,7 +349,7 @@ class FinalStage:
             limit = max(room, 4.0 * cost, 5.0) if resort else max(1.0, room - keep)
             outcome = self.run_supervised(
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
-                             cfg.export.parity_rows, floor, cfg.export.refit_full,
+                             cfg.export.parity_rows, floor, cfg.export.refit_full and full,
                              min(1.5, 0.02 * cfg.budget.time_s), threshold,
                              replace(extras_for(data, None if oof is None else [oof], [1.0], cfg.task,
                                                 prep.hold_groups, floor, threshold),
@@ -355,6 +357,9 @@ class FinalStage:
                                      stacker=None if plan.stack is None else plan.stack.stacker)),
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
+                if not full and cfg.export.refit_full:
+                    outcome.value["refit_full_skipped"] = ("its refit on all rows (export.refit_full) did not fit "
+                                                           "the time left: the graph is the model the holdout scored")
                 return outcome, fit_data, started
             why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
                    else f"{outcome.status}: {outcome.error}")
@@ -373,7 +378,7 @@ class FinalStage:
         final.update(kind="single" if single else "ensemble", trial=best.number if single else "ensemble",
                      family=best.params["family"] if single else "ensemble",
                      params=cand.params if single else {}, preprocessing=cand.summary() if single else "",
-                     cv_mean=self.plan_cv(plan, ens),
+                     cv_mean=plan.cv(ens),
                      probability_floor=floor, decision_threshold=threshold,
                      members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
                                "cv_mean": tr.values[0]} for tr, w in plan.members])
@@ -386,7 +391,7 @@ class FinalStage:
                                          for tr, _ in plan.members), 2)
         sampled, n_hold = self.prep.sampled, len(self.prep.y_hold)
         if sampled is not None:
-            sampled.info["final_model_rows"] = len(fit_data.y) + (n_hold if self.cfg.export.refit_full else 0)
+            sampled.info["final_model_rows"] = len(fit_data.y) + (n_hold if final.get("refit_full_rows") else 0)
             if fit_data is not self.final_data:
                 sampled.info["final_sample_reason"] = (
                     f"the search sample: the planned {len(self.final_data.y)}-row refit did not fit the time left "

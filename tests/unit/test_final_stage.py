@@ -330,3 +330,26 @@ def test_where_caruana_keeps_the_best_single_a_stack_over_the_pools_head_may_go_
     refit = FakeRefit({"ensemble": "TIMEOUT"})  # the stack overruns: the best single follows
     res = _stage(tmp_path, trials, y, refit).run(trials)
     assert refit.calls == [("f0", "f1", "f2"), ("f0",)] and res.final["trial"] == 0
+
+
+def test_a_plan_whose_refit_on_all_rows_does_not_fit_ships_without_it_before_the_next_plan(tmp_path, monkeypatch):
+    """export.refit_full: when the best plan's two refits do not fit the time left but its refit on the search
+    rows does, that model (the one the holdout scores) ships, and the card says why, rather than a worse plan."""
+    trials, y = _oof_trials(tmp_path, 1)
+    trials.append(SimpleNamespace(number=5, params={"family": "cheap"}, user_attrs={"cheap": True}, values=[0.6]))
+    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, n, budget, *a, **k: (
+        1.0 if attrs.get("cheap") else 30.0 if budget.refit_full else 8.0))
+    monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
+
+    class Recording(FakeRefit):
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+            self.full = [*getattr(self, "full", []), args[9]]
+            return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+
+    refit = Recording({})
+    stage = _stage(tmp_path, trials, y, refit, time_s=25.0)
+    stage.cfg.export.refit_full, stage.cfg.search.stacking = True, False
+    stage.prep.y_hold = np.zeros(10)
+    res = stage.run(trials)
+    assert refit.calls == [("f0",)] and refit.full == [False]
+    assert res.final["trial"] == 0 and "refit_full" in res.final["refit_full_skipped"]
