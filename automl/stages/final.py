@@ -171,18 +171,16 @@ class FinalStage:
     def stacked(self, ens: dict[str, Any], keep_s: float) -> StackChoice | None:
         """The level-2 stacker over the selected ensemble's members, where it beats their Caruana weights on
         nested folds (automl/stages/stack_choice.py). Its fits run in the driver, in a few percent of the
-        budget and at most half the slack the ensemble's refit leaves (it must not cost the ensemble)."""
+        budget and at most half the slack the ensemble's refit leaves (at least 1% of the budget)."""
         plan = Plan("ensemble", ens["members"])
         oofs = self._oofs(plan)
         if oofs is None:
             return None
         slack = (self.budget.left() - self.budget.reports_s - self.budget.kept(keep_s)
                  - 1.15 * sum(self.cost_of(tr) for tr, _ in plan.members))
-        if slack <= 0:
-            log.info("stacking not tried: the refit of its %d members leaves no time for its fits", len(oofs))
-            return None
+        # at least 1% of the budget, out of the refit's x1.15 tolerance: a regression stack's NNLS takes milliseconds
         return choose_stack(oofs, [w for _, w in plan.members], self.data,
-                            min(0.03 * self.cfg.budget.time_s + 1.0, 0.5 * slack))
+                            min(0.03 * self.cfg.budget.time_s + 1.0, max(0.5 * slack, 0.01 * self.cfg.budget.time_s)))
 
     def run(self, done: list[Any]) -> FinalResult:
         """`done`: the completed trials, best first."""

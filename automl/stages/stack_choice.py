@@ -65,11 +65,18 @@ def nested_parts(data: SearchData) -> list[np.ndarray] | None:
     return [part for _, part in calibration_parts(len(data.scored), data.seed)]
 
 
+class OutOfTime(Exception):
+    """The nested fits ran past the time the final stage gave them."""
+
+
 def nested(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], parts: Sequence[np.ndarray], n: int,
-           shape: tuple[int, ...]) -> np.ndarray:
-    """Predictions for every part from a combiner fitted on the other parts' rows."""
+           shape: tuple[int, ...], deadline: float = np.inf) -> np.ndarray:
+    """Predictions for every part from a combiner fitted on the other parts' rows; OutOfTime once
+    time.perf_counter() passes `deadline` between two parts."""
     out = np.zeros((n, *shape[1:]))
     for held in parts:
+        if time.perf_counter() > deadline:
+            raise OutOfTime()
         train = np.setdiff1d(np.arange(n), held)
         out[held] = fit_predict(train, held)
     return out
@@ -96,20 +103,22 @@ def choose_stack(oofs: list[np.ndarray], weights: list[float], data: SearchData,
         return np.sum([w * oofs[i][held].astype(np.float64) for i, w in zip(sel.members, sel.weights, strict=True)],
                       axis=0)
 
+    deadline = t0 + time_limit_s
+
     def late() -> bool:
-        return time.perf_counter() - t0 > time_limit_s
+        return time.perf_counter() > deadline
 
     best: tuple[float, float, np.ndarray] | None = None
     try:
         in_sample = score(y, np.sum([w * o.astype(np.float64) for o, w in zip(oofs, weights, strict=True)], axis=0))
         for strength in (STRENGTHS if task != "regression" else (0.0,)):
-            if best is not None and late():
+            if late():
                 break
 
             def stack(train: np.ndarray, held: np.ndarray, c: float = strength) -> np.ndarray:
                 return apply(fit_stacker(F[train], y[train], task, data.n_classes, c, data.seed), F[held])
 
-            pred = nested(stack, parts, len(y), oofs[0].shape)
+            pred = nested(stack, parts, len(y), oofs[0].shape, deadline)
             s = score(y, pred)
             if np.isfinite(s) and (best is None or sign * s > sign * best[0]):
                 best = (s, strength, pred)
@@ -121,12 +130,19 @@ def choose_stack(oofs: list[np.ndarray], weights: list[float], data: SearchData,
                 log.info("stacking: nested OOF %s %.5g, not better than Caruana weights' in-sample %.5g, and no "
                          "time to score those nested", metric.name, best[0], in_sample)
                 return None
-            bar, kind = score(y, nested(caruana, parts, len(y), oofs[0].shape)), "nested"
+            bar, kind = score(y, nested(caruana, parts, len(y), oofs[0].shape, deadline)), "nested"
         if not sign * best[0] > sign * bar:
             log.info("stacking: nested OOF %s %.5g, not better than Caruana weights' %s %.5g", metric.name, best[0],
                      kind, bar)
             return None
         stacker = fit_stacker(F, y, task, data.n_classes, best[1], data.seed)
+    except OutOfTime:
+        if best is None:
+            log.info("stacking not tried: its nested fits take longer than the %.1fs the final stage gives them",
+                     time_limit_s)
+            return None
+        log.info("stacking: nested OOF %s %.5g, no time to score the Caruana weights' nested", metric.name, best[0])
+        return None
     except (ValueError, np.linalg.LinAlgError) as e:  # a degenerate part (one class only) leaves Caruana
         log.info("stacking not tried: %s", e)
         return None

@@ -46,6 +46,7 @@ def test_the_stacker_ships_only_where_it_beats_caruana_on_nested_folds():
 
     # no stacking where random parts would leak (time order), and none without room
     assert choose_stack(oofs, [0.5, 0.5], data, time_limit_s=0) is None
+    assert choose_stack(oofs, [0.5, 0.5], data, time_limit_s=1e-9) is None  # stops between its nested fits
     ordered = _data(y, "multiclass", "log_loss", 3)
     ordered.structure = type(ordered.structure)(order=np.arange(len(y)), groups=None)
     assert nested_parts(ordered) is None and choose_stack(oofs, [0.5, 0.5], ordered, 30) is None
