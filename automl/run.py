@@ -63,7 +63,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     else:
         single = final["kind"] == "single"
         log.info("chosen: %s %s, CV %s=%.5g, holdout %.5g (onnx %s); wrote %s",
-                 f"trial {final['trial']}" if single else "stacked ensemble of" if final.get("stacker") else "ensemble of",
+                 f"trial {final['trial']}" if single else f"{'stacked ' if final.get('stacker') else ''}ensemble of",
                  final["family"] if single else [m["trial"] for m in final["members"]], prep.metric_name,
                  final["cv_mean"], final.get("holdout_score", np.nan),
                  f"{final['holdout_score_onnx']:.5g}" if "holdout_score_onnx" in final else "-", paths.model)
