@@ -72,3 +72,23 @@ def test_weighted_ensemble_exports_as_one_graph_with_parity():
     report = check_parity(model, ens, Xm, schema, "binary", 1e-5, 0)
     assert report["passed"] and report["max_diff"] < 1e-5
     assert ens.predict_proba(Xm).min() >= 0.01 / 2 - 1e-12
+
+
+def test_selection_starts_from_the_ranked_best_not_from_a_trial_lucky_on_these_rows():
+    """beats_best_single starts from the pool's first trial (the ranking weighs a fresh split these OOF
+    predictions do not show): a trial lucky on these rows may join the ensemble, but the ranked best is in it."""
+    from automl.ensemble import beats_best_single
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 800)
+    ranked_best = np.clip(0.5 + 0.25 * (2 * y - 1) + 0.3 * rng.normal(size=800), 0.01, 0.99)
+    lucky = np.clip(0.5 + 0.30 * (2 * y - 1) + 0.3 * rng.normal(size=800), 0.01, 0.99)
+    oofs = [np.column_stack([1 - p, p]) for p in (ranked_best, lucky)]
+    sel, best_single, _ = beats_best_single(oofs, y, _auc, True, [1.0, 1.0], 10.0)
+    assert best_single == _auc(y, oofs[0])
+    anchored = dict(zip(sel.members, sel.weights, strict=True))
+    unanchored_sel = greedy_select(oofs, y, _auc, True)
+    unanchored = dict(zip(unanchored_sel.members, unanchored_sel.weights, strict=True))
+    assert sel.history[0] == best_single and anchored.get(0, 0.0) > 0  # the ranked best starts it and stays in it
+    assert unanchored_sel.history[0] == _auc(y, oofs[1]) > best_single  # unanchored, the lucky one starts it
+    assert set(unanchored) <= {0, 1}
