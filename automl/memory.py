@@ -22,7 +22,7 @@ DEFAULT_FRACTION = 0.6  # of available memory when budget.memory_mb = 0: leaves 
 DRIVER_COPIES = 4.0  # sample frame + model frame + search/holdout slices, while the driver holds them
 TRIAL_COPIES = 5.0  # per trial: fold slices, preprocessed float arrays, model structures
 # a forked trial's private pages before it touches the data: pages Python's reference counting writes
-# (copy-on-write), the family's own library when the driver has not loaded it (CatBoost ~45 MB), and the
+# (copy-on-write), the family's own library when the driver has not loaded it (CatBoost ~20 MB), and the
 # ONNX export check. Measured (learning-curve HGB fits, doctor_contacts, 14 columns, USS polled every
 # 0.25 s): 22 MB at 574 rows, 32 MB at 5.8k, 76 MB at 92k rows, i.e. ~0.5 kB a row where TRIAL_COPIES
 # prices ~1 kB; the 80 MB leaves room for a library the driver does not hold

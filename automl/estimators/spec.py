@@ -26,6 +26,9 @@ class EstimatorSpec:
     interpretable: bool = False
     space_dir: str = ""  # where <key>.yaml lives if not in search_spaces/ (plugin families)
     imbalance: bool = True  # samplers / class weights searched for it (search_spaces/imbalance.yaml)
+    # whether it takes class weights (a class_weight parameter or sample_weight in fit), said by the family;
+    # None: the search driver builds a bare one to see, which imports the family's library into the driver
+    class_weights: bool | None = None
     # boosting: fit_early(est, X, y, X_val, y_val, patience) -> rounds kept, fitting with early stopping on the
     # validation rows (one inner split); `rounds_param` is the parameter the refit sets to those rounds
     fit_early: Callable[..., int] | None = None

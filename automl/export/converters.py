@@ -287,7 +287,8 @@ def register_converters(preload: Iterable[str] = ()) -> None:
     """The engine's converters, and those of each boosting library this process has loaded (it has, if it
     holds one of its models: building or unpickling one imports it) or that `preload` (family names) asks
     for. A library not loaded yet is registered by the next call after it is: a driver under a tight memory
-    budget need not load CatBoost, LightGBM, XGBoost and onnxmltools (~50 MB every forked trial inherits)."""
+    budget need not load LightGBM, XGBoost and onnxmltools (~7 MB every forked trial inherits), and no
+    driver loads CatBoost (~19 MB: automl/stages/prepare.py)."""
     global _done
     for family in preload:
         if family in ("catboost", "lightgbm", "xgboost"):

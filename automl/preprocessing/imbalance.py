@@ -297,6 +297,9 @@ def context(spec: Any, task: str) -> dict[str, Any]:
     """`when:` keys for search_spaces/imbalance.yaml: whether the family can take class weights."""
     if task not in ("binary", "multiclass") or not getattr(spec, "imbalance", True):
         return {"resampling": False, "class_weights": False}
+    declared = getattr(spec, "class_weights", None)
+    if declared is not None:
+        return {"resampling": True, "class_weights": bool(declared)}
     if (spec.key, task) not in _WEIGHTS:
         try:
             _WEIGHTS[spec.key, task] = bool(supports_weights(spec.build({}, task=task, seed=0, n_jobs=1)))

@@ -42,9 +42,13 @@ log = logging.getLogger("automl")
 # single-threaded work: one worker per core gave 2.2x the trials of one 2-thread worker
 # (medpar, 1196 rows, 40 s on 2 cores: 63 vs 28 completed).
 AUTO_WORKERS_MAX_CELLS = 2_000_000
-# the boosting libraries (CatBoost, LightGBM, XGBoost, onnxmltools: ~50 MB) are loaded by the driver when
-# the budget leaves more than this after it (they would take under a tenth of it)
+# LightGBM and XGBoost (with onnxmltools: ~7 MB) are loaded by the driver when the budget leaves more than
+# this after it (they would take under a tenth of it): each of their trials is spared 25-40 ms of import.
+# CatBoost is not: in the driver it holds ~19 MB (pages of its library every forked trial would map), the
+# driver is the largest process of a run on small data (what GNU time's %M reports), and a trial that
+# fits it imports it in ~20 ms (automl/estimators/catboost.py keeps its notebook widget out)
 PRELOAD_ROOM_MB = 500.0
+DRIVER_PRELOAD = ("lightgbm", "xgboost")
 
 
 @dataclass
@@ -151,11 +155,10 @@ def structure_for(cfg: RunConfig, df: pd.DataFrame) -> Structure:
 
 
 def load_libraries(cfg: RunConfig, mem: MemoryBudget) -> None:
-    """The export stack, and the boosting libraries of the searched families when the budget has room.
-    Loaded once in the driver, a library's pages are shared by every forked trial and each of its trials
-    is spared the import (~0.5 s: on small data that is a trial's length). Under a tight budget.memory_mb
-    their ~50 MB buys more rows: only the processes fitting them load them then."""
-    families = [f for f in cfg.estimators.include if f not in cfg.estimators.exclude]
+    """The export stack, and LightGBM and XGBoost if searched and the budget has room. Loaded once in the
+    driver, a library's pages are shared by every forked trial and each of its trials is spared the import.
+    Under a tight budget.memory_mb their ~7 MB buys more rows: only the processes fitting them load them then."""
+    families = [f for f in cfg.estimators.include if f not in cfg.estimators.exclude and f in DRIVER_PRELOAD]
     room = mem.total_mb - process_mb() > PRELOAD_ROOM_MB
     register_converters(preload=families if room else ())
 
