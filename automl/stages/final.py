@@ -203,10 +203,11 @@ class FinalStage:
                                   keep_s=ensemble_keep)
         else:  # an ensemble that overran would leave only the last resort: the best single goes first
             log.info("ensemble not tried: no room to keep a model better than the last resort shippable after it")
-        # the stack over the ensemble's members (or, where Caruana keeps the best single, over the best few of
-        # the pool), first where it won on nested folds; the same members averaged next
-        heads = ens or (self.stack_pool(done, ensemble_keep) if ensemble_keep is not None and not multi else None)
-        stack = self.stacked(heads, ensemble_keep or fallback_s) if heads and self.cfg.search.stacking else None
+        # search.stacking: a stack of the ensemble's members (or the pool's best few) first, where it won nested
+        heads = None
+        if self.cfg.search.stacking:
+            heads = ens or (self.stack_pool(done, ensemble_keep) if ensemble_keep is not None and not multi else None)
+        stack = self.stacked(heads, ensemble_keep or fallback_s) if heads else None
         plans += [Plan("stack", heads["members"], stack)] if heads is not None and stack is not None else []
         if ens is not None:
             plans.append(Plan("ensemble", ens["members"]))
