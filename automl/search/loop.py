@@ -151,7 +151,8 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
                 state.done, state.seconds = completed_costs(study, state.sign, state.n_folds, budget)
                 left = time_left(budget, state)
                 if left < 1.0 and budget.ensemble_room is None and oof_dir is not None:
-                    budget.ensemble_room = room_pays(study, state.sign, data, oof_dir, budget, state.done)
+                    extra = room_pays(study, state.sign, data, oof_dir, budget, state.done)
+                    budget.ensemble_room, budget.ensemble_extra_s = extra is not None, extra
                     left = time_left(budget, state)
                 why = stop_reason(study, budget, state, tickets, left) or run_trial(
                     study, data, budget, state, left, tickets, oof_dir, on_trial)
@@ -301,6 +302,7 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         trial.set_user_attr("cv_std", v["std"])
         trial.set_user_attr("fit_s", round(v["fit_s"], 3))
         trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
+        trial.set_user_attr("rung_s", round(v.get("rung_s", 0.0), 3))
         trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
         if v["export_s"] is not None:
             trial.set_user_attr("export_s", round(v["export_s"], 3))

@@ -222,16 +222,42 @@ def test_the_ensemble_room_goes_back_to_the_search_when_no_ensemble_would_be_cho
                            scored=np.arange(n), oof_y=y)
     a, b = y + rng.normal(size=n), y + rng.normal(size=n)  # independent errors: their mean halves the variance
     diverse = [_oof_trial(1, 1.0, "lightgbm", a, tmp_path), _oof_trial(2, 1.0, "knn", b, tmp_path)]
-    assert ensemble_pays(diverse, data, tmp_path, lambda t: 1.0, room=10.0)
-    assert not ensemble_pays(diverse, data, tmp_path, lambda t: 1.0, room=1.5)  # no room for a second member
+    assert ensemble_pays(diverse, data, tmp_path, lambda t: 1.0, room=10.0) == pytest.approx(1.0)  # the other member
+    assert ensemble_pays(diverse, data, tmp_path, lambda t: 1.0, room=1.5) is None  # no room for a second member
     same = [_oof_trial(3, 1.0, "lightgbm", a, tmp_path), _oof_trial(4, 1.1, "knn", 1.3 * a, tmp_path),
             _oof_trial(0, 2.0, "baseline", np.zeros(n), tmp_path)]
-    assert not ensemble_pays(same, data, tmp_path, lambda t: 1.0, room=10.0)
+    assert ensemble_pays(same, data, tmp_path, lambda t: 1.0, room=10.0) is None
     b = Budget(start=time.time(), time_s=60.0)
     done = [(-1.0, 5.0)]
     kept = reserve(done, b)
     b.ensemble_room = False
     assert reserve(done, b) == pytest.approx(kept - min(1.5 * 5.0, 0.1 * 60.0), abs=0.05)
+
+
+def test_the_ensemble_room_is_what_the_other_members_cost_once_known():
+    from automl.search.budget import first_attempt_s
+    from automl.search.ensemble_room import extra_room_s
+
+    b = Budget(start=time.time(), time_s=60.0)
+    done = [(0.9, 8.0), (0.8, 1.0)]
+    assert first_attempt_s(done, b) == pytest.approx(8.0 + 6.0)  # not asked yet: 10% of the budget at most
+    b.ensemble_room, b.ensemble_extra_s = True, 1.2  # a linear member beside the best
+    assert first_attempt_s(done, b) == pytest.approx(8.0 + 1.2 * 1.2 + 1.0)
+    b.ensemble_extra_s = 20.0  # never more than before
+    assert first_attempt_s(done, b) == pytest.approx(8.0 + 6.0)
+    # the members Caruana chose beside the best single, or the stack's pool head if that costs more
+    assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 1, 0]) == pytest.approx(1.2 + 3.0)
+    assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 3, 1]) == pytest.approx(6.2)
+
+
+def test_the_scoring_price_leaves_out_the_trials_own_export_and_rung():
+    base = {"fold_fit_s": 0.6, "seconds": 4.0, "export_s": 2.4, "predict_ms_per_row": 0.0}
+    plain = final_cost({**base, "export_s": 0.0, "seconds": 1.6}, 1, refit_full=False)
+    assert final_cost(base, 1, refit_full=False) == pytest.approx(plain + 2.4 * 1.25)  # the export, priced once
+    # an estimated export was never run in the trial: its seconds are all fitting and scoring
+    assert final_cost({**base, "export_estimated": True}, 1, refit_full=False) > final_cost(base, 1, refit_full=False)
+    rung = final_cost({**base, "seconds": 5.0, "rung_s": 1.0}, 1, refit_full=False)
+    assert rung == pytest.approx(final_cost(base, 1, refit_full=False))
 
 
 def test_a_trial_shippable_when_it_completed_stays_reserved_for_as_the_clock_runs():
