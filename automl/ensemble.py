@@ -19,8 +19,6 @@ from automl.evaluation.metrics import labels_from_proba
 SELECTION_ROUNDS = 25  # Caruana rounds (members picked with replacement)
 
 
-STACK_POOL = 3  # members a level-2 stack may take where Caruana selection keeps the best single (stacking.py)
-
 @dataclass(frozen=True)
 class Selection:
     members: list[int]  # indices into the candidate list

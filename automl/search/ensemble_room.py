@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.ensemble import STACK_POOL, beats_best_single, selection_pool
+from automl.ensemble import beats_best_single, selection_pool
 from automl.evaluation.threshold import scorer
 from automl.io import oof_file
 from automl.search.budget import Budget, first_attempt_s, trial_final_cost
@@ -47,12 +47,10 @@ def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path, cost: Call
 
 
 def extra_room_s(costs: list[float], members: list[int]) -> float:
-    """Seconds the members beside the best single (`costs[0]`) add to the final stage's first attempt: those
-    Caruana selection chose, or the stack's head of the pool (STACK_POOL) if that costs more. The search kept
-    min(1.5 x the best's cost, 10% of the budget) whatever they cost: on German health 6 s were kept for a
-    linear member priced at 1.2 s, and the run ended at 0.80 x budget."""
-    chosen = sum(costs[i] for i in set(members) if i != 0)
-    return max(chosen, sum(costs[1:STACK_POOL]))
+    """Seconds the members Caruana selection chose beside the best single (`costs[0]`) add to the final stage's
+    first attempt. The search kept min(1.5 x the best's cost, 10% of the budget) whatever they cost: on German
+    health 6 s were kept for a linear member priced at 1.2 s, and the run ended at 0.80 x budget."""
+    return sum(costs[i] for i in set(members) if i != 0)
 
 
 def room_pays(study: Any, sign: int, data: SearchData, oof_dir: Path, budget: Budget,

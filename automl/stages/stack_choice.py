@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.ensemble import SELECTION_ROUNDS, STACK_POOL, greedy_select
+from automl.ensemble import SELECTION_ROUNDS, greedy_select
 from automl.evaluation.threshold import scorer
 from automl.search.objective import SearchData
 from automl.stacking import Stacker, apply, fit_stacker, stack_features
@@ -26,6 +26,7 @@ log = logging.getLogger("automl")
 # inverse regularisation of the logistic stacker, chosen on the nested folds in this order while time allows
 # (regression: NNLS, no grid); the first is sklearn's default
 STRENGTHS = (1.0, 10.0, 0.1)
+STACK_POOL = 3  # members a stack may take where Caruana selection keeps the best single
 
 
 def pool_head(pool: list[Any], cost: Callable[[Any], float], room: float) -> dict[str, Any] | None:

@@ -245,34 +245,20 @@ def test_the_ensemble_room_is_what_the_other_members_cost_once_known():
     assert first_attempt_s(done, b) == pytest.approx(8.0 + 1.2 * 1.2 + 1.0)
     b.ensemble_extra_s = 20.0  # never more than before
     assert first_attempt_s(done, b) == pytest.approx(8.0 + 6.0)
-    # the members Caruana chose beside the best single, or the stack's pool head if that costs more
-    assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 1, 0]) == pytest.approx(1.2 + 3.0)
+    # the members Caruana chose beside the best single, each once
+    assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 1, 0, 1]) == pytest.approx(1.2)
     assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 3, 1]) == pytest.approx(6.2)
 
 
-def test_the_scoring_price_leaves_out_the_trials_own_export_and_rung():
-    base = {"fold_fit_s": 0.6, "seconds": 4.0, "export_s": 2.4, "predict_ms_per_row": 0.0}
+def test_the_scoring_price_is_the_measured_rate_on_the_holdout_or_else_a_folds_rest():
+    base = {"fold_fit_s": 0.6, "seconds": 4.0, "export_s": 2.4, "predict_ms_per_row": 0.01}
+    fit_export = final_cost({**base, "predict_ms_per_row": 0.0}, 1, refit_full=False, holdout_rows=3000)
+    # 0.01 ms a row, 3000 holdout rows, scored twice: the trial's process, rung and export check are not repeated
+    assert final_cost(base, 1, refit_full=False, holdout_rows=3000) == pytest.approx(fit_export + 1.2 * 0.06)
+    # no holdout rate: a fold's rest beyond its fit, without the trial's measured export (priced on its own)
     plain = final_cost({**base, "export_s": 0.0, "seconds": 1.6}, 1, refit_full=False)
-    assert final_cost(base, 1, refit_full=False) == pytest.approx(plain + 2.4 * 1.25)  # the export, priced once
+    assert final_cost(base, 1, refit_full=False) == pytest.approx(plain + 2.4 * 1.25)
     # an estimated export was never run in the trial: its seconds are all fitting and scoring
     assert final_cost({**base, "export_estimated": True}, 1, refit_full=False) > final_cost(base, 1, refit_full=False)
     rung = final_cost({**base, "seconds": 5.0, "rung_s": 1.0}, 1, refit_full=False)
     assert rung == pytest.approx(final_cost(base, 1, refit_full=False))
-
-
-def test_a_trial_shippable_when_it_completed_stays_reserved_for_as_the_clock_runs():
-    """Another worker's trial may run past the point where the best trial's refit still fits: the reserve
-    keeps the best trial (the search stops) rather than fall back to a cheap one (and search on)."""
-    import time
-
-    from automl.search.budget import first_attempt_s, margin
-
-    b = Budget(start=time.time() - 48.0, time_s=60.0, reports_s=2.0)  # 12 s left
-    b.ensemble_room = False
-    assert b.left() - margin(b) < 9.7
-    late = [(0.9998, 9.7, 15.0), (0.99, 1.2, 40.0)]  # the best completed with 15 s of room: it fitted then
-    assert first_attempt_s(late, b) == pytest.approx(9.7)
-    assert reserve(late, b) > b.left()  # so the search stops now
-    never = [(0.9998, 30.0, 20.0), (0.99, 1.2, 40.0)]  # too costly even when it completed: not kept for
-    assert first_attempt_s(never, b) == pytest.approx(1.2)
-    assert first_attempt_s([(0.9998, 9.7), (0.99, 1.2)], b) == pytest.approx(1.2)  # no completion room: now only
