@@ -14,6 +14,7 @@ from typing import Any
 from automl.data.split import INNER_MAX_SHARE
 from automl.estimators import REGISTRY
 
+SAFETY = 1.5  # a plan's cost is kept free x this for it to follow a costlier attempt that fails (estimates err)
 GRACE_SHARE = 0.05  # of the budget, past the deadline, for the fallbacks of an attempt that failed
 
 
@@ -187,8 +188,14 @@ def first_attempt_s(done: Sequence[tuple[float, ...]], budget: Budget) -> float:
     if budget.ensemble_room is False:
         return cost
     room = min(1.5 * cost, 0.1 * budget.time_s)
-    # x1.2 + 1 s: the members may change as trials complete after the question was answered
-    return cost + (room if budget.ensemble_extra_s is None else min(room, 1.2 * budget.ensemble_extra_s + 1.0))
+    if budget.ensemble_extra_s is None:
+        return cost + room
+    # the final stage tries an ensemble only while the best single can still follow it (stages/final.py
+    # safety_keep: SAFETY x its cost, what the deadline's grace does not cover); x1.2 + 1 s: the members may
+    # change as trials complete after the question was answered. Where that does not fit the room, the room
+    # goes back to the search: German health kept 6 s for an ensemble the final stage then did not try
+    need = 1.2 * budget.ensemble_extra_s + 1.0 + budget.kept(SAFETY * cost)
+    return cost + (need if need <= room else 0.0)
 
 
 def reserve(done: Sequence[tuple[float, ...]], budget: Budget, rescore: float = 0.0) -> float:

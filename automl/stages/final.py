@@ -22,7 +22,7 @@ from automl.ensemble import SELECTION_ROUNDS, beats_best_single, choose_floor, s
 from automl.evaluation.metrics import Metric
 from automl.evaluation.threshold import for_members, scorer
 from automl.io import RunPaths, fresh_oof_file
-from automl.search.budget import Budget, last_resort, trial_final_cost
+from automl.search.budget import SAFETY, Budget, last_resort, trial_final_cost
 from automl.search.objective import Candidate, SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, TIMEOUT, Outcome, supervise
 from automl.stages.constraints import Gate
@@ -284,9 +284,9 @@ class FinalStage:
                            selection, failures, time.time() - t0)
 
     def rung_s(self, trial: Any, fallback_s: float) -> float:
-        """Seconds kept free so that `trial` can still be shipped (x1.5: estimates err both ways), then the
-        last resort."""
-        return 1.5 * self.cost_of(trial) + fallback_s
+        """Seconds kept free so that `trial` can still be shipped (estimates err both ways), then the last
+        resort."""
+        return SAFETY * self.cost_of(trial) + fallback_s
 
     def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float | None:
         """Seconds the ensemble's attempt keeps free: enough to ship the best-ranked single that still leaves

@@ -239,12 +239,16 @@ def test_the_ensemble_room_is_what_the_other_members_cost_once_known():
     from automl.search.ensemble_room import extra_room_s
 
     b = Budget(start=time.time(), time_s=60.0)
-    done = [(0.9, 8.0), (0.8, 1.0)]
-    assert first_attempt_s(done, b) == pytest.approx(8.0 + 6.0)  # not asked yet: 10% of the budget at most
+    done = [(0.9, 2.0), (0.8, 1.0)]
+    assert first_attempt_s(done, b) == pytest.approx(2.0 + 3.0)  # not asked yet: 1.5 x the best's cost at most
     b.ensemble_room, b.ensemble_extra_s = True, 1.2  # a linear member beside the best
-    assert first_attempt_s(done, b) == pytest.approx(8.0 + 1.2 * 1.2 + 1.0)
-    b.ensemble_extra_s = 20.0  # never more than before
-    assert first_attempt_s(done, b) == pytest.approx(8.0 + 6.0)
+    assert first_attempt_s(done, b) == pytest.approx(2.0 + 1.2 * 1.2 + 1.0)
+    b.ensemble_extra_s = 20.0  # more than the room: the room goes back to the search
+    assert first_attempt_s(done, b) == pytest.approx(2.0)
+    # a costly best single: the final stage keeps SAFETY x its cost (beyond the grace) to follow the ensemble,
+    # more than the room, so it would not try the ensemble: nothing is kept for it
+    b.ensemble_extra_s = 1.2
+    assert first_attempt_s([(0.9, 10.0), (0.8, 1.0)], b) == pytest.approx(10.0)
     # the members Caruana chose beside the best single, each once
     assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 1, 0, 1]) == pytest.approx(1.2)
     assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 3, 1]) == pytest.approx(6.2)
