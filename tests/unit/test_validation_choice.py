@@ -254,15 +254,11 @@ def test_the_ensemble_room_is_what_the_other_members_cost_once_known():
     assert extra_room_s([8.0, 1.2, 3.0, 5.0], [0, 3, 1]) == pytest.approx(6.2)
 
 
-def test_the_scoring_price_is_the_measured_rate_on_the_holdout_or_else_a_folds_rest():
-    base = {"fold_fit_s": 0.6, "seconds": 4.0, "export_s": 2.4, "predict_ms_per_row": 0.01}
-    fit_export = final_cost({**base, "predict_ms_per_row": 0.0}, 1, refit_full=False, holdout_rows=3000)
-    # 0.01 ms a row, 3000 holdout rows, scored twice: the trial's process, rung and export check are not repeated
-    assert final_cost(base, 1, refit_full=False, holdout_rows=3000) == pytest.approx(fit_export + 1.2 * 0.06)
-    # no holdout rate: a fold's rest beyond its fit, without the trial's measured export (priced on its own)
-    plain = final_cost({**base, "export_s": 0.0, "seconds": 1.6}, 1, refit_full=False)
-    assert final_cost(base, 1, refit_full=False) == pytest.approx(plain + 2.4 * 1.25)
-    # an estimated export was never run in the trial: its seconds are all fitting and scoring
-    assert final_cost({**base, "export_estimated": True}, 1, refit_full=False) > final_cost(base, 1, refit_full=False)
-    rung = final_cost({**base, "seconds": 5.0, "rung_s": 1.0}, 1, refit_full=False)
-    assert rung == pytest.approx(final_cost(base, 1, refit_full=False))
+def test_the_final_cost_is_the_sum_of_its_parts():
+    from automl.search.budget import final_cost_parts
+
+    attrs = {"fold_fit_s": 0.6, "seconds": 4.0, "export_s": 2.4, "predict_ms_per_row": 0.01}
+    parts = final_cost_parts(attrs, 1, refit_full=True, holdout_rows=3000)
+    assert set(parts) == {"fit", "export", "predict", "fixed"}
+    assert final_cost(attrs, 1, refit_full=True, holdout_rows=3000) == pytest.approx(sum(parts.values()))
+    assert parts["export"] == pytest.approx(2.4 * (1.25 * 1.25 + 1.25))  # both exports: all rows, search rows
