@@ -192,7 +192,7 @@ def first_attempt_s(done: Sequence[tuple[float, ...]], budget: Budget) -> float:
     # the final stage tries an ensemble only while the best single can still follow it (stages/final.py
     # safety_keep: SAFETY x its cost, what the deadline's grace does not cover); x1.2 + 1 s: the members may
     # change as trials complete after the question was answered. Where that does not fit the room, the room
-    # goes back to the search: German health kept 6 s for an ensemble the final stage then did not try
+    # goes back to the search: kept, it would hold time for an ensemble the final stage then does not try
     need = 1.2 * budget.ensemble_extra_s + 1.0 + budget.kept(SAFETY * cost)
     return cost + (need if need <= room else 0.0)
 

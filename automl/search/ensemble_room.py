@@ -48,8 +48,8 @@ def ensemble_pays(ranked: list[Any], data: SearchData, oof_dir: Path, cost: Call
 
 def extra_room_s(costs: list[float], members: list[int]) -> float:
     """Seconds the members Caruana selection chose beside the best single (`costs[0]`) add to the final stage's
-    first attempt. The search kept min(1.5 x the best's cost, 10% of the budget) whatever they cost: on German
-    health 6 s were kept for a linear member priced at 1.2 s, and the run ended at 0.80 x budget."""
+    first attempt: a fixed share kept whatever they cost left the budget unused (benchmarks/RESULTS.md,
+    sessions 27-28)."""
     return sum(costs[i] for i in set(members) if i != 0)
 
 
