@@ -18,7 +18,7 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 export AUTOML_PYTHON="${AUTOML_PYTHON:-$(command -v python3)}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/side-by-side-XXXX")"
-git -C "$here/.." rev-parse --short HEAD > "$out/commit.txt"
+git -C "$here/.." describe --always --dirty > "$out/commit.txt"  # -dirty: uncommitted edits were measured
 echo "AG_PRESET=${AG_PRESET:-medium_quality} budget=$budget seeds=$seeds" >> "$out/commit.txt"
 for d in "$@"; do
   for s in ${systems//,/ }; do
