@@ -8,10 +8,16 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+import pytest
 
 from tests.cli_runner import DATA, ROOT, run_cli
 
 
+# slow: a 20 s run of three families under SMOTE-Tomek. The default suite proves the parts in
+# tests/unit/test_imbalance.py: the tuned threshold is the best cut on OOF rows, the graph's `label` applies it
+# with the probabilities unchanged, the exported graph holds no sampler, the sampler sees only each fold's
+# training rows, and the card and per-class report use the threshold (also tests/unit/test_decision_rule.py)
+@pytest.mark.slow
 def test_f1_run_with_sampler_ships_the_threshold_in_the_graph(tmp_path):
     spaces = tmp_path / "spaces"
     shutil.copytree(ROOT / "search_spaces", spaces)

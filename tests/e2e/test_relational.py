@@ -102,9 +102,9 @@ def test_several_tables_end_to_end_raw_tables_in_predictions_out(tmp_path):
     t = make(tmp_path / "tables")
     run = tmp_path / "run"
     over = [f"data.tables.{n}.path={p}" for n, p in t.items()]
-    p = run_cli("data=mock_customer", "task.target=big_session", *over, "budget.time_s=20", "search.cv_folds=3",
-                "export.refit_full=false", "estimators.include=[baseline,linear,hist_gradient_boosting]",
-                f"hydra.run.dir={run}", timeout=120)
+    p = run_cli("data=mock_customer", "task.target=big_session", *over, "budget.time_s=20", "budget.n_trials=4",
+                "search.cv_folds=3", "export.refit_full=false",
+                "estimators.include=[baseline,linear,hist_gradient_boosting]", f"hydra.run.dir={run}", timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "COMPLETE", m["error"]

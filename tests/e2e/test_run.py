@@ -63,6 +63,11 @@ def test_run_folder_and_onnx_contract(runs, task):
         assert set(np.asarray(out["label"]).tolist()) <= set(classes)
 
 
+# slow: six trials of the boosting and forest families on five folds. Re-scoring is in the default suite end to end in
+# test_one_inner_split_scores_the_trials_and_ships_a_calibrated_model, and as units in
+# tests/unit/test_validation_choice.py (reorder by the mean of both estimates) and tests/unit/test_final_stage.py
+# (selection reads a re-scored trial's fresh OOF)
+@pytest.mark.slow
 def test_small_data_rescores_the_best_trials_on_fresh_folds(tmp_path):
     """search.rescore=auto on 480 search rows: the best trials are cross-validated again on other folds and
     the final stage starts from the one with the best mean of both estimates."""
@@ -105,6 +110,10 @@ def test_one_inner_split_scores_the_trials_and_ships_a_calibrated_model(tmp_path
     assert m["final"]["calibration"]["oof_log_loss"]["none"] > 0
 
 
+# slow: the holdout score equal to onnxruntime's is asserted on every run of test_run_folder_and_onnx_contract,
+# T.categ as a graph input by tests/e2e/test_onnx_input_names.py, and export.refit_full=false runs in
+# test_relational.py and tests/distributed (and test_export_trial.py, in the README's test command)
+@pytest.mark.slow
 def test_holdout_score_matches_onnxruntime(tmp_path):
     """With export.refit_full=false the card's holdout score is what onnxruntime gives on those rows."""
     run = tmp_path / "run"
@@ -139,6 +148,10 @@ def _trial_rows(path: Path) -> pd.DataFrame:
     return lb.assign(trial=lb["trial"].astype(int)).set_index("trial")
 
 
+# slow: a second search and final stage on the binary run. Resuming a run folder, its earlier trials unchanged,
+# is in the default suite in tests/reliability/test_faults.py (after SIGTERM and after SIGKILL of the driver);
+# the refusal of different data, below, is too
+@pytest.mark.slow
 def test_resume_keeps_earlier_trials(runs):
     run, _ = runs["binary"]
     earlier = _trial_rows(run / "leaderboard.csv")
@@ -154,12 +167,22 @@ def test_resume_keeps_earlier_trials(runs):
     kept = after.loc[earlier.index]  # every earlier trial is still there, unchanged
     assert kept["status"].tolist() == earlier["status"].tolist()
     pd.testing.assert_series_equal(kept["cv_mean"], earlier["cv_mean"])
-    # a changed data file is refused rather than mixed into the same study
+
+
+def test_a_run_folder_refuses_different_data(runs):
+    """A changed data file is refused rather than mixed into the run folder's study (one line, exit 2)."""
+    run, _ = runs["binary"]
+    board = (run / "leaderboard.csv").read_bytes()
     p = run_cli(f"data.path={DATA / 'aids_600.csv'}", "task.target=status", "budget.time_s=15",
                 f"hydra.run.dir={run}", timeout=90)
     assert p.returncode == 2 and "different data" in p.stderr
+    assert (run / "leaderboard.csv").read_bytes() == board
 
 
+# slow: two runs. A --multirun sweep (one folder per job, summary.csv and report.html at the sweep root) runs
+# in the README's test command in tests/tracking/test_mlflow.py (ci); the sweep's comparison page is built and
+# rendered in the default suite by tests/e2e/test_sweep_report.py
+@pytest.mark.slow
 def test_multirun_writes_one_folder_per_job_and_a_summary(tmp_path):
     p = run_cli("--multirun", f"data.path={DATA / 'medpar_600.csv'}", "task.target=died", "seed=0,1",
                 "budget.time_s=12", "search.cv_folds=3", f"hydra.sweep.dir={tmp_path}", timeout=200)

@@ -189,8 +189,9 @@ def tiny_model(tmp_path_factory) -> Path:
     """One tiny model (penguins: numeric measurements, categorical island/sex, multiclass species)."""
     tmp = tmp_path_factory.mktemp("tiny_model")
     run_dir = tmp / "run"
-    p = run_cli(f"data.path={PENGUINS}", "task.target=species", "budget.time_s=15", "estimators.include=[linear]",
-                f"hydra.run.dir={run_dir}", cwd=tmp, env=cli_env(plugins=False), timeout=120)
+    p = run_cli(f"data.path={PENGUINS}", "task.target=species", "budget.time_s=15", "budget.n_trials=2",
+                "estimators.include=[linear]", f"hydra.run.dir={run_dir}", cwd=tmp, env=cli_env(plugins=False),
+                timeout=120)
     assert p.returncode == 0 and (run_dir / "model.onnx").exists(), p.stderr[-3000:]
     return run_dir / "model.onnx"
 

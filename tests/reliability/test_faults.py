@@ -141,6 +141,11 @@ def test_a_trial_that_raises_is_FAIL_with_its_error_and_the_search_goes_on(tmp_p
     assert "failed" in (run_dir / "model_card.md").read_text()
 
 
+# slow, like the memory bomb below. The default suite keeps a failing trial that costs only itself, through the
+# CLI, in test_a_trial_that_raises_... and test_a_native_hang_... (a trial process killed, the run within its
+# budget), and the supervisor's CRASHED/SIGSEGV and MEMOUT verdicts in tests/unit/test_supervisor.py
+# (test_a_segfault_is_crashed_and_named, test_memory_over_the_limit_is_memout)
+@pytest.mark.slow
 def test_a_trial_that_segfaults_is_CRASHED_with_SIGSEGV_and_the_driver_survives(tmp_path):
     run_dir = tmp_path / "run"
     p = run_cli(*fault_args("segfault", run_dir, 20, "budget.n_trials=4"), cwd=tmp_path)
@@ -180,6 +185,7 @@ def test_a_native_hang_is_TIMEOUT_and_the_run_keeps_its_time_budget(tmp_path):
             kill_if_ours(pid, run_dir)
 
 
+@pytest.mark.slow
 def test_a_memory_bomb_is_MEMOUT_and_the_driver_survives(tmp_path):
     run_dir, markers = tmp_path / "run", tmp_path / "markers"
     # the trial cap ends the run; the budget only has to leave the bomb its full trial time beyond the
@@ -289,7 +295,9 @@ def test_sigterm_with_two_workers_interrupts_both_and_leaves_nothing_running(tmp
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory) -> dict[str, Any]:
     """SIGKILL the driver's whole process group while a fault_hang trial runs, then rerun the same
-    command on the same run folder. Returns what both runs left behind."""
+    command on the same run folder, capped at one trial: the orphan's retry (queued first) is that trial,
+    and the cap ends the rerun when it has run rather than the clock 20 s later. Returns what both runs
+    left behind."""
     tmp = tmp_path_factory.mktemp("kill9")
     run_dir, markers = tmp / "run", tmp / "markers"
     # 28 s: the rerun must have room for the retry (5 s) beyond the reserve for refit and export. With
@@ -315,7 +323,7 @@ def killed_and_resumed(tmp_path_factory) -> dict[str, Any]:
             for pid in marker_pids(markers, "hang"):  # the engine may leave the trial running: end it
                 kill_if_ours(pid, run_dir)
     t0 = time.monotonic()
-    p = run_cli(*args, cwd=tmp, env=env)
+    p = run_cli(*args[:-1], "budget.n_trials=1", args[-1], cwd=tmp, env=env)
     out["rerun"], out["rerun_wall"] = p, time.monotonic() - t0
     for pid in marker_pids(markers, "hang"):
         kill_if_ours(pid, run_dir)
