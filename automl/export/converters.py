@@ -16,7 +16,9 @@ from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringT
 
 from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
 from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+from automl.export.deferred import defer
 from automl.export.feature_converters import register as register_feature_converters
+from automl.export.forest_onnx import register_forest_converters
 from automl.preprocessing.steps import RARE, Float32Cast, NaNIndicator, OutlierClipper, RareGrouper, SkewLog
 
 _done = False
@@ -197,28 +199,21 @@ def _convert_dummy_regressor(scope, operator, container):
 
 
 # --- CatBoost: its own exporter's TreeEnsemble node, copied into the graph (compat.md P11) ----------
-# The node's attributes are filled in only once the whole graph is built (fill_deferred). A 500-tree depth-8
-# model holds ~3M node entries (~50 MB in memory per copy): skl2onnx copies a graph into its model several
-# times and an ensemble copies each member's graph again, so attributes present from the start cost a trial
-# ~250 MB more (a single CatBoost's export peaked at 490 MB RSS, the largest process of a 60 s run on small
-# data), where a node without attributes costs nothing to copy.
-DEFERRED_MARK = "automl-deferred-catboost:"
-_DEFERRED: dict[str, Any] = {}  # marker key -> the fitted CatBoost model, until fill_deferred takes it
-
-
+# The node's attributes are written only into the finished graph (automl/export/deferred.py): a 500-tree
+# depth-8 model holds ~3M node entries (~50 MB per copy), and a single CatBoost's export peaked at 490 MB RSS
+# with them present from the start.
 def _convert_catboost(scope, operator, container):
     from catboost.utils import convert_to_onnx_object
 
-    onx = convert_to_onnx_object(operator.raw_operator)  # the node's kind and opset now; its attributes later
+    raw = operator.raw_operator
+    onx = convert_to_onnx_object(raw)  # the node's kind and opset now; its attributes later
     opsets = {d.domain: d.version for d in onx.opset_import}
     node = _catboost_node(onx)
     outputs = [o.full_name for o in operator.outputs]
     name = scope.get_unique_operator_name("CatBoost")
     container.add_node(node.op_type, [operator.inputs[0].full_name], outputs, op_domain=node.domain,
                        op_version=opsets.get(node.domain), name=name)
-    key = f"{id(operator.raw_operator)}-{len(_DEFERRED)}"
-    _DEFERRED[key] = operator.raw_operator
-    container.nodes[-1].doc_string = DEFERRED_MARK + key
+    defer(container.nodes[-1], lambda final: _fill_catboost(final, raw))
 
 
 def _catboost_node(onx: Any) -> Any:
@@ -228,26 +223,19 @@ def _catboost_node(onx: Any) -> Any:
     return nodes[0]
 
 
-def forget_deferred() -> None:
-    _DEFERRED.clear()
+def _fill_catboost(node: Any, raw: Any) -> None:
+    """The CatBoost node's attributes, copied protobuf to protobuf (as Python lists, get_attribute_value, they
+    would cost ~5x more)."""
+    from catboost.utils import convert_to_onnx_object
 
-
-def fill_deferred(model: Any) -> None:
-    """Give each CatBoost node of a finished graph its attributes, one model at a time, copied protobuf to
-    protobuf (as Python lists, get_attribute_value, they would cost ~5x more)."""
-    for node in model.graph.node:
-        if node.doc_string.startswith(DEFERRED_MARK):
-            from catboost.utils import convert_to_onnx_object
-
-            raw = _DEFERRED.pop(node.doc_string[len(DEFERRED_MARK):])
-            keep = (list(node.input), list(node.output), node.name, node.domain)
-            # parsed into the graph's own memory: extend() or CopyFrom() would tie the exporter's whole
-            # parsed model (~100 MB for a large CatBoost) to the graph for as long as the graph lives
-            node.ParseFromString(_catboost_node(convert_to_onnx_object(raw)).SerializeToString())
-            del node.input[:], node.output[:]
-            node.input.extend(keep[0])
-            node.output.extend(keep[1])
-            node.name, node.domain, node.doc_string = keep[2], keep[3], ""
+    keep = (list(node.input), list(node.output), node.name, node.domain)
+    # parsed into the graph's own memory: extend() or CopyFrom() would tie the exporter's whole parsed model
+    # (~100 MB for a large CatBoost) to the graph for as long as the graph lives
+    node.ParseFromString(_catboost_node(convert_to_onnx_object(raw)).SerializeToString())
+    del node.input[:], node.output[:]
+    node.input.extend(keep[0])
+    node.output.extend(keep[1])
+    node.name, node.domain, node.doc_string = keep[2], keep[3], ""
 
 
 def _snap_lightgbm_thresholds(node: dict) -> None:
@@ -317,6 +305,7 @@ def _register_own() -> None:
     update_registered_converter(SkewLog, "AutomlSkewLog", _shape_same_width_float, _convert_skewlog)
 
     register_feature_converters()
+    register_forest_converters()
     update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
                                 _convert_dummy_classifier, parser=_parser_classifier,
                                 options={"zipmap": [False, True], "nocl": [True, False]})

@@ -23,7 +23,8 @@ from automl.evaluation.calibration import Calibrated
 from automl.evaluation.metrics import labels_from_proba
 from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
-from automl.export.converters import fill_deferred, forget_deferred, register_converters
+from automl.export.converters import register_converters
+from automl.export.deferred import fill_deferred, forget_deferred
 from automl.export.stack import stack_nodes
 from automl.preprocessing.imbalance import inference_estimators
 from automl.stacking import StackedEnsemble

@@ -124,7 +124,8 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     pipe = fit(data.X, data.y)
     timings["refit_s"] = time.perf_counter() - t
     out: dict[str, Any] = {}
-    held = pipe  # the model the holdout scores (trim chooses its rounds on it)
+    # the model the holdout scores, kept beside the refit on all rows only for trim (which chooses its rounds on it)
+    held = pipe if extras.trim_tol is not None else None
     if len(y_hold):
         t = time.perf_counter()
         pred = obj.predict(pipe, X_hold, data.task, data.n_classes)
@@ -147,11 +148,13 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                 lambda X: obj.predict(scored, X, data.task, data.n_classes), X_hold, y_hold,
                 lambda y, p: data.metric(y, p, data.n_classes), data.metric.greater_is_better, data.seed,
                 time_limit_s=explain_s)
+            del scored  # the refit on all rows replaces this model below
     if refit_full and len(y_hold):
         # score the holdout through onnxruntime too, with the very model that was scored, before refitting
         t = time.perf_counter()
-        scored = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
-        out["holdout_score_onnx"] = onnx_score(scored, data, X_hold, y_hold, threshold, len(data.y))
+        graph = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
+        out["holdout_score_onnx"] = onnx_score(graph, data, X_hold, y_hold, threshold, len(data.y))
+        del graph  # a deep forest's graph: not held while the refit on all rows is fitted and exported
         timings["holdout_onnx_s"] = time.perf_counter() - t
         t = time.perf_counter()
         pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))

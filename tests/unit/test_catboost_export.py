@@ -1,4 +1,4 @@
-"""CatBoost's tree nodes get their attributes only once the whole graph is built (export.converters.fill_deferred):
+"""CatBoost's tree nodes get their attributes only once the whole graph is built (export.deferred.fill_deferred):
 the graph's copies inside skl2onnx and the ensemble assembly carry them without, which is what kept a
 depth-8 CatBoost's export from being the largest allocation of a run (issue 17). The shipped graph must be
 the same: every node filled, no marker left, parity on single models and on ensembles of CatBoosts."""
@@ -33,7 +33,7 @@ def _catboost(schema, Xm, y, depth: int):
 @pytest.mark.onnx
 def test_an_ensemble_of_catboosts_exports_filled_with_parity():
     from automl.ensemble import WeightedEnsemble
-    from automl.export import converters
+    from automl.export import converters, deferred
     from automl.export.onnx import check_parity, export_onnx, metadata
 
     schema, Xm, y = _frame()
@@ -44,9 +44,9 @@ def test_an_ensemble_of_catboosts_exports_filled_with_parity():
     for n in trees:
         names = {a.name for a in n.attribute}
         assert {"nodes_treeids", "nodes_featureids", "class_weights"} <= names, names
-        assert not n.doc_string.startswith(converters.DEFERRED_MARK)
+        assert not n.doc_string.startswith(deferred.MARK)
         assert n.input and n.output and n.name  # the node's own wiring survived the fill
-    assert not converters._DEFERRED  # nothing held after the export
+    assert deferred.pending() == 0  # nothing held after the export
     # depth 3 and depth 5 trees: each node got its own model's attributes, not the other's
     from catboost.utils import convert_to_onnx_object
 
@@ -61,14 +61,16 @@ def test_an_ensemble_of_catboosts_exports_filled_with_parity():
 
 @pytest.mark.onnx
 def test_a_failed_export_leaves_nothing_for_the_next():
-    from automl.export import converters
+    import onnx
+
+    from automl.export import deferred
     from automl.export.onnx import check_parity, export_onnx, metadata
 
     schema, Xm, y = _frame()
-    converters._DEFERRED["stale"] = object()  # what an export that failed half-way would leave
+    deferred.defer(onnx.NodeProto(), lambda node: None)  # what an export that failed half-way would leave
     pipe = _catboost(schema, Xm, y, 4)
     model = export_onnx(pipe, schema, "binary", [0, 1], metadata(schema, "binary", "y", "roc_auc", [0, 1], "t"))
-    assert not converters._DEFERRED
+    assert deferred.pending() == 0
     assert check_parity(model, pipe, Xm, schema, "binary", 1e-5, 0)["passed"]
 
 

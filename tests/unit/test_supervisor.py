@@ -168,3 +168,22 @@ def test_a_trial_killed_inside_the_stop_handler_dies_at_once_and_stops_no_worker
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_memory_between_exact_counts_follows_rss_and_an_estimate_over_the_limit_is_counted_at_once():
+    """The supervisor sees an allocation at the next 50 ms tick (RSS grown since the last exact USS count),
+    not only at the next exact count, and stops a trial only on an exact count."""
+    import os
+
+    from automl.search.supervisor import TreeMemory
+
+    memory = TreeMemory(os.getpid())
+    before = memory.exact(now=0.0)
+    block = np.ones(100 * 2**20 // 8)  # 100 MB, every page written
+    estimate, exact = memory.count(now=0.01, limit_mb=1e9)
+    assert not exact and 90 < estimate - before < 110
+    uss, exact = memory.count(now=0.02, limit_mb=estimate - 1)  # over the limit: counted exactly, now
+    assert exact and abs(uss - estimate) < 20
+    _, exact = memory.count(now=0.02 + TreeMemory.EXACT_EVERY_S, limit_mb=1e9)  # due
+    assert exact
+    del block
