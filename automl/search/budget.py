@@ -33,6 +33,7 @@ class Budget:
     holdout_rows: int = 0  # rows the final stage scores twice (Python, onnxruntime); 0 = priced by holdout_scale
     used_before: float = 0.0  # seconds an earlier, crashed run of this study already spent
     rescore_top: int = 0  # the best trials scored again on fresh folds after the search (stages/rescore.py)
+    concurrent: bool = False  # trials ran beside another worker's (their seconds are longer than alone)
     # room kept for an ensemble's refit: None until the search asks whether one would be chosen
     # (search/ensemble_room.py), then the answer
     ensemble_room: bool | None = None
@@ -163,14 +164,19 @@ def cv_seconds(attrs: dict[str, Any]) -> float:
 
 
 RESCORE_SHARE = 0.1  # at most this share of the budget goes to scoring the best trials again
+# A trial scored again alone takes this share of the seconds it took in a search of two workers on two cores:
+# median of 12 re-scores, german_health seed 4 at 60 s (0.53-1.27; benchmarks/RESULTS.md, session 30)
+SOLO_RATIO = 0.65
 
 
-def rescore_s(seconds: list[tuple[float, float]], top: int, time_s: float) -> float:
-    """Time to score the best `top` trials again: what their own CV took, at most RESCORE_SHARE of the
-    budget. `seconds`: (score, trial seconds) of the trials that may be re-scored, the higher score the better."""
-    if top <= 0:
+def rescore_s(seconds: list[tuple[float, float]], budget: Budget) -> float:
+    """Expected time to score the best `budget.rescore_top` trials again, alone: what their own CV took (less
+    when the search ran workers side by side), at most RESCORE_SHARE of the budget. `seconds`: (score, trial
+    seconds) of the trials that may be re-scored, the higher score the better."""
+    if budget.rescore_top <= 0:
         return 0.0
-    return min(sum(s for _, s in sorted(seconds, reverse=True)[:top]), RESCORE_SHARE * time_s)
+    took = sum(s for _, s in sorted(seconds, reverse=True)[:budget.rescore_top])
+    return min(took * (SOLO_RATIO if budget.concurrent else 1.0), RESCORE_SHARE * budget.time_s)
 
 
 def first_attempt_s(done: Sequence[tuple[float, ...]], budget: Budget) -> float:

@@ -160,7 +160,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
                     state.result.stopped_because = why
                     log.info("search stopped %.1fs before the deadline: %.1fs kept for the final stage's first "
                              "attempt, %.1fs for re-scoring", budget.left(), first_attempt_s(state.done, budget),
-                             rescore_s(state.seconds, budget.rescore_top, budget.time_s))
+                             rescore_s(state.seconds, budget))
                     break
         finally:
             state.beat.stop()
@@ -169,7 +169,7 @@ def run_search(study: Any, data: obj.SearchData, budget: Budget, on_trial: Trial
 
 def time_left(budget: Budget, state: LoopState) -> float:
     """Seconds left for trials once the final stage's share and the re-scoring are kept."""
-    return budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget.rescore_top, budget.time_s))
+    return budget.left() - reserve(state.done, budget, rescore_s(state.seconds, budget))
 
 
 def next_trial(study: Any, tickets: bool) -> Any | None:

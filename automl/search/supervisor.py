@@ -75,6 +75,9 @@ class Outcome:
     error: str = ""
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    # where the time outside the child's own work went: starting it (fork), and from its last message to its exit
+    start_s: float = 0.0
+    reap_s: float = 0.0
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -192,6 +195,7 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
     proc = ctx.Process(target=_child_main, args=(child, fn, args, os.getpid()), daemon=False)
     t0 = time.monotonic()
     proc.start()
+    started = time.monotonic()
     pid = proc.pid
     assert pid is not None  # start() has forked the child
     child.close()
@@ -256,11 +260,13 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
         _kill_group(proc)
         raise
     finally:
+        ended = time.monotonic()
         parent.close()
         proc.join(2.0)
         if proc.is_alive():
             _kill_group(proc)
             proc.join(1.0)
     out.seconds = time.monotonic() - t0
+    out.start_s, out.reap_s = started - t0, time.monotonic() - ended
     out.peak_rss_mb = max(out.peak_rss_mb, peak)
     return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from automl.data.split import cv_folds
 from automl.io import fresh_oof_file
-from automl.search.budget import Budget, cv_seconds, rescore_s, reserve, room_when, trial_final_cost
+from automl.search.budget import SOLO_RATIO, Budget, cv_seconds, rescore_s, reserve, room_when, trial_final_cost
 from automl.search.objective import SearchData, candidate_from, cross_validate
 from automl.search.supervisor import COMPLETE, supervise
 
@@ -78,13 +78,15 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
     kept = reserve([(sign * t.values[0], c, room_when(budget, getattr(t, "datetime_complete", None)))
                     for t, c in zip(done, costs, strict=True)], budget)
-    # x1.5: a re-score can take longer than the trial did (estimates err both ways), within what is free.
+    # x1.5 what the trials took (x1.5 / SOLO_RATIO what the search expects): a re-score can take longer than
+    # the trial did (estimates err both ways), within what is free.
     # A fixed trial count (budget.n_trials) is the reproducible recipe: every one of the best trials is scored
     # again whatever the clock says, within the time left, so two runs re-score the same trials
     counted = budget.n_trials > 0
+    took = [(sign * t.values[0], cv_seconds(t.user_attrs)) for t in head]
+    expected = rescore_s(took, dataclasses.replace(budget, rescore_top=top))
     allowed = budget.left() - kept if counted else min(
-        1.5 * rescore_s([(sign * t.values[0], cv_seconds(t.user_attrs)) for t in head], top, budget.time_s),
-        budget.left() - kept)
+        1.5 * expected / (SOLO_RATIO if budget.concurrent else 1.0), budget.left() - kept)
     fresh_set = fresh_data(data)
     fresh: dict[int, float] = {}
 
@@ -99,6 +101,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
         out = supervise(cross_validate, (fresh_set, candidate_from(t.params)), timeout_s=min(limit, max(left, 1.0)),
                         memory_mb=budget.trial_memory_mb, on_message=answer)
         fresh[t.number] = float(out.value["mean"]) if out.status == COMPLETE else float("nan")
+        log.info("re-scored trial %d (%s): %s in %.2fs of its %.2fs limit (fork %.2fs, exit %.2fs)", t.number,
+                  t.params.get("family"), out.status, out.seconds, min(limit, max(left, 1.0)), out.start_s, out.reap_s)
         if out.status == COMPLETE and oof_dir is not None and np.array_equal(fresh_set.scored, data.scored):
             np.save(fresh_oof_file(oof_dir, t.number), out.value["oof"])
     if len(fresh) < 2:

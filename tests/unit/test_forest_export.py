@@ -139,3 +139,19 @@ def test_pipelines_and_ensembles_of_forests_pass_the_parity_gate(task):
         assert deferred.pending() == 0
         report = check_parity(model, pipe, Xm, schema, task, 1e-4, 0)
         assert report["passed"], report
+
+
+@pytest.mark.parametrize("key", ["random_forest", "extra_trees"])
+def test_a_forest_holds_at_most_the_node_budget_the_onnx_session_can_afford(monkeypatch, key):
+    import automl.estimators.forest as forest
+    from automl.estimators import REGISTRY
+
+    X, y = _data(2000)
+
+    def nodes(budget: int) -> int:
+        monkeypatch.setattr(forest, "FOREST_NODES", budget)
+        model = REGISTRY.get(key).build({"n_estimators": 5, "min_samples_leaf": 1}, task="regression", seed=0)
+        return sum(e.tree_.node_count for e in model.fit(X, y).estimators_)
+
+    assert nodes(10**6) > 4000  # in effect unbounded (a leaf per row or so): the budget below binds
+    assert nodes(4000) <= 4000

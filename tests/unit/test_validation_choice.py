@@ -15,7 +15,7 @@ from automl.config.schema import RunConfig
 from automl.data.split import Structure, cv_folds, inner_share, scored_rows
 from automl.evaluation.metrics import get_metric
 from automl.io import oof_file
-from automl.search.budget import Budget, final_cost, rescore_s, reserve, trial_final_cost
+from automl.search.budget import SOLO_RATIO, Budget, final_cost, rescore_s, reserve, trial_final_cost
 from automl.search.ensemble_room import ensemble_pays
 from automl.search.objective import candidate_from, trained_rounds
 from automl.stages.prepare import validation_for
@@ -116,14 +116,15 @@ def test_reorder_ranks_the_rescored_trials_by_the_mean_of_both_estimates():
 def test_the_search_keeps_time_for_rescoring_at_most_a_tenth_of_the_budget():
     import time
 
-    from automl.search.budget import Budget
-
     b = Budget(start=time.time(), time_s=60.0)
     done = [(0.9, 2.0), (0.8, 1.0)]
     seconds = [(0.9, 1.0), (0.8, 2.0), (0.7, 30.0), (0.5, 4.0)]
-    assert rescore_s(seconds, 2, 60.0) == 3.0
-    assert rescore_s(seconds, 3, 60.0) == 6.0  # capped at 10% of 60 s
-    assert rescore_s(seconds, 0, 60.0) == 0.0
+    assert rescore_s(seconds, Budget(start=0.0, time_s=60.0, rescore_top=2)) == 3.0
+    assert rescore_s(seconds, Budget(start=0.0, time_s=60.0, rescore_top=3)) == 6.0  # capped at 10% of 60 s
+    assert rescore_s(seconds, Budget(start=0.0, time_s=60.0, rescore_top=0)) == 0.0
+    # trials that ran beside another worker's are re-scored alone, in less time than they took
+    side = Budget(start=0.0, time_s=60.0, rescore_top=2, concurrent=True)
+    assert rescore_s(seconds, side) == pytest.approx(3.0 * SOLO_RATIO)
     assert reserve(done, b, 3.0) == pytest.approx(reserve(done, b) + 3.0, abs=0.05)
 
 
@@ -205,8 +206,9 @@ def test_boosting_stops_early_on_the_inner_split_and_the_refit_keeps_those_round
 
 
 def test_no_time_is_kept_for_rescoring_before_a_trial_other_than_the_baseline_completed():
-    assert rescore_s([], 5, 60.0) == 0.0
-    assert rescore_s([(0.8, 3.0)], 5, 60.0) == 3.0  # a forked worker sees its own trials only
+    five = Budget(start=0.0, time_s=60.0, rescore_top=5)
+    assert rescore_s([], five) == 0.0
+    assert rescore_s([(0.8, 3.0)], five) == 3.0  # a forked worker sees its own trials only
 
 
 def _oof_trial(number: int, value: float, family: str, oof: np.ndarray, oof_dir) -> SimpleNamespace:
