@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests import xdist_share
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 CONF_DIR = ROOT / "conf"
@@ -40,6 +42,41 @@ def importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a missing parent package of a dotted name
         return False
+
+
+# --- pytest-xdist (the README's command runs -n 2 --dist loadgroup) -------------------------------
+# Tests that share a session fixture across files run on one worker, so it is built once (each worker
+# has its own session); a group named in a module wins over the default one below.
+SHARED_FIXTURE_GROUPS = {
+    # the `runs` fixture (tests/e2e/conftest.py): three real runs, timed against their budget
+    "e2e_runs": ("tests/e2e/test_run.py", "tests/e2e/test_report.py", "tests/e2e/test_sweep_report.py"),
+    # the `serving_runs` fixture (tests/serving/conftest.py): two real runs
+    "serving_runs": ("tests/serving/test_server.py", "tests/serving/test_drift.py", "tests/serving/test_registry.py"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    xdist_share.configure(config.option.basetemp)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks into the node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """By default a module's tests run on one worker (as --dist loadfile): module-scoped fixtures (real
+    runs, servers) are built once, and the tests of a module that share a port, a folder or a database
+    (tests/distributed: one PostgreSQL database) never run at the same time."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        path = item.nodeid.split("::", 1)[0]
+        group = next((g for g, files in SHARED_FIXTURE_GROUPS.items() if path in files), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Under xdist: a test marked `alone` (it measures its own wall time) has the machine to itself."""
+    with xdist_share.alone() if item.get_closest_marker("alone") else xdist_share.shared():
+        yield
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

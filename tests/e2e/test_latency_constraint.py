@@ -15,7 +15,9 @@ import pytest
 from automl.export.measure import measure
 from tests.cli_runner import run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.ci]  # two 25 s runs
+# two 25 s runs; alone under xdist: the limit sits ~3x from each family's latency measured in the first run,
+# and the other worker's load would move the second run's measurements (and this test's own) by as much
+pytestmark = [pytest.mark.slow, pytest.mark.ci, pytest.mark.alone]
 MARGIN = 8.0  # the slow winner's p50 over the fast model's, at least: the limit sits ~3x from each
 
 

@@ -158,6 +158,8 @@ def test_a_trial_that_segfaults_is_CRASHED_with_SIGSEGV_and_the_driver_survives(
     assert (run_dir / "model.onnx").exists()
 
 
+# alone under xdist: the wall-time check has 3 s of slack, and the other worker's load is not the engine's overrun
+@pytest.mark.alone
 def test_a_native_hang_is_TIMEOUT_and_the_run_keeps_its_time_budget(tmp_path):
     run_dir, markers = tmp_path / "run", tmp_path / "markers"
     budget = 26.0  # at 20 s a loaded box spent the budget on start-up and the baseline: no hang ran
