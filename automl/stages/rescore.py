@@ -98,11 +98,12 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
         limit = left if counted else max(1.0, 2.0 * cv_seconds(t.user_attrs))
         if left < 0.5 * limit or left <= 0:  # too costly for what is left: a cheaper one below it may still fit
             continue
-        out = supervise(cross_validate, (fresh_set, candidate_from(t.params)), timeout_s=min(limit, max(left, 1.0)),
+        timeout = min(limit, max(left, 1.0))
+        out = supervise(cross_validate, (fresh_set, candidate_from(t.params)), timeout_s=timeout,
                         memory_mb=budget.trial_memory_mb, on_message=answer)
         fresh[t.number] = float(out.value["mean"]) if out.status == COMPLETE else float("nan")
         log.info("re-scored trial %d (%s): %s in %.2fs of its %.2fs limit (fork %.2fs, exit %.2fs)", t.number,
-                  t.params.get("family"), out.status, out.seconds, min(limit, max(left, 1.0)), out.start_s, out.reap_s)
+                  t.params.get("family"), out.status, out.seconds, timeout, out.start_s, out.reap_s)
         if out.status == COMPLETE and oof_dir is not None and np.array_equal(fresh_set.scored, data.scored):
             np.save(fresh_oof_file(oof_dir, t.number), out.value["oof"])
     if len(fresh) < 2:
