@@ -110,6 +110,36 @@ def trial_memory_mb(fixed_mb: float, budget: MemoryBudget, n_workers: int = 1) -
     return limit
 
 
+def refit_need_mb(peaks: list[float | None], trial_rows: int, refit_rows: int) -> float | None:
+    """The pages (USS, MB) a final refit of trials with these measured peaks is expected to own on `refit_rows`:
+    the largest member's peak, scaled by the rows over the rows its folds were fitted on (the fit, the export
+    and the parity check all grow with them). The fork's fixed pages scale too, so it errs high. A lower bound
+    for an ensemble, whose members are fitted one after the other in one process; members not measured are
+    left out. None: no peak measured (no memory limit was in force while the trials ran)."""
+    measured = [float(p) for p in peaks if p is not None and p > 0]
+    if not measured:
+        return None
+    return max(measured) * max(refit_rows / max(trial_rows, 1), 1.0)
+
+
+def rows_within(peaks: list[float | None], trial_rows: int, limit_mb: float, rows: int) -> int:
+    """The most of `rows` a refit fits on within `limit_mb` by refit_need_mb (all of them when no limit is in force
+    or no peak was measured); never fewer than the rows the trials' folds were fitted on, which they did within it."""
+    need = refit_need_mb(peaks, trial_rows, trial_rows) if limit_mb > 0 else None
+    if need is None:
+        return rows
+    return min(rows, max(trial_rows, int(trial_rows * limit_mb / need)))
+
+
+def over_limit(label: str, peaks: list[float | None], trial_rows: int, refit_rows: int, limit_mb: float) -> str:
+    """Why a final refit is not tried ("" to try it): its trials' measured peaks say it would pass the limit."""
+    need = refit_need_mb(peaks, trial_rows, refit_rows) if limit_mb > 0 else None
+    if need is None or need <= limit_mb:
+        return ""
+    return (f"{label} on {refit_rows} rows: not tried, its trials peaked at {max(p or 0.0 for p in peaks):.0f} MB on "
+            f"{trial_rows} rows, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
+
+
 def release_freed() -> None:
     """Hand memory freed by the last chunk back to the OS: pyarrow's pool keeps freed pages for reuse and
     glibc keeps freed blocks in its per-thread arenas, so a loop over chunks that allocates a little

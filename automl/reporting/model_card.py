@@ -205,7 +205,10 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
             lines.append(f"- Probabilities are floored for log loss: p' = (1 - {final['probability_floor']:g}) p + "
                          f"{final['probability_floor']:g} / C, chosen on out-of-fold predictions; it bounds the "
                          "loss of one confident miss on new data.")
-        lines.append(f"- Refit on all {s['search_rows']} search rows in {final['timings'].get('refit_s', 0):.2f} s.")
+        refit_s = final['timings'].get('refit_s', 0)
+        lines.append(f"- Refit on {final['fit_rows']} of the {s['search_rows']} search rows in {refit_s:.2f} s: "
+                     f"{final['fit_rows_reason']}." if final.get("fit_rows_reason")
+                     else f"- Refit on all {s['search_rows']} search rows in {refit_s:.2f} s.")
         if final.get("fallback_reason"):
             lines.append(f"- Note: {final['fallback_reason']}")
         intended = final.get("intended")

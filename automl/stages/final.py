@@ -18,17 +18,18 @@ from typing import Any
 import numpy as np
 
 from automl.config.schema import RunConfig
-from automl.ensemble import SELECTION_ROUNDS, beats_best_single, choose_floor, selection_pool
-from automl.evaluation.metrics import Metric
-from automl.evaluation.threshold import for_members, scorer
-from automl.io import RunPaths, fresh_oof_file
-from automl.search.budget import SAFETY, Budget, last_resort, trial_final_cost
+from automl.ensemble import choose_floor, selection_pool
+from automl.evaluation.threshold import for_members
+from automl.io import RunPaths
+from automl.memory import over_limit, rows_within
+from automl.search.budget import SAFETY, last_resort, trial_final_cost
 from automl.search.objective import Candidate, SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, TIMEOUT, Outcome, supervise
 from automl.stages.constraints import Gate
+from automl.stages.ensemble_choice import select_ensemble
 from automl.stages.prepare import Prepared
 from automl.stages.refit import extras_for, refit_export
-from automl.stages.search import Searched
+from automl.stages.search import Searched, fewer_rows
 from automl.stages.stack_choice import StackChoice, choose_stack, pool_head
 
 log = logging.getLogger("automl")
@@ -77,43 +78,6 @@ def candidate(trial: Any) -> Candidate:
     return candidate_from(trial.params, trial.user_attrs.get("best_rounds"))
 
 
-def selection_oof(paths: RunPaths, number: int, scored: np.ndarray) -> np.ndarray:
-    """A trial's OOF predictions on the scored rows as ensemble selection sees them: for a trial scored again
-    on fresh folds, the mean of both (repeated CV). On pneumonia a lucky extra-trees trial (CV AUC 0.682, fresh
-    folds 0.584) took 71% of the weight when only its first OOF was read; the ensemble scored 0.558 on test."""
-    oof = np.load(paths.oof_file(number)).astype(np.float64)
-    fresh = fresh_oof_file(paths.oof, number)
-    if fresh.exists():
-        oof = (oof + np.load(fresh).astype(np.float64)) / 2
-    return oof[scored]
-
-
-def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: RunPaths, budget: Budget,
-                    keep_s: float = 0.0) -> dict[str, Any] | None:
-    """Caruana selection over the OOF predictions of the best completed trials, within the refit time left
-    once `keep_s` (the last resort's time) is kept free, as the final stage's attempt will count it."""
-    pool = selection_pool(done, lambda n: paths.oof_file(n).exists())
-    if len(pool) < 2:
-        return None
-    oofs = [selection_oof(paths, t.number, data.scored) for t in pool]
-    costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in pool]
-    score = scorer(metric, data.n_classes, data.task, data.tune_threshold)  # at the tuned threshold, if any
-    t = time.perf_counter()
-    score(data.oof_y, oofs[0])
-    # the selection's own time (one score per pool member per round; 0.9 s on 14k rows x 11 classes)
-    # comes out of the refit's room, which the attempt measures after it
-    select_s = (time.perf_counter() - t) * len(pool) * SELECTION_ROUNDS
-    # x1.15: the attempt's own tolerance (estimates err both ways)
-    room = 1.15 * (budget.left() - budget.reports_s - budget.kept(keep_s) - select_s)
-    sel, best_single, better = beats_best_single(oofs, data.oof_y, score, metric.greater_is_better, costs, room)
-    log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
-             metric.name, sel.score, best_single)
-    if not better:
-        return None
-    return {"members": [(pool[i], w) for i, w in zip(sel.members, sel.weights, strict=True)],
-            "oof_score": sel.score, "best_single_oof": best_single, "rounds": len(sel.history)}
-
-
 class FinalStage:
     """Runs the ladder for one run. `refit` and `run_supervised` default to the real ones."""
     def __init__(self, cfg: RunConfig, prep: Prepared, searched: Searched, paths: RunPaths, meta: dict[str, str],
@@ -124,6 +88,7 @@ class FinalStage:
         self.refit, self.run_supervised = refit, run_supervised
         self.budget = searched.budget
         self.data, self.final_data = searched.data, searched.final_data
+        self.sample_note = ""  # why the larger final sample was not refitted, when its peak said it would not fit
 
     def cost_of(self, trial: Any, scale: float | None = None, full: bool = True) -> float:
         """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows); full=False:
@@ -241,7 +206,8 @@ class FinalStage:
             else:
                 keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, resorts[0],
                                            fallback_s)
-            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, oof, failures)
+            outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, oof, failures,
+                                                     last=i == len(plans) - 1)
             attempts += tried if plan.kind != "stack" else 0  # a stack and its averaged fallback count as one
             if outcome is not None and outcome.status == COMPLETE and "model" in outcome.value:
                 cv = plan.cv(ens)
@@ -283,6 +249,21 @@ class FinalStage:
                            "no candidate passed refit, export and the parity gate: " + "; ".join(failures),
                            selection, failures, time.time() - t0)
 
+    def memory_limit(self) -> float:  # the refit's memory limit (MB; 0: none), as the search's trials had it
+        return self.budget.trial_memory_mb if self.prep.sampled or self.cfg.budget.memory_mb else 0.0
+
+    def trial_rows(self) -> int:
+        return max((len(tr) for tr, _ in self.data.folds), default=0)
+
+    @staticmethod
+    def peaks(plan: Plan) -> list[float | None]:
+        return [tr.user_attrs.get("peak_mb") for tr, _ in plan.members]
+
+    def over_memory(self, plan: Plan, rows: int) -> str:
+        """Why `plan` is not refitted on `rows` rows under the trial memory limit ("" to refit it)."""
+        limit = self.memory_limit()
+        return over_limit(plan.label, self.peaks(plan), self.trial_rows(), rows, limit) if limit else ""
+
     def rung_s(self, trial: Any, fallback_s: float) -> float:
         """Seconds kept free so that `trial` can still be shipped (estimates err both ways), then the last
         resort."""
@@ -320,10 +301,12 @@ class FinalStage:
         return fallback_s
 
     def _attempt(self, plan: Plan, is_resort: bool, keep_s: float, floor: float, threshold: float | None,
-                 oof: np.ndarray | None, failures: list[str]) -> tuple[Outcome | None, SearchData, int]:
+                 oof: np.ndarray | None, failures: list[str],
+                 last: bool = False) -> tuple[Outcome | None, SearchData, int]:
         """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to retry
         on the search rows (k-NN scoring the holdout grows faster than the rows); then, with export.refit_full,
-        without the refit on all rows: the plan the search found, not the next one down. Returns (outcome of
+        without the refit on all rows: the plan the search found, not the next one down. A try its trials' peaks
+        say would pass the memory limit is not started, unless `last` (something must ship). Returns (outcome of
         the last try or None, its rows, refits started)."""
         cfg, prep, budget, data = self.cfg, self.prep, self.budget, self.data
         cands = [(candidate(tr), w) for tr, w in plan.members]
@@ -332,15 +315,27 @@ class FinalStage:
                  if self.final_data is not data else [(data, small, True)])
         if cfg.export.refit_full and len(prep.y_hold) and not is_resort:
             tries.append((data, sum(self.cost_of(tr, 1.0, full=False) for tr, _ in plan.members), False))
-        outcome, fit_data, started = None, data, 0
+        limit = self.memory_limit()
+        fit_rows = rows_within(self.peaks(plan), self.trial_rows(), limit, len(data.y)) if limit else len(data.y)
+        if fit_rows < len(data.y):  # the search rows too would pass the memory limit: as many as the peaks allow
+            tries.append((fewer_rows(data, fit_rows, data.seed), small * fit_rows / len(data.y), False))
+        outcome, fit_data, started, over = None, data, 0, "the time left"
         for fit_data, cost, full in tries:
             room = budget.left() - budget.reports_s
             resort = is_resort and fit_data is data
             # time kept free if this attempt fails: the retry on the search rows, and the next rung (keep_s)
-            keep = budget.kept((1.5 * small if fit_data is not data else 0.0) + (0.0 if resort else keep_s))
+            retry = 1.5 * small if fit_data is self.final_data and fit_data is not data else 0.0
+            keep = budget.kept(retry + (0.0 if resort else keep_s))
             if cost > 1.15 * (room - keep) and not resort:  # estimates err both ways
                 failures.append(f"{plan.label} on {len(fit_data.y)} rows: "
                                 f"expected {cost:.1f}s, {room - keep:.1f}s left")
+                continue
+            why = "" if last else self.over_memory(plan, len(fit_data.y) + (len(prep.y_hold) if full and
+                                                                           cfg.export.refit_full else 0))
+            if why:  # over the memory limit: the next try (the search rows, no refit on all rows), else the next plan
+                failures.append(why)
+                over = "the memory limit"
+                self.sample_note = why if fit_data is not data else self.sample_note
                 continue
             started += 1
             # a refit that overruns its estimate (a loaded machine slowed HGB's refit 3x) is stopped in time
@@ -358,8 +353,8 @@ class FinalStage:
                 timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
             if outcome.status == COMPLETE and "model" in outcome.value:
                 if not full and cfg.export.refit_full:
-                    outcome.value["refit_full_skipped"] = ("its refit on all rows (export.refit_full) did not fit "
-                                                           "the time left: the graph is the model the holdout scored")
+                    outcome.value["refit_full_skipped"] = (f"its refit on all rows (export.refit_full) did not fit "
+                                                           f"{over}: the graph is the model the holdout scored")
                 return outcome, fit_data, started
             why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
                    else f"{outcome.status}: {outcome.error}")
@@ -385,6 +380,9 @@ class FinalStage:
         if plan.stack is not None:
             final["stacker"] = plan.stack.to_json()
         final["fit_rows"] = len(fit_data.y)
+        if len(fit_data.y) < len(self.data.y):
+            final["fit_rows_reason"] = (f"as many of the {len(self.data.y)} search rows as its trials' measured peak "
+                                        f"allows within the {self.memory_limit():.0f} MB trial limit")
         # what the search's reserve priced this plan at, beside what it took (timings): the card's record of
         # whether the final stage was given the time it needed
         final["estimated_s"] = round(sum(self.cost_of(tr, None if fit_data is self.final_data else 1.0)
@@ -394,7 +392,9 @@ class FinalStage:
             sampled.info["final_model_rows"] = len(fit_data.y) + (n_hold if final.get("refit_full_rows") else 0)
             if fit_data is not self.final_data:
                 sampled.info["final_sample_reason"] = (
-                    f"the search sample: the planned {len(self.final_data.y)}-row refit did not fit the time left "
+                    f"{'the search sample' if fit_data is self.data else final['fit_rows_reason']}: the planned "
+                    f"{len(self.final_data.y)}-row refit did not fit "
+                    f"{'the memory limit' if self.sample_note else 'the time left'} "
                     f"(planned: {sampled.info['final_sample_reason']})")
                 sampled.info["final_sample_rows"] = len(fit_data.y)
         return final

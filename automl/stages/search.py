@@ -167,18 +167,8 @@ def size_samples(data: SearchData, sampled: Any, budget: Budget, n_hold: int, cf
         sizes.search_reason = sizes.final_reason = "kept from the earlier run of this study (resumed)"
     sampled.info.update(sizes.to_json())
     sampled.info["planned_rows"] = [sizes.search_rows, sizes.final_rows]  # before the class floors are added
-    classification = data.task != "regression"
-
-    def rows(d: SearchData, n: int) -> SearchData:
-        if n >= len(d.y):
-            return d
-        keep = subset(d.y, n, classification, CLASS_FLOOR)
-        y = d.y[keep]
-        return dataclasses.replace(d, X=d.X.iloc[keep].reset_index(drop=True), y=y,
-                                   folds=cv_folds(y, d.task, len(d.folds), cfg.seed))
-
-    final = rows(data, sizes.final_rows)
-    search_rows = rows(final, sizes.search_rows)
+    final = fewer_rows(data, sizes.final_rows, cfg.seed)
+    search_rows = fewer_rows(final, sizes.search_rows, cfg.seed)
     sampled.info["search_sample_rows"] = len(search_rows.y)  # with the class floors
     sampled.info["final_sample_rows"] = len(final.y)
     sampled.info["final_model_rows"] = len(final.y) + (n_hold if cfg.export.refit_full else 0)  # as planned
@@ -192,3 +182,14 @@ def size_samples(data: SearchData, sampled: Any, budget: Budget, n_hold: int, cf
     log.info("sample sizes: search %d rows (%s); final model %d rows (%s); memory allowed %d",
              len(search_rows.y), sizes.search_reason, len(final.y), sizes.final_reason, sizes.memory_rows)
     return search_rows, final
+
+
+def fewer_rows(d: SearchData, n: int, seed: int) -> SearchData:
+    """`d` on n of its rows (every class kept at CLASS_FLOOR rows at least), with folds of their own; `d` itself
+    when it has no more than n."""
+    if n >= len(d.y):
+        return d
+    keep = subset(d.y, n, d.task != "regression", CLASS_FLOOR)
+    y = d.y[keep]
+    return dataclasses.replace(d, X=d.X.iloc[keep].reset_index(drop=True), y=y,
+                               folds=cv_folds(y, d.task, len(d.folds), seed))

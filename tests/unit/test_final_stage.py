@@ -16,9 +16,16 @@ from automl.io import RunPaths, fresh_oof_file
 from automl.search.budget import Budget
 from automl.search.supervisor import COMPLETE, Outcome
 from automl.stacking import Stacker
+from automl.stages import ensemble_choice
 from automl.stages import final as final_mod
 from automl.stages.final import FinalStage, select_ensemble
 from automl.stages.stack_choice import StackChoice
+
+
+def _cost(monkeypatch, fn: Any) -> None:
+    """Every trial's final-stage seconds, as the ladder and the ensemble selection price them."""
+    monkeypatch.setattr(final_mod, "trial_final_cost", fn)
+    monkeypatch.setattr(ensemble_choice, "trial_final_cost", fn)
 
 
 def test_pool_adds_other_families_best_trials():
@@ -50,10 +57,10 @@ def test_selection_keeps_the_last_resorts_time_free(tmp_path, monkeypatch):
     the selection picks members within that same room: before, it chose in more room, and a 3-member
     ensemble (OOF 40.44 vs 40.51 RMSE) was skipped for the single ("expected 4.6s, 3.2s left")."""
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 5.0)  # every member: 5 s to refit and export
+    _cost(monkeypatch, lambda *a, **k: 5.0)  # every member: 5 s to refit and export
     # the selection's own measured time is taken from the room too: on a loaded machine 75 scores took
     # over 2 s, which is not what this test is about, so the stage's clock stands still
-    monkeypatch.setattr(final_mod, "time", SimpleNamespace(perf_counter=lambda: 0.0, time=time.time))
+    monkeypatch.setattr(ensemble_choice, "time", SimpleNamespace(perf_counter=lambda: 0.0, time=time.time))
     data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False,
                            scored=np.arange(len(y)), oof_y=y)
     paths = RunPaths(tmp_path)
@@ -79,7 +86,7 @@ def test_selection_reads_a_rescored_trials_fresh_oof_beside_its_own(tmp_path, mo
     for i in (1, 2):
         np.save(paths.oof_file(i), to_p(y + rng.normal(0, 1.0, 600)))
         trials.append(SimpleNamespace(number=i, params={"family": f"f{i}"}, user_attrs={}, value=0.8))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
     data = SimpleNamespace(y=y, folds=[None] * 3, n_classes=2, task="binary", tune_threshold=False,
                            scored=np.arange(len(y)), oof_y=y)
     budget = Budget(start=time.time(), time_s=60.0, reports_s=2.0)
@@ -132,7 +139,7 @@ def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s:
 
 def test_a_failed_ensemble_refit_ships_the_best_single_and_says_why(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
     refit = FakeRefit({"ensemble": "TIMEOUT"})
     res = _stage(tmp_path, trials, y, refit).run(trials)
     assert res.status == "COMPLETE" and res.ensemble_selection is not None
@@ -145,7 +152,7 @@ def test_a_parity_failure_moves_down_the_ranking_and_is_not_retried_as_a_last_re
     trials, y = _oof_trials(tmp_path, 1)
     trials += [SimpleNamespace(number=5, params={"family": "g"}, user_attrs={}, values=[0.7]),
                SimpleNamespace(number=6, params={"family": "baseline"}, user_attrs={}, values=[0.5])]
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
     refit = FakeRefit({"f0": "PARITY", "g": "PARITY"})
     res = _stage(tmp_path, trials, y, refit).run(trials)
     assert res.status == "COMPLETE" and res.final["trial"] == 6
@@ -159,7 +166,7 @@ def test_a_refit_stopped_by_a_ranked_attempts_limit_is_retried_as_the_last_resor
     trials, y = _oof_trials(tmp_path, 1)
     trials += [SimpleNamespace(number=5 + i, params={"family": f"g{i}"}, user_attrs={}, values=[0.7]) for i in (0, 1)]
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.5}, values=[0.5]))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs.get("cost", 1.0))
+    _cost(monkeypatch, lambda attrs, *a, **k: attrs.get("cost", 1.0))
 
     class SlowFirst(FakeRefit):
         """The first refit runs out of its limit; every later one completes."""
@@ -185,7 +192,7 @@ def test_when_time_has_run_out_only_the_last_resort_is_tried(tmp_path, monkeypat
     """Ranked trials whose refit cannot fit are skipped without a refit; the last resort runs anyway."""
     trials, y = _oof_trials(tmp_path, 1)
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cheap": True}, values=[0.5]))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: 0.1 if attrs.get("cheap") else 500.0)
+    _cost(monkeypatch, lambda attrs, *a, **k: 0.1 if attrs.get("cheap") else 500.0)
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=20.0).run(trials)
     assert refit.calls == [("baseline",)]
@@ -220,7 +227,7 @@ def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_
     for t, cost in zip(trials, [14.0, 14.0, 3.0], strict=True):
         t.user_attrs["cost"] = cost
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, values=[0.5]))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
+    _cost(monkeypatch, lambda attrs, *a, **k: attrs["cost"])
     stage = _stage(tmp_path, trials, y, FakeRefit({}), time_s=40.0)
     refit = ClockRefit({"ensemble": "TIMEOUT"}, stage.budget)
     stage.run_supervised = refit
@@ -238,7 +245,7 @@ def test_no_ensemble_when_its_overrun_would_leave_only_the_last_resort(tmp_path,
     for t in trials:
         t.user_attrs["cost"] = 12.0
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, values=[0.5]))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
+    _cost(monkeypatch, lambda attrs, *a, **k: attrs["cost"])
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=30.0).run(trials)
     assert refit.calls == [("f0",)] and res.final["trial"] == 0 and res.ensemble_selection is None
@@ -248,7 +255,7 @@ def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected
     """The refit names the member that fails the gate on its own (a k-NN off by one neighbour on a near-tie
     row): the ensemble is re-selected without it and tried next, and that member is not refitted alone."""
     trials, y = _oof_trials(tmp_path, 4)
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
 
     class FirstEnsembleFails(FakeRefit):
         def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
@@ -266,7 +273,7 @@ def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected
 
 def test_a_fallback_records_what_was_intended_and_what_it_cost(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
     res = _stage(tmp_path, trials, y, FakeRefit({"f0": "PARITY", "ensemble": "PARITY"})).run(trials)
     assert res.final["trial"] == 1
     intended = res.final["intended"]
@@ -283,7 +290,7 @@ def _stack_choice(score: float) -> StackChoice:
 
 def test_a_stack_goes_first_and_its_overrun_skips_the_same_members_averaged(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
     monkeypatch.setattr(final_mod, "choose_stack", lambda oofs, weights, data, limit: _stack_choice(0.95))
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit).run(trials)
@@ -304,7 +311,7 @@ def test_small_data_still_gets_its_ensemble_when_the_time_left_is_short(tmp_path
     for t, cost in zip(trials, [1.8, 0.9, 0.9], strict=True):
         t.user_attrs["cost"] = cost
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.3}, values=[0.5]))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, *a, **k: attrs["cost"])
+    _cost(monkeypatch, lambda attrs, *a, **k: attrs["cost"])
     refit = FakeRefit({})
     res = _stage(tmp_path, trials, y, refit, time_s=10.0).run(trials)
     assert res.ensemble_selection is not None and res.final["kind"] == "ensemble", refit.calls
@@ -312,7 +319,7 @@ def test_small_data_still_gets_its_ensemble_when_the_time_left_is_short(tmp_path
 
 def test_where_caruana_keeps_the_best_single_a_stack_over_the_pools_head_may_go_first(tmp_path, monkeypatch):
     trials, y = _oof_trials(tmp_path)
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda *a, **k: 1.0)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
     monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
     seen: list[list[float]] = []
 
@@ -337,7 +344,7 @@ def test_a_plan_whose_refit_on_all_rows_does_not_fit_ships_without_it_before_the
     rows does, that model (the one the holdout scores) ships, and the card says why, rather than a worse plan."""
     trials, y = _oof_trials(tmp_path, 1)
     trials.append(SimpleNamespace(number=5, params={"family": "cheap"}, user_attrs={"cheap": True}, values=[0.6]))
-    monkeypatch.setattr(final_mod, "trial_final_cost", lambda attrs, n, budget, *a, **k: (
+    _cost(monkeypatch, lambda attrs, n, budget, *a, **k: (
         1.0 if attrs.get("cheap") else 30.0 if budget.refit_full else 8.0))
     monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
 
@@ -353,3 +360,70 @@ def test_a_plan_whose_refit_on_all_rows_does_not_fit_ships_without_it_before_the
     res = stage.run(trials)
     assert refit.calls == [("f0",)] and refit.full == [False]
     assert res.final["trial"] == 0 and "refit_full" in res.final["refit_full_skipped"]
+
+
+def _memory_stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, monkeypatch) -> FinalStage:
+    """A run under budget.memory_mb: trials' folds fitted on 200 of the 400 search rows, a 500 MB trial limit."""
+    monkeypatch.setattr(final_mod, "fewer_rows", lambda d, n, seed: SimpleNamespace(**{**vars(d), "y": d.y[:n]}))
+    stage = _stage(tmp_path, trials, y, refit)
+    stage.cfg.budget.memory_mb = 1000
+    rows = np.arange(len(y))
+    stage.data.folds = [(rows[:200], rows[200:]), (rows[200:], rows[:200])]
+    return stage
+
+
+class Rows(FakeRefit):
+    """Records the rows each refit is given."""
+
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        self.rows = [*getattr(self, "rows", []), len(args[0].y)]
+        return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+
+
+def test_a_refit_its_trials_peak_says_will_not_fit_the_memory_limit_gets_the_rows_that_fit(tmp_path, monkeypatch):
+    """A trial that peaked at 300 MB fitting 200 rows would need ~600 MB refitted on all 400 search rows, over the
+    500 MB limit: it is refitted on the 333 rows its peak allows, not skipped for a worse model (the 400 MB run
+    refitted its ensemble and then its k-NN on all search rows, both were stopped over the limit, and a linear
+    last resort shipped)."""
+    trials, y = _oof_trials(tmp_path)
+    trials[0].user_attrs["peak_mb"], trials[1].user_attrs["peak_mb"] = 300.0, 200.0  # f2: not measured
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    refit = Rows({"ensemble": "TIMEOUT"})
+    res = _memory_stage(tmp_path, trials, y, refit, monkeypatch).run(trials)
+    assert res.status == "COMPLETE" and res.final["trial"] == 0 and res.final["fit_rows"] == 333
+    assert set(refit.rows) == {333}, (refit.calls, refit.rows)  # the ensemble holds f0: 333 rows too
+    assert "trial 0 (f0) on 400 rows: not tried, its trials peaked at 300 MB on 200 rows, ~600 MB expected, " \
+           "over the 500 MB trial limit" in res.final["fallback_reason"]
+    assert "500 MB trial limit" in res.final["fit_rows_reason"]
+
+    # without a memory limit in force the peak is not a reason: all the search rows
+    refit = Rows({"ensemble": "TIMEOUT"})
+    stage = _memory_stage(tmp_path, trials, y, refit, monkeypatch)
+    stage.cfg.budget.memory_mb = 0
+    res = stage.run(trials)
+    assert res.final["trial"] == 0 and set(refit.rows) == {400} and "fit_rows_reason" not in res.final
+
+
+def test_the_last_plan_is_refitted_whatever_its_peak_says(tmp_path, monkeypatch):
+    """Peaks over the limit (a trial's peak is estimated between exact counts, so a completed trial may show one):
+    no plan is refitted but the last, which must ship something."""
+    trials, y = _oof_trials(tmp_path)
+    for t in trials:
+        t.user_attrs["peak_mb"] = 600.0
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    refit = FakeRefit({})
+    res = _memory_stage(tmp_path, trials, y, refit, monkeypatch).run(trials)
+    assert len(refit.calls) == 1 and res.status == "COMPLETE"
+    assert res.final["fallback_reason"].count("not tried") >= 3
+
+
+def test_a_larger_final_sample_over_the_memory_limit_gives_way_to_the_search_rows(tmp_path, monkeypatch):
+    trials, y = _oof_trials(tmp_path, 1)
+    trials[0].user_attrs["peak_mb"] = 200.0  # 400 MB on the 400 search rows, 600 MB on a 600-row final sample
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
+    refit = Rows({})
+    stage = _memory_stage(tmp_path, trials, y, refit, monkeypatch)
+    stage.final_data = SimpleNamespace(**{**vars(stage.data), "y": np.zeros(600)})
+    res = stage.run(trials)
+    assert refit.rows == [400] and res.final["trial"] == 0 and stage.sample_note.startswith("trial 0 (f0) on 600 rows")

@@ -20,8 +20,10 @@ from automl.memory import (
     TRIAL_OVERHEAD_MB,
     MemoryBudget,
     data_allowance_mb,
+    refit_need_mb,
     row_cost,
     rows_for,
+    rows_within,
     trial_limit_mb,
     trial_memory_mb,
 )
@@ -166,6 +168,18 @@ def test_rows_are_sized_by_what_a_row_costs():
     rc = row_cost(b, 240, 1, 200.0)
     assert rc["rows_the_budget_holds"] == rows and rc["budget_bytes_per_row"] == 1800.0
     assert rc["rows_per_100_mb_more"] == int(100 * 2**20 / 1800)
+
+
+def test_a_refit_is_priced_by_its_trials_measured_peak_and_sized_to_the_limit():
+    """A refit's pages scale from the largest measured member peak by the rows; the rows a refit gets are the
+    most that stay within the limit, never fewer than the trial's own fold rows (which fitted within it)."""
+    assert refit_need_mb([90.0, None, 60.0], 1000, 1500) == pytest.approx(135.0)
+    assert refit_need_mb([90.0], 1000, 800) == pytest.approx(90.0)  # fewer rows than the trial: its peak
+    assert refit_need_mb([None], 1000, 1500) is None and refit_need_mb([], 1000, 1500) is None
+    assert rows_within([90.0, 60.0], 1000, 121.0, 1250) == 1250  # 1250 rows need 112.5 MB: all fit
+    assert rows_within([100.0], 1000, 121.0, 2000) == 1210
+    assert rows_within([130.0], 1000, 121.0, 2000) == 1000  # over the limit already: the trial's own rows
+    assert rows_within([100.0], 1000, 0.0, 2000) == 2000 and rows_within([None], 1000, 121.0, 2000) == 2000
 
 
 def test_a_budget_below_the_driver_is_refused_not_exceeded():
