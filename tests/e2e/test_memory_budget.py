@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+import pandas as pd
 import pytest
 
 from tests.cli_runner import ROOT
@@ -47,3 +48,7 @@ def test_no_process_exceeds_the_memory_budget_on_a_file_three_times_its_size(tmp
     assert m["budget"]["trial_memory_mb"] <= BUDGET_MB - s["row_cost"]["driver_mb"]
     card = (run / "model_card.md").read_text()
     assert "- Rows used and why:" in card and "- What more memory would buy:" in card
+    # each trial's measured peak is kept: the final stage sizes the refit by it (automl/stages/final.py)
+    lb = pd.read_csv(run / "leaderboard.csv")
+    done = lb[(lb["status"] == "COMPLETE") & (lb["trial"] != "ensemble")]
+    assert len(done) and (done["peak_mb"] > 0).all(), done[["trial", "family", "peak_mb"]]
