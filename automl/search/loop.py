@@ -294,7 +294,7 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
     trial.set_user_attr("status", outcome.status)
     trial.set_user_attr("seconds", round(outcome.seconds, 3))
     trial.set_user_attr("preprocessing", cand.summary())
-    if outcome.peak_rss_mb > 0:  # measured under a memory limit: the final stage skips refits it says will not fit
+    if outcome.peak_rss_mb > 0:  # measured under a memory limit: the final stage sizes its refits by it
         trial.set_user_attr("peak_mb", round(outcome.peak_rss_mb, 1))
     if outcome.error:
         trial.set_user_attr("error", outcome.error)
