@@ -88,7 +88,7 @@ class FinalStage:
         self.refit, self.run_supervised = refit, run_supervised
         self.budget = searched.budget
         self.data, self.final_data = searched.data, searched.final_data
-        self.sample_note = ""  # why the larger final sample was not refitted, when its peak said it would not fit
+        self.sample_note = ""  # why the plan last tried (the one that ships) skipped the larger final sample: its peak
 
     def cost_of(self, trial: Any, scale: float | None = None, full: bool = True) -> float:
         """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows); full=False:
@@ -319,7 +319,7 @@ class FinalStage:
         fit_rows = rows_within(self.peaks(plan), self.trial_rows(), limit, len(data.y)) if limit else len(data.y)
         if fit_rows < len(data.y):  # the search rows too would pass the memory limit: as many as the peaks allow
             tries.append((fewer_rows(data, fit_rows, data.seed), small * fit_rows / len(data.y), False))
-        outcome, fit_data, started, over = None, data, 0, "the time left"
+        outcome, fit_data, started, over, self.sample_note = None, data, 0, "the time left", ""
         for fit_data, cost, full in tries:
             room = budget.left() - budget.reports_s
             resort = is_resort and fit_data is data
