@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,34 +111,58 @@ def trial_memory_mb(fixed_mb: float, budget: MemoryBudget, n_workers: int = 1) -
     return limit
 
 
-def refit_need_mb(peaks: list[float | None], trial_rows: int, refit_rows: int) -> float | None:
+# MB a member the refit process has already fitted holds while the next one fits, per MB of its ONNX graph: the
+# fitted Python model and its share of the ensemble's graph and onnxruntime session (the graph's size tracks
+# the model's: a forest's nodes, a k-NN's stored rows)
+HELD_PER_GRAPH_MB = 2.0
+
+
+def held_mb(attrs: dict[str, Any]) -> float:
+    """What a fitted member is expected to hold beside the next member's fit: HELD_PER_GRAPH_MB x its measured
+    graph (0.0 when the search did not export it)."""
+    return HELD_PER_GRAPH_MB * float(attrs.get("onnx_bytes", 0)) / 1e6
+
+
+def members_memory(attrs: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """refit_need_mb's `peaks` and `held` of a plan's members, from their trials' user attrs."""
+    return {"peaks": [a.get("peak_mb") for a in attrs], "held": [held_mb(a) for a in attrs]}
+
+
+def refit_need_mb(peaks: list[float | None], trial_rows: int, refit_rows: int,
+                  held: Sequence[float] = ()) -> float | None:
     """The pages (USS, MB) a final refit of trials with these measured peaks is expected to own on `refit_rows`:
-    the largest member's peak, scaled by the rows over the rows its folds were fitted on (the fit, the export
-    and the parity check all grow with them). The fork's fixed pages scale too, so it errs high. A lower bound
-    for an ensemble, whose members are fitted one after the other in one process; members not measured are
-    left out. None: no peak measured (no memory limit was in force while the trials ran)."""
-    measured = [float(p) for p in peaks if p is not None and p > 0]
+    the largest member's peak, plus what the other members hold (`held`, aligned with `peaks`: held_mb) while it
+    fits, since an ensemble's members are fitted one after the other in one process; scaled by the rows over the
+    rows the trials' folds were fitted on (the fit, the export and the parity check all grow with them). The
+    fork's fixed pages scale too, so a single errs high; members not measured are left out. None: no peak
+    measured (no memory limit was in force while the trials ran)."""
+    measured = [(float(p), i) for i, p in enumerate(peaks) if p is not None and p > 0]
     if not measured:
         return None
-    return max(measured) * max(refit_rows / max(trial_rows, 1), 1.0)
+    top, at = max(measured)
+    others = sum(h for i, h in enumerate(held) if i != at)
+    return (top + others) * max(refit_rows / max(trial_rows, 1), 1.0)
 
 
-def rows_within(peaks: list[float | None], trial_rows: int, limit_mb: float, rows: int) -> int:
+def rows_within(peaks: list[float | None], trial_rows: int, limit_mb: float, rows: int,
+                held: Sequence[float] = ()) -> int:
     """The most of `rows` a refit fits on within `limit_mb` by refit_need_mb (all of them when no limit is in force
     or no peak was measured); never fewer than the rows the trials' folds were fitted on, which they did within it."""
-    need = refit_need_mb(peaks, trial_rows, trial_rows) if limit_mb > 0 else None
+    need = refit_need_mb(peaks, trial_rows, trial_rows, held) if limit_mb > 0 else None
     if need is None:
         return rows
     return min(rows, max(trial_rows, int(trial_rows * limit_mb / need)))
 
 
-def over_limit(label: str, peaks: list[float | None], trial_rows: int, refit_rows: int, limit_mb: float) -> str:
+def over_limit(label: str, peaks: list[float | None], trial_rows: int, refit_rows: int, limit_mb: float,
+               held: Sequence[float] = ()) -> str:
     """Why a final refit is not tried ("" to try it): its trials' measured peaks say it would pass the limit."""
-    need = refit_need_mb(peaks, trial_rows, refit_rows) if limit_mb > 0 else None
+    need = refit_need_mb(peaks, trial_rows, refit_rows, held) if limit_mb > 0 else None
     if need is None or need <= limit_mb:
         return ""
+    beside = f" and {sum(held):.0f} MB of fitted members held beside" if len(peaks) > 1 and sum(held) > 0 else ""
     return (f"{label} on {refit_rows} rows: not tried, its trials peaked at {max(p or 0.0 for p in peaks):.0f} MB on "
-            f"{trial_rows} rows, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
+            f"{trial_rows} rows{beside}, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
 
 
 def release_freed() -> None:

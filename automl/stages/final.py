@@ -21,7 +21,7 @@ from automl.config.schema import RunConfig
 from automl.ensemble import choose_floor, selection_pool
 from automl.evaluation.threshold import for_members
 from automl.io import RunPaths
-from automl.memory import over_limit, rows_within
+from automl.memory import members_memory, over_limit, rows_within
 from automl.search.budget import SAFETY, last_resort, trial_final_cost
 from automl.search.objective import Candidate, SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, TIMEOUT, Outcome, supervise
@@ -256,13 +256,13 @@ class FinalStage:
         return max((len(tr) for tr, _ in self.data.folds), default=0)
 
     @staticmethod
-    def peaks(plan: Plan) -> list[float | None]:
-        return [tr.user_attrs.get("peak_mb") for tr, _ in plan.members]
+    def footprint(plan: Plan) -> dict[str, list[Any]]:
+        return members_memory([tr.user_attrs for tr, _ in plan.members])
 
     def over_memory(self, plan: Plan, rows: int) -> str:
         """Why `plan` is not refitted on `rows` rows under the trial memory limit ("" to refit it)."""
-        limit = self.memory_limit()
-        return over_limit(plan.label, self.peaks(plan), self.trial_rows(), rows, limit) if limit else ""
+        return over_limit(plan.label, trial_rows=self.trial_rows(), refit_rows=rows, limit_mb=self.memory_limit(),
+                          **self.footprint(plan))
 
     def rung_s(self, trial: Any, fallback_s: float) -> float:
         """Seconds kept free so that `trial` can still be shipped (estimates err both ways), then the last
@@ -316,7 +316,7 @@ class FinalStage:
         if cfg.export.refit_full and len(prep.y_hold) and not is_resort:
             tries.append((data, sum(self.cost_of(tr, 1.0, full=False) for tr, _ in plan.members), False))
         limit = self.memory_limit()
-        fit_rows = rows_within(self.peaks(plan), self.trial_rows(), limit, len(data.y)) if limit else len(data.y)
+        fit_rows = rows_within(trial_rows=self.trial_rows(), limit_mb=limit, rows=len(data.y), **self.footprint(plan))
         if fit_rows < len(data.y):  # the search rows too would pass the memory limit: as many as the peaks allow
             tries.append((fewer_rows(data, fit_rows, data.seed), small * fit_rows / len(data.y), False))
         outcome, fit_data, started, over, self.sample_note = None, data, 0, "the time left", ""

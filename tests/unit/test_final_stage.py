@@ -404,6 +404,24 @@ def test_a_refit_its_trials_peak_says_will_not_fit_the_memory_limit_gets_the_row
     assert res.final["trial"] == 0 and set(refit.rows) == {400} and "fit_rows_reason" not in res.final
 
 
+def test_an_ensemble_whose_members_held_beside_its_largest_fit_pass_the_limit_is_not_started(tmp_path, monkeypatch):
+    """An ensemble's members are fitted one after the other in one process, the fitted ones held while the next
+    fits: the estimate adds what they hold (2 x their graph) to the largest member's peak. The 400 MB run started
+    its ensemble on the rows its largest member's peak allowed, was stopped at 136 MB over a 122 MB limit, and the
+    time that took cost it the best single."""
+    trials, y = _oof_trials(tmp_path)
+    trials[0].user_attrs["peak_mb"], trials[1].user_attrs["peak_mb"] = 300.0, 200.0
+    trials[1].user_attrs["onnx_bytes"] = 150_000_000  # f1 holds ~300 MB fitted: 600 MB beside f0's fit
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    refit = Rows({})
+    res = _memory_stage(tmp_path, trials, y, refit, monkeypatch).run(trials)
+    chosen = res.ensemble_selection
+    assert chosen is not None and chosen["oof_score"] > chosen["best_single_oof"]  # the ensemble was the plan
+    assert refit.calls == [("f0",)] and refit.rows == [333], (refit.calls, refit.rows)  # the single: its own peak
+    assert res.final["kind"] == "single" and res.final["trial"] == 0
+    assert "MB of fitted members held beside" in res.final["fallback_reason"], res.final["fallback_reason"]
+
+
 def test_the_last_plan_is_refitted_whatever_its_peak_says(tmp_path, monkeypatch):
     """Peaks over the limit (a trial's peak is estimated between exact counts, so a completed trial may show one):
     no plan is refitted but the last, which must ship something."""

@@ -20,6 +20,7 @@ from automl.memory import (
     TRIAL_OVERHEAD_MB,
     MemoryBudget,
     data_allowance_mb,
+    held_mb,
     refit_need_mb,
     row_cost,
     rows_for,
@@ -179,6 +180,10 @@ def test_a_refit_is_priced_by_its_trials_measured_peak_and_sized_to_the_limit():
     assert rows_within([90.0, 60.0], 1000, 121.0, 1250) == 1250  # 1250 rows need 112.5 MB: all fit
     assert rows_within([100.0], 1000, 121.0, 2000) == 1210
     assert rows_within([130.0], 1000, 121.0, 2000) == 1000  # over the limit already: the trial's own rows
+    # an ensemble: the largest member's peak plus what the others hold beside it (their own peak's member excluded)
+    assert refit_need_mb([90.0, 60.0], 1000, 1500, held=[40.0, 10.0]) == pytest.approx(150.0)
+    assert rows_within([90.0, 60.0], 1000, 121.0, 2000, held=[40.0, 10.0]) == 1210
+    assert held_mb({"onnx_bytes": 5_000_000}) == pytest.approx(10.0) and held_mb({}) == 0.0
     assert rows_within([100.0], 1000, 0.0, 2000) == 2000 and rows_within([None], 1000, 121.0, 2000) == 2000
 
 
