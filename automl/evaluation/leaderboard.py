@@ -47,7 +47,7 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
             "fit_s": t.user_attrs.get("fit_s"),
             "predict_ms_per_row": t.user_attrs.get("predict_ms_per_row"),
             "peak_mb": t.user_attrs.get("peak_mb"),  # the trial's own pages (USS), measured under a memory limit
-            # the graph's size where the search exported the trial (its likely pool members: loop.worth_exporting)
+            # the graph's size where the search exported the trial (loop.worth_exporting)
             "onnx_kb": round(t.user_attrs["onnx_bytes"] / 1e3, 2) if "onnx_bytes" in t.user_attrs else None,
             "onnx_ms_p50": t.user_attrs.get("onnx_ms_p50"),
             "status": status,

@@ -206,7 +206,8 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
         def on_message(msg: Any) -> str:
             kind, step, score = msg
             if kind == "export?":
-                return "export" if worth_exporting(state, cand.family, state.sign * float(score)) else "skip"
+                return "export" if worth_exporting(state, cand.family, state.sign * float(score),
+                                                   data.measure_graphs) else "skip"
             if state.multi:  # nothing to report to: no pruning in a multi-objective study
                 return "go"
             trial.report(float(score), step=int(step))
@@ -227,21 +228,24 @@ def run_trial(study: Any, data: obj.SearchData, budget: Budget, state: LoopState
         raise
 
 
-EXPORT_TOP = 8  # a trial within the best 8 so far, or its family's best 2, is exported and parity-checked
+EXPORT_TOP = 8  # with constraints on: a trial within the best 8 so far, or its family's best 2, is exported
 EXPORT_TOP_FAMILY = 2
 
 
-def worth_exporting(state: LoopState, family: str, signed: float) -> bool:
-    """Whether a trial that just finished its folds is exported and parity-checked now: the first of its
-    family (the final stage prices the family's exports from it), and a trial likely to be shipped or to
-    join the ensemble's pool (automl/ensemble.py diverse_pool: the best 12 and 2 of every family). Any
-    other trial that is shipped after all is still exported and gated by the final stage. In a multi-objective
-    study every trial is: its graph's latency and size are objectives, and a family's median is a poor stand-in
-    for one trial's (a forest's size grows with its trees and depth). `signed`: its CV score, higher is better."""
-    if state.multi:
+def worth_exporting(state: LoopState, family: str, signed: float, measure_graphs: bool = False) -> bool:
+    """Whether a trial that just finished its folds is exported and parity-checked now. The first of its family
+    is: the final stage prices the family's exports from it (estimated_export_s), and a family that cannot
+    export is known early. Others are not: the final stage exports and gates what it ships, and an export in
+    the trial set the run's peak on small data (a CatBoost trial fitted in 248 MB peaked at 475 MB exporting
+    and checking its graph; benchmarks/RESULTS.md, session 32) and took time from the search. Exported as
+    before: every trial of a multi-objective study (its graph's latency and size are objectives, and a family's
+    median is a poor stand-in for one trial's: a forest's size grows with its trees and depth), and with
+    `measure_graphs` (constraints.* on) a trial likely to ship or to join the ensemble's pool (the best 8 and
+    2 of its family), so the sampler's constraint values are its own. `signed`: its CV score, higher is better."""
+    if state.multi or family not in state.exported:
         return True
-    if family not in state.exported:
-        return True
+    if not measure_graphs:
+        return False
     same = sorted((v for v, fam in state.scored if fam == family), reverse=True)
     overall = sorted((v for v, _ in state.scored), reverse=True)
     return (len(overall) < EXPORT_TOP or signed > overall[EXPORT_TOP - 1]

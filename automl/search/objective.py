@@ -90,6 +90,9 @@ class SearchData:
     scored: np.ndarray = field(init=False)  # rows some fold validates (forward chaining skips the first block)
     high_cardinality: bool = field(init=False, default=False)  # collapses_under_onehot, set from X
     rung_rows: int = 0  # one inner split: rows of a trial's cheap first fit (search/rung.py), 0 for none
+    # constraints.max_latency_ms / max_model_mb on: the trials likely to ship are exported, so the sampler's
+    # constraint values are their own graphs' (search/deploy_cost.py), not their family's median
+    measure_graphs: bool = False
 
     @property
     def oof_y(self) -> np.ndarray:

@@ -142,7 +142,8 @@ def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, 
                       space_dir=cfg.search.space_dir, n_jobs=n_jobs,
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
                       tune_threshold=cfg.task.tune_threshold, structure=structure,
-                      fixed=dict(cfg.search.fixed))
+                      fixed=dict(cfg.search.fixed),
+                      measure_graphs=cfg.constraints.max_latency_ms > 0 or cfg.constraints.max_model_mb > 0)
 
 
 def schema_for(cfg: RunConfig, df: pd.DataFrame) -> Schema:

@@ -103,21 +103,25 @@ def test_forked_workers_report_through_their_own_callback(tmp_path):
         assert (values[number] is None or best >= values[number]) and best <= study.best_value
 
 
-def test_only_trials_that_could_ship_are_exported(tmp_path):
-    """A trial is exported and parity-checked when it is the first of its family or could be shipped or
-    join the ensemble's pool (best 8, or its family's best 2); the rest are priced from their family's
-    exports, and a run records which trials were exported."""
+def test_only_the_first_of_each_family_is_exported_unless_graphs_are_measured(tmp_path):
+    """A trial is exported and parity-checked when it is the first of its family (its export prices the family's);
+    the rest are priced from their family's exports and exported by the final stage if shipped. With constraints
+    on (measure_graphs) a trial that could be shipped or join the ensemble's pool (best 8, or its family's best 2)
+    is exported too, so the sampler's constraint values are its own graph's."""
     state = loop.start_state(_study(tmp_path, _data()), _data(), Budget(start=time.time(), time_s=60.0))
-    assert loop.worth_exporting(state, "hgb", 0.5)  # first of its family
+    assert loop.worth_exporting(state, "hgb", 0.5) and loop.worth_exporting(state, "hgb", 0.5, True)  # first
     state.exported["hgb"] = [2.0]
     state.scored = [(0.9 - 0.01 * i, "hgb") for i in range(10)]
-    assert not loop.worth_exporting(state, "hgb", 0.5)  # 11th of 11, 3rd of its family at best
-    assert loop.worth_exporting(state, "hgb", 0.885)  # within the best 8
+    assert not loop.worth_exporting(state, "hgb", 0.95)  # the best so far: the final stage exports it if shipped
+    assert not loop.worth_exporting(state, "hgb", 0.5, True)  # 11th of 11, 3rd of its family at best
+    assert loop.worth_exporting(state, "hgb", 0.885, True)  # within the best 8
     state.exported["linear"] = [0.1]
     state.scored.append((0.3, "linear"))
-    assert loop.worth_exporting(state, "linear", 0.2)  # its family's best 2
+    assert loop.worth_exporting(state, "linear", 0.2, True)  # its family's best 2
     state.scored.append((0.4, "linear"))
-    assert not loop.worth_exporting(state, "linear", 0.2)
+    assert not loop.worth_exporting(state, "linear", 0.2, True)
+    state.objectives = ("metric", "latency")
+    assert loop.worth_exporting(state, "linear", 0.2)  # multi-objective: every trial's graph is measured
     assert loop.estimated_export_s(state, "hgb", 1.5) == pytest.approx(3.0)
 
 
@@ -131,5 +135,6 @@ def test_a_search_exports_the_trials_that_could_ship(tmp_path):
     exported = [t for t in done if not t.user_attrs.get("export_estimated")]
     skipped = [t for t in done if t.user_attrs.get("export_estimated")]
     assert len(done) >= 12 and skipped, [t.user_attrs for t in done]
+    assert len(exported) == len({t.params["family"] for t in done}), [t.user_attrs for t in exported]  # 1 a family
     assert all("onnx_bytes" in t.user_attrs for t in exported)
     assert all("onnx_bytes" not in t.user_attrs and t.user_attrs["export_s"] > 0 for t in skipped)
