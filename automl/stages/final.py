@@ -261,8 +261,8 @@ class FinalStage:
 
     def over_memory(self, plan: Plan, rows: int) -> str:
         """Why `plan` is not refitted on `rows` rows under the trial memory limit ("" to refit it)."""
-        return over_limit(plan.label, trial_rows=self.trial_rows(), refit_rows=rows, limit_mb=self.memory_limit(),
-                          **self.footprint(plan))
+        return "" if not (limit := self.memory_limit()) else over_limit(
+            plan.label, trial_rows=self.trial_rows(), refit_rows=rows, limit_mb=limit, **self.footprint(plan))
 
     def rung_s(self, trial: Any, fallback_s: float) -> float:
         """Seconds kept free so that `trial` can still be shipped (estimates err both ways), then the last
@@ -315,8 +315,8 @@ class FinalStage:
                  if self.final_data is not data else [(data, small, True)])
         if cfg.export.refit_full and len(prep.y_hold) and not is_resort:
             tries.append((data, sum(self.cost_of(tr, 1.0, full=False) for tr, _ in plan.members), False))
-        limit = self.memory_limit()
-        fit_rows = rows_within(trial_rows=self.trial_rows(), limit_mb=limit, rows=len(data.y), **self.footprint(plan))
+        fit_rows = (rows_within(trial_rows=self.trial_rows(), limit_mb=limit, rows=len(data.y), **self.footprint(plan))
+                    if (limit := self.memory_limit()) else len(data.y))
         if fit_rows < len(data.y):  # the search rows too would pass the memory limit: as many as the peaks allow
             tries.append((fewer_rows(data, fit_rows, data.seed), small * fit_rows / len(data.y), False))
         outcome, fit_data, started, over, self.sample_note = None, data, 0, "the time left", ""
