@@ -136,12 +136,17 @@ def refit_need_mb(peaks: list[float | None], trial_rows: int, refit_rows: int,
     rows the trials' folds were fitted on (the fit, the export and the parity check all grow with them). The
     fork's fixed pages scale too, so a single errs high; members not measured are left out. None: no peak
     measured (no memory limit was in force while the trials ran)."""
+    parts = peak_and_held(peaks, held)
+    return None if parts is None else sum(parts) * max(refit_rows / max(trial_rows, 1), 1.0)
+
+
+def peak_and_held(peaks: list[float | None], held: Sequence[float] = ()) -> tuple[float, float] | None:
+    """(the largest measured peak, what the other members hold beside it); None when no peak was measured."""
     measured = [(float(p), i) for i, p in enumerate(peaks) if p is not None and p > 0]
     if not measured:
         return None
     top, at = max(measured)
-    others = sum(h for i, h in enumerate(held) if i != at)
-    return (top + others) * max(refit_rows / max(trial_rows, 1), 1.0)
+    return top, sum(h for i, h in enumerate(held) if i != at)
 
 
 def rows_within(peaks: list[float | None], trial_rows: int, limit_mb: float, rows: int,
@@ -160,8 +165,9 @@ def over_limit(label: str, peaks: list[float | None], trial_rows: int, refit_row
     need = refit_need_mb(peaks, trial_rows, refit_rows, held) if limit_mb > 0 else None
     if need is None or need <= limit_mb:
         return ""
-    beside = f" and {sum(held):.0f} MB of fitted members held beside" if len(peaks) > 1 and sum(held) > 0 else ""
-    return (f"{label} on {refit_rows} rows: not tried, its trials peaked at {max(p or 0.0 for p in peaks):.0f} MB on "
+    top, others = peak_and_held(peaks, held) or (0.0, 0.0)
+    beside = f" and {others:.0f} MB of fitted members held beside" if others > 0 else ""
+    return (f"{label} on {refit_rows} rows: not tried, its trials peaked at {top:.0f} MB on "
             f"{trial_rows} rows{beside}, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
 
 

@@ -237,8 +237,8 @@ def worth_exporting(state: LoopState, family: str, signed: float, measure_graphs
     is: the final stage prices the family's exports from it (estimated_export_s), and a family that cannot
     export is known early. Others are not: the final stage exports and gates what it ships, and an export in
     the trial set the run's peak on small data (a CatBoost trial fitted in 248 MB peaked at 475 MB exporting
-    and checking its graph; benchmarks/RESULTS.md, session 32) and took time from the search. Exported as
-    before: every trial of a multi-objective study (its graph's latency and size are objectives, and a family's
+    and checking its graph; benchmarks/RESULTS.md, session 32) and took time from the search. Exported all the
+    same: every trial of a multi-objective study (its graph's latency and size are objectives, and a family's
     median is a poor stand-in for one trial's: a forest's size grows with its trees and depth), and with
     `measure_graphs` (constraints.* on) a trial likely to ship or to join the ensemble's pool (the best 8 and
     2 of its family), so the sampler's constraint values are its own. `signed`: its CV score, higher is better."""
