@@ -123,9 +123,12 @@ def held_mb(attrs: dict[str, Any]) -> float:
     return HELD_PER_GRAPH_MB * float(attrs.get("onnx_bytes", 0)) / 1e6
 
 
-def members_memory(attrs: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    """refit_need_mb's `peaks` and `held` of a plan's members, from their trials' user attrs."""
-    return {"peaks": [a.get("peak_mb") for a in attrs], "held": [held_mb(a) for a in attrs]}
+def members_memory(attrs: Sequence[dict[str, Any]], stack_mb: float = 0.0) -> dict[str, list[Any]]:
+    """refit_need_mb's `peaks` and `held` of a plan's members, from their trials' user attrs. The refit exports,
+    so a member whose trial did not (no `onnx_bytes`) is priced with `stack_mb` more: the export stack a trial
+    that exported loaded (its `stack_mb`), which the driver does not hold for the refit to share."""
+    peaks = [p if p is None or "onnx_bytes" in a else p + stack_mb for a in attrs for p in [a.get("peak_mb")]]
+    return {"peaks": peaks, "held": [held_mb(a) for a in attrs]}
 
 
 def refit_need_mb(peaks: list[float | None], trial_rows: int, refit_rows: int,

@@ -15,10 +15,9 @@ import numpy as np
 from automl.config.compose import config_to_json
 from automl.config.schema import RunConfig
 from automl.io import RunPaths, write_json
+from automl.manifest import Manifest
 from automl.reporting.progress import Progress, log_trial
 from automl.stages.constraints import gate_for
-from automl.stages.final import FinalStage
-from automl.stages.outputs import Manifest, write_outputs
 from automl.stages.prepare import graph_metadata, prepare
 from automl.stages.rescore import rescore
 from automl.stages.search import search
@@ -50,6 +49,11 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     done = searched.front_first(done)  # search.objectives with a cost: the study's front first
     gate = gate_for(config.constraints, prep.X_hold, prep.data.X, prep.schema.to_json(),
                     prep.data.metric.greater_is_better)
+    # imported once the search and the re-scoring are over: what they import (onnx) is not in the pages
+    # every trial forks from
+    from automl.stages.final import FinalStage
+    from automl.stages.outputs import write_outputs
+
     fin = FinalStage(config, prep, searched, paths, meta, gate=gate).run(done)
     if rescored is not None and fin.final:
         fin.final["rescore"] = rescored

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl.data.roles import categorical_strings, to_epoch_seconds
+from automl.data.roles import Schema, categorical_strings, to_epoch_seconds
 from automl.errors import UserError
 
 
@@ -75,3 +75,18 @@ def conformal_columns(outputs: Mapping[str, Any], classes: list[Any] | None) -> 
         sets = np.asarray(outputs["prediction_set"], dtype=bool)
         return {f"in_set_{c}": sets[:, j] for j, c in enumerate(classes)}
     return {}
+
+
+def metadata(schema: Schema, task: str, target: str, metric: str, classes: list[Any] | None,
+             engine_version: str, categories: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """The graph's metadata_props: the input schema, target, task, metric, engine version, training levels
+    per categorical column and the class labels in `probabilities` order."""
+    meta = {
+        "input_schema": json.dumps(schema.to_json()),
+        "target": target, "task": task, "metric": metric, "engine_version": engine_version,
+    }
+    if categories:  # training levels per categorical column, so scoring can report unseen ones
+        meta["categories"] = json.dumps(categories)
+    if classes is not None:
+        meta["class_labels"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
+    return meta

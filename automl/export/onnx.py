@@ -23,7 +23,6 @@ from automl.evaluation.calibration import Calibrated
 from automl.evaluation.metrics import labels_from_proba
 from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
-from automl.export.converters import register_converters
 from automl.export.deferred import fill_deferred, forget_deferred
 from automl.export.stack import stack_nodes
 from automl.preprocessing.imbalance import inference_estimators
@@ -48,12 +47,20 @@ def _rename_output(graph: onnx.GraphProto, old: str, new: str) -> None:
             vi.name = new
 
 
+def load_converters() -> None:
+    """skl2onnx and the engine's converters, registered in this process (once): only a process that exports
+    loads them."""
+    from automl.export.converters import register_converters
+
+    register_converters()
+
+
 def _convert(pipeline: Any, schema: Schema, task: str) -> onnx.ModelProto:
     """skl2onnx conversion; outputs renamed to `probabilities` [N,C] or `prediction` [N,1]."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-    register_converters()
+    load_converters()
     pipeline = _inference_pipeline(pipeline)
     kinds = {"numeric": FloatTensorType, "datetime": DoubleTensorType}
     inputs = [(c.name, kinds.get(c.role, StringTensorType)([None, 1])) for c in schema.features]
@@ -333,16 +340,3 @@ def check_parity(model: onnx.ModelProto | bytes, pipeline: Any, X: pd.DataFrame,
         raise ParityError(f"ONNX parity failed: max diff {report['max_diff']:.3g} > {tol:g} "
                           f"({report.get('label_mismatches', 0)} label mismatches) on {len(rows)} rows")
     return report
-
-
-def metadata(schema: Schema, task: str, target: str, metric: str, classes: list[Any] | None,
-             engine_version: str, categories: dict[str, list[str]] | None = None) -> dict[str, str]:
-    meta = {
-        "input_schema": json.dumps(schema.to_json()),
-        "target": target, "task": task, "metric": metric, "engine_version": engine_version,
-    }
-    if categories:  # training levels per categorical column, so scoring can report unseen ones
-        meta["categories"] = json.dumps(categories)
-    if classes is not None:
-        meta["class_labels"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
-    return meta

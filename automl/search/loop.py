@@ -313,6 +313,8 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
             trial.set_user_attr("export_s", round(v["export_s"], 3))
             trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))
             trial.set_user_attr("onnx_ms_p50", v["onnx_ms_p50"])  # constraints.* estimates (search/deploy_cost.py)
+            if v.get("stack_mb") is not None:  # what its process loaded to export: a refit that exports loads it too
+                trial.set_user_attr("stack_mb", round(v["stack_mb"], 1))
             state.exported.setdefault(cand.family, []).append(v["export_s"] / max(v["fold_fit_s"], 0.01))
         else:  # not exported (worth_exporting): priced from its family's exports for the final stage
             trial.set_user_attr("export_s", round(estimated_export_s(state, cand.family, v["fold_fit_s"]), 3))

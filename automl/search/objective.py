@@ -19,8 +19,8 @@ from automl.estimators import REGISTRY
 from automl.evaluation import threshold as thresholds
 from automl.evaluation.metrics import Metric
 from automl.export.measure import quick_p50
-from automl.export.onnx import check_parity, export_onnx
 from automl.features.build import warm_imports
+from automl.memory import process_mb
 from automl.preprocessing.imbalance import context as imbalance_context
 from automl.preprocessing.imbalance import wrap
 from automl.preprocessing.pipeline import build_pipeline, set_groups
@@ -298,7 +298,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
         conn.send(("export?", len(scores), mean))
         wanted = conn.recv() != "skip"
     export = (export_check(data, pipe, data.X.iloc[va[:PARITY_ROWS]], t_final) if wanted
-              else {"export_s": None, "onnx_bytes": None})
+              else {"export_s": None, "onnx_bytes": None, "stack_mb": None})
     return {
         "fold_scores": scores, "mean": mean, "std": float(np.std(scores)), "threshold": t_final,
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
@@ -362,7 +362,15 @@ PARITY_ROWS = 200
 
 def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: float | None = None) -> dict[str, Any]:
     """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
-    now, and the export time it reports lets the scheduler keep enough time for the final export."""
+    now, and the export time it reports lets the scheduler keep enough time for the final export.
+    `stack_mb`: what loading the export stack (onnx, skl2onnx, the converters) added to this process. The
+    driver does not hold it, so that trials which do not export do not carry it; a refit that exports
+    loads it too (automl/memory.py members_memory)."""
+    stack_mb = process_mb()
+    from automl.export.onnx import check_parity, export_onnx, load_converters
+
+    load_converters()
+    stack_mb = process_mb() - stack_mb
     t = time.perf_counter()
     classes = list(range(data.n_classes)) if data.task != "regression" else None
     model = export_onnx(pipe, data.schema, data.task, classes, {}, threshold=threshold)
@@ -371,5 +379,6 @@ def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: flo
     del model  # not held while onnxruntime builds its own copy: a large tree ensemble's is ~50-100 MB
     check_parity(graph, pipe, rows, data.schema, data.task, 1e-5, data.seed, threshold=threshold,
                  labels=None if classes is None else np.asarray(classes))
-    return {"export_s": export_s, "onnx_bytes": len(graph),  # size and latency: constraints.* estimates
+    return {"export_s": export_s, "stack_mb": stack_mb,
+            "onnx_bytes": len(graph),  # size and latency: constraints.* estimates
             "onnx_ms_p50": quick_p50(graph, rows, data.schema.to_json())}

@@ -89,6 +89,7 @@ class FinalStage:
         self.budget = searched.budget
         self.data, self.final_data = searched.data, searched.final_data
         self.sample_note = ""  # why the plan last tried (the one that ships) skipped the larger final sample: its peak
+        self.stack_mb = 0.0  # what exporting trials loaded to export (search/objective.py export_check)
 
     def cost_of(self, trial: Any, scale: float | None = None, full: bool = True) -> float:
         """Final-stage seconds for a trial, on the final sample (scale=1.0: on the search rows); full=False:
@@ -153,7 +154,7 @@ class FinalStage:
         t0 = time.time()
         if not done:
             return FinalResult({}, "FAILED", "no trial completed within the budget")
-        resorts = last_resort(done, lambda tr: self.cost_of(tr))
+        resorts, self.stack_mb = last_resort(done, self.cost_of), max(tr.user_attrs.get("stack_mb", 0.0) for tr in done)
         # kept free by every earlier attempt, so that the first last resort still fits in the budget
         fallback_s = 1.5 * self.cost_of(resorts[0], 1.0) + 0.5
         plans: list[Plan] = []
@@ -255,9 +256,8 @@ class FinalStage:
     def trial_rows(self) -> int:
         return max((len(tr) for tr, _ in self.data.folds), default=0)
 
-    @staticmethod
-    def footprint(plan: Plan) -> dict[str, list[Any]]:
-        return members_memory([tr.user_attrs for tr, _ in plan.members])
+    def footprint(self, plan: Plan) -> dict[str, list[Any]]:
+        return members_memory([tr.user_attrs for tr, _ in plan.members], self.stack_mb)
 
     def over_memory(self, plan: Plan, rows: int) -> str:
         """Why `plan` is not refitted on `rows` rows under the trial memory limit ("" to refit it)."""

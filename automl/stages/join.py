@@ -13,7 +13,6 @@ from typing import Any
 from automl.config.schema import RunConfig
 from automl.data.load import file_sha256
 from automl.errors import UserError
-from automl.export.converters import register_converters
 from automl.memory import resolve_budget, trial_memory_mb
 from automl.search import coordination as coord
 from automl.search.budget import Budget
@@ -51,7 +50,6 @@ def join(storage: str, study_name: str, data: str = "", oof_dir: str = "", n_job
     if coord.fingerprint(search_data) != spec["fingerprint"]:
         raise UserError("--storage", "the search data rebuilt here differs from the driver's (rows, folds or "
                         "search spaces)", "Install the same automl version and search_spaces as the driver.")
-    register_converters()
     budget = Budget(start=spec["deadline"] - spec["time_s"], time_s=spec["time_s"], n_trials=spec["tickets"],
                     trial_time_s=cfg.budget.trial_time_s,
                     trial_memory_mb=trial_memory_mb(cfg.budget.trial_memory_mb, resolve_budget(cfg.budget.memory_mb)),

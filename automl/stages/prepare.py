@@ -2,6 +2,7 @@
 build their search data through the same functions here, so nothing restates a choice the other made."""
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -26,8 +27,7 @@ from automl.data.target import prepare_target
 from automl.errors import UserError
 from automl.estimators import REGISTRY
 from automl.evaluation.metrics import CONSTRAINED, Metric, get_metric
-from automl.export.converters import register_converters
-from automl.export.onnx import metadata
+from automl.export.contract import metadata
 from automl.io import RunPaths, write_json
 from automl.memory import MemoryBudget, process_mb, release_freed, resolve_budget
 from automl.preprocessing.imbalance import search_imbalance
@@ -156,12 +156,15 @@ def structure_for(cfg: RunConfig, df: pd.DataFrame) -> Structure:
 
 
 def load_libraries(cfg: RunConfig, mem: MemoryBudget) -> None:
-    """The export stack, and LightGBM and XGBoost if searched and the budget has room. Loaded once in the
-    driver, a library's pages are shared by every forked trial and each of its trials is spared the import.
-    Under a tight budget.memory_mb their ~7 MB buys more rows: only the processes fitting them load them then."""
-    families = [f for f in cfg.estimators.include if f not in cfg.estimators.exclude and f in DRIVER_PRELOAD]
-    room = mem.total_mb - process_mb() > PRELOAD_ROOM_MB
-    register_converters(preload=families if room else ())
+    """LightGBM and XGBoost if searched and the budget has room: loaded once in the driver, a library's pages
+    are shared by every forked trial and each of its trials is spared the import. Under a tight
+    budget.memory_mb their ~7 MB buys more rows: only the processes fitting them load them then. The export
+    stack (onnx, skl2onnx: ~34 MB) is not loaded here: only the processes that export load it, so the many
+    trials that do not export (search/loop.py worth_exporting) do not carry it."""
+    if mem.total_mb - process_mb() > PRELOAD_ROOM_MB:
+        for family in cfg.estimators.include:
+            if family not in cfg.estimators.exclude and family in DRIVER_PRELOAD:
+                importlib.import_module(family)
 
 
 def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:
@@ -170,8 +173,8 @@ def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.D
         load_libraries(cfg, mem)
         return build_flat_frame(cfg.data, cfg.task.target, paths.root), None, None
     src = open_source(cfg.data.path, query=cfg.data.query, table=cfg.data.table)
-    # the export stack the driver holds all run before it measures itself for the data allowance. After
-    # the path checks, so a wrong path is still told in about a second
+    # the libraries the driver holds all run, before it measures itself for the data allowance. After the
+    # path checks, so a wrong path is still told in about a second
     load_libraries(cfg, mem)
     df, sampled = load_for_run(cfg.data.path, cfg.task.target, mem, cfg.search.n_workers or 1, cfg.search.holdout,
                                cfg.seed, cfg.data.max_rows, src=src)

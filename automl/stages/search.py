@@ -15,7 +15,6 @@ from automl.data.scan import CLASS_FLOOR
 from automl.data.split import cv_folds
 from automl.errors import UserError
 from automl.evaluation.leaderboard import build_leaderboard
-from automl.export.converters import register_converters
 from automl.io import RunPaths, write_text
 from automl.memory import trial_memory_mb
 from automl.search import coordination as coord
@@ -80,7 +79,6 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
 
-    register_converters()  # before trials fork, and before the trial limit measures the driver
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,
                     trial_memory_mb=trial_memory_mb(cfg.budget.trial_memory_mb, prep.mem, prep.n_workers),

@@ -25,7 +25,8 @@ from automl.errors import ParityError
 from automl.estimators import REGISTRY
 from automl.estimators.spec import ALL_TASKS
 from automl.evaluation.metrics import DEFAULT_METRIC, get_metric
-from automl.export.onnx import check_parity, export_onnx, metadata
+from automl.export.contract import metadata
+from automl.export.onnx import check_parity, export_onnx
 from automl.search import objective as obj
 from automl.search.space import DEFAULT_SPACE_DIR
 

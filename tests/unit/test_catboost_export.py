@@ -34,7 +34,8 @@ def _catboost(schema, Xm, y, depth: int):
 def test_an_ensemble_of_catboosts_exports_filled_with_parity():
     from automl.ensemble import WeightedEnsemble
     from automl.export import converters, deferred
-    from automl.export.onnx import check_parity, export_onnx, metadata
+    from automl.export.contract import metadata
+    from automl.export.onnx import check_parity, export_onnx
 
     schema, Xm, y = _frame()
     ens = WeightedEnsemble([_catboost(schema, Xm, y, 3), _catboost(schema, Xm, y, 5)], [0.6, 0.4], "binary")
@@ -64,7 +65,8 @@ def test_a_failed_export_leaves_nothing_for_the_next():
     import onnx
 
     from automl.export import deferred
-    from automl.export.onnx import check_parity, export_onnx, metadata
+    from automl.export.contract import metadata
+    from automl.export.onnx import check_parity, export_onnx
 
     schema, Xm, y = _frame()
     deferred.defer(onnx.NodeProto(), lambda node: None)  # what an export that failed half-way would leave

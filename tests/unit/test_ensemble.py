@@ -50,7 +50,8 @@ def test_weighted_ensemble_exports_as_one_graph_with_parity():
 
     from automl.data.roles import infer_schema, to_model_frame
     from automl.estimators import REGISTRY
-    from automl.export.onnx import check_parity, export_onnx, metadata
+    from automl.export.contract import metadata
+    from automl.export.onnx import check_parity, export_onnx
     from automl.preprocessing.pipeline import build_pipeline
 
     X, y = make_classification(200, 5, random_state=0)

@@ -120,7 +120,8 @@ def test_pipelines_and_ensembles_of_forests_pass_the_parity_gate(task):
     from automl.ensemble import WeightedEnsemble
     from automl.estimators import REGISTRY
     from automl.export import deferred
-    from automl.export.onnx import check_parity, export_onnx, metadata
+    from automl.export.contract import metadata
+    from automl.export.onnx import check_parity, export_onnx
     from automl.preprocessing.pipeline import build_pipeline
 
     rng = np.random.default_rng(3)

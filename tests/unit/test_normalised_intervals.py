@@ -11,7 +11,8 @@ from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.conformal import Conformal, choose_scale, evaluate
 from automl.evaluation.metrics import get_metric
-from automl.export.onnx import export_onnx, metadata
+from automl.export.contract import metadata
+from automl.export.onnx import export_onnx
 from automl.export.uncertainty import add_conformal, check_conformal_parity, graph_output
 from automl.search import objective as obj
 from automl.stages.difficulty import Residuals, fit_intervals

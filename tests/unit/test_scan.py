@@ -21,6 +21,7 @@ from automl.memory import (
     MemoryBudget,
     data_allowance_mb,
     held_mb,
+    members_memory,
     refit_need_mb,
     row_cost,
     rows_for,
@@ -185,6 +186,16 @@ def test_a_refit_is_priced_by_its_trials_measured_peak_and_sized_to_the_limit():
     assert rows_within([90.0, 60.0], 1000, 121.0, 2000, held=[40.0, 10.0]) == 1210
     assert held_mb({"onnx_bytes": 5_000_000}) == pytest.approx(10.0) and held_mb({}) == 0.0
     assert rows_within([100.0], 1000, 0.0, 2000) == 2000 and rows_within([None], 1000, 121.0, 2000) == 2000
+
+
+def test_a_refit_of_a_member_whose_trial_did_not_export_is_priced_with_the_export_stack():
+    """The refit exports, loading the export stack the driver does not hold: a member whose trial exported
+    measured it in its own peak; one that did not is priced with the stack an exporting trial measured."""
+    attrs = [{"peak_mb": 90.0}, {"peak_mb": 80.0, "onnx_bytes": 1_000_000, "stack_mb": 34.0}, {}]
+    parts = members_memory(attrs, stack_mb=34.0)
+    assert parts["peaks"] == [124.0, 80.0, None] and parts["held"] == [0.0, 2.0, 0.0]
+    assert refit_need_mb(**parts, trial_rows=1000, refit_rows=1000) == pytest.approx(126.0)
+    assert members_memory(attrs)["peaks"] == [90.0, 80.0, None]  # no trial measured a stack
 
 
 def test_a_budget_below_the_driver_is_refused_not_exceeded():

@@ -8,7 +8,8 @@ import pytest
 from automl.data.roles import infer_schema, to_model_frame
 from automl.data.split import cv_folds
 from automl.evaluation.metrics import get_metric
-from automl.export.onnx import check_parity, export_onnx, metadata
+from automl.export.contract import metadata
+from automl.export.onnx import check_parity, export_onnx
 from automl.search import objective as obj
 from automl.stacking import StackedEnsemble, apply, fit_stacker, stack_features
 from automl.stages.stack_choice import choose_stack, nested_parts

@@ -14,7 +14,8 @@ from sklearn.datasets import make_classification
 
 from automl.data.roles import infer_schema, to_model_frame
 from automl.evaluation.metrics import get_metric
-from automl.export.onnx import check_parity, export_onnx, metadata, stress_rows
+from automl.export.contract import metadata
+from automl.export.onnx import check_parity, export_onnx, stress_rows
 from automl.export.variants import float16, int8, variants
 from automl.search import objective as obj
 
