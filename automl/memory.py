@@ -123,24 +123,27 @@ def held_mb(attrs: dict[str, Any]) -> float:
     return HELD_PER_GRAPH_MB * float(attrs.get("onnx_bytes", 0)) / 1e6
 
 
-def members_memory(attrs: Sequence[dict[str, Any]], stack_mb: float = 0.0) -> dict[str, list[Any]]:
-    """refit_need_mb's `peaks` and `held` of a plan's members, from their trials' user attrs. The refit exports,
-    so a member whose trial did not (no `onnx_bytes`) is priced with `stack_mb` more: the export stack a trial
-    that exported loaded (its `stack_mb`), which the driver does not hold for the refit to share."""
-    peaks = [p if p is None or "onnx_bytes" in a else p + stack_mb for a in attrs for p in [a.get("peak_mb")]]
-    return {"peaks": peaks, "held": [held_mb(a) for a in attrs]}
+def members_memory(attrs: Sequence[dict[str, Any]], stack_mb: float = 0.0) -> dict[str, Any]:
+    """refit_need_mb's `peaks`, `held` and `stack` for a plan's members, from their trials' user attrs. The
+    export stack (onnx, skl2onnx) is loaded by the processes that export, the refit among them,
+    not by the driver they fork from: it does not grow with the rows, so it is taken out of the peak of a
+    trial that loaded it (its `stack_mb`) and priced once, as `stack_mb` (the most a trial measured)."""
+    peaks = [p if p is None else max(float(p) - float(a.get("stack_mb") or 0.0), 0.0)
+             for a in attrs for p in [a.get("peak_mb")]]
+    return {"peaks": peaks, "held": [held_mb(a) for a in attrs], "stack": stack_mb}
 
 
 def refit_need_mb(peaks: list[float | None], trial_rows: int, refit_rows: int,
-                  held: Sequence[float] = ()) -> float | None:
+                  held: Sequence[float] = (), stack: float = 0.0) -> float | None:
     """The pages (USS, MB) a final refit of trials with these measured peaks is expected to own on `refit_rows`:
     the largest member's peak, plus what the other members hold (`held`, aligned with `peaks`: held_mb) while it
     fits, since an ensemble's members are fitted one after the other in one process; scaled by the rows over the
-    rows the trials' folds were fitted on (the fit, the export and the parity check all grow with them). The
-    fork's fixed pages scale too, so a single errs high; members not measured are left out. None: no peak
-    measured (no memory limit was in force while the trials ran)."""
+    rows the trials' folds were fitted on (the fit, the export and the parity check all grow with them), plus
+    the export stack the refit loads (`stack`, fixed). The fork's own pages scale too, so a single errs high;
+    members not measured are left out. None: no peak measured (no memory limit was in force while the trials
+    ran)."""
     parts = peak_and_held(peaks, held)
-    return None if parts is None else sum(parts) * max(refit_rows / max(trial_rows, 1), 1.0)
+    return None if parts is None else sum(parts) * max(refit_rows / max(trial_rows, 1), 1.0) + stack
 
 
 def peak_and_held(peaks: list[float | None], held: Sequence[float] = ()) -> tuple[float, float] | None:
@@ -153,25 +156,26 @@ def peak_and_held(peaks: list[float | None], held: Sequence[float] = ()) -> tupl
 
 
 def rows_within(peaks: list[float | None], trial_rows: int, limit_mb: float, rows: int,
-                held: Sequence[float] = ()) -> int:
+                held: Sequence[float] = (), stack: float = 0.0) -> int:
     """The most of `rows` a refit fits on within `limit_mb` by refit_need_mb (all of them when no limit is in force
     or no peak was measured); never fewer than the rows the trials' folds were fitted on, which they did within it."""
-    need = refit_need_mb(peaks, trial_rows, trial_rows, held) if limit_mb > 0 else None
-    if need is None:
+    parts = peak_and_held(peaks, held) if limit_mb > 0 else None
+    if parts is None or sum(parts) <= 0:
         return rows
-    return min(rows, max(trial_rows, int(trial_rows * limit_mb / need)))
+    return min(rows, max(trial_rows, int(trial_rows * (limit_mb - stack) / sum(parts))))
 
 
 def over_limit(label: str, peaks: list[float | None], trial_rows: int, refit_rows: int, limit_mb: float,
-               held: Sequence[float] = ()) -> str:
+               held: Sequence[float] = (), stack: float = 0.0) -> str:
     """Why a final refit is not tried ("" to try it): its trials' measured peaks say it would pass the limit."""
-    need = refit_need_mb(peaks, trial_rows, refit_rows, held) if limit_mb > 0 else None
+    need = refit_need_mb(peaks, trial_rows, refit_rows, held, stack) if limit_mb > 0 else None
     if need is None or need <= limit_mb:
         return ""
     top, others = peak_and_held(peaks, held) or (0.0, 0.0)
     beside = f" and {others:.0f} MB of fitted members held beside" if others > 0 else ""
+    loads = f", plus the {stack:.0f} MB export stack it loads" if stack > 0 else ""
     return (f"{label} on {refit_rows} rows: not tried, its trials peaked at {top:.0f} MB on "
-            f"{trial_rows} rows{beside}, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
+            f"{trial_rows} rows{beside}{loads}, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
 
 
 def release_freed() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from automl.search.budget import Budget
 from automl.search.loop import SearchResult, TrialCallback, run_search
 from automl.search.objective import SearchData
-from automl.search.supervisor import request_stop
+from automl.search.supervisor import freeze_heap, request_stop
 
 
 def run_workers(n_workers: int, make: Callable[..., Any], data: SearchData, budget: Budget,
@@ -23,6 +23,7 @@ def run_workers(n_workers: int, make: Callable[..., Any], data: SearchData, budg
     display), `on_worker_trial` the forked workers' (a plain log line: the display lives here)."""
     pids = []
     for w in range(1, n_workers):
+        freeze_heap()
         pid = os.fork()
         if pid == 0:  # worker
             for sig in (signal.SIGTERM, signal.SIGINT):  # stop between storage writes, never inside one

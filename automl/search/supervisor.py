@@ -7,6 +7,7 @@ The parent never fits models itself, so no OpenMP thread pool exists in it when 
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -184,6 +185,16 @@ def _kill_group(proc: Any, grace_s: float = 1.0) -> None:
             return
 
 
+def freeze_heap() -> None:
+    """Call before a fork: every object this process holds leaves the cyclic collector's generations
+    (gc.freeze). A forked child that runs a full collection would otherwise write to the header of every
+    object it tracks, copying each page of the parent's heap it shares into its own pages: a trial's own
+    memory (what its limit counts) then depends on when the collector happens to run in it, not on what the
+    trial does. Frozen objects are still freed by reference counting; only cycles formed before the fork
+    are never collected, in a driver that makes few."""
+    gc.freeze()
+
+
 def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
               on_message: Callable[[Any], Any] | None = None) -> Outcome:
     """Run fn(conn, *args) in a child. `on_message(msg)` handles the child's messages; its return
@@ -193,6 +204,7 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_child_main, args=(child, fn, args, os.getpid()), daemon=False)
+    freeze_heap()
     t0 = time.monotonic()
     proc.start()
     started = time.monotonic()

@@ -256,7 +256,7 @@ class FinalStage:
     def trial_rows(self) -> int:
         return max((len(tr) for tr, _ in self.data.folds), default=0)
 
-    def footprint(self, plan: Plan) -> dict[str, list[Any]]:
+    def footprint(self, plan: Plan) -> dict[str, Any]:
         return members_memory([tr.user_attrs for tr, _ in plan.members], self.stack_mb)
 
     def over_memory(self, plan: Plan, rows: int) -> str:

@@ -22,6 +22,7 @@ from automl.memory import (
     data_allowance_mb,
     held_mb,
     members_memory,
+    over_limit,
     refit_need_mb,
     row_cost,
     rows_for,
@@ -188,15 +189,19 @@ def test_a_refit_is_priced_by_its_trials_measured_peak_and_sized_to_the_limit():
     assert rows_within([100.0], 1000, 0.0, 2000) == 2000 and rows_within([None], 1000, 121.0, 2000) == 2000
 
 
-def test_a_refit_of_a_member_whose_trial_did_not_export_is_priced_with_the_export_stack():
-    """The refit exports, loading the export stack the driver does not hold: a member whose trial exported
-    measured it in its own peak; one that did not is priced with the stack an exporting trial measured."""
-    attrs = [{"peak_mb": 90.0}, {"peak_mb": 80.0, "onnx_bytes": 1_000_000, "stack_mb": 34.0}, {}]
-    parts = members_memory(attrs, stack_mb=34.0)
-    assert parts["peaks"] == [124.0, 80.0, None] and parts["held"] == [0.0, 2.0, 0.0]
-    assert refit_need_mb(**parts, trial_rows=1000, refit_rows=1000) == pytest.approx(126.0)
-    assert members_memory(attrs)["peaks"] == [90.0, 80.0, None]  # no trial measured a stack
-
+def test_the_export_stack_a_refit_loads_is_priced_once_and_not_scaled_by_rows():
+    """The refit exports, loading the export stack the driver does not hold. A trial that exported measured it
+    (`stack_mb`) inside its peak: that part is fixed, so it is taken out of the peak before the rows scale it,
+    and added once."""
+    attrs = [{"peak_mb": 90.0}, {"peak_mb": 110.0, "onnx_bytes": 1_000_000, "stack_mb": 50.0}, {}]
+    parts = members_memory(attrs, stack_mb=50.0)
+    assert parts["peaks"] == [90.0, 60.0, None] and parts["held"] == [0.0, 2.0, 0.0] and parts["stack"] == 50.0
+    assert refit_need_mb(**parts, trial_rows=1000, refit_rows=2000) == pytest.approx((90.0 + 2.0) * 2 + 50.0)
+    assert rows_within(**parts, trial_rows=1000, limit_mb=142.0, rows=5000) == 1000  # 92 MB + 50 fit at 1000
+    assert rows_within(**parts, trial_rows=1000, limit_mb=234.0, rows=5000) == 2000
+    assert "plus the 50 MB export stack it loads" in over_limit("x", **parts, trial_rows=1000, refit_rows=3000,
+                                                                 limit_mb=234.0)
+    assert members_memory(attrs)["stack"] == 0.0 and refit_need_mb([90.0], 1000, 1000) == 90.0
 
 def test_a_budget_below_the_driver_is_refused_not_exceeded():
     with pytest.raises(UserError) as e:
