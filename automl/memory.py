@@ -173,7 +173,7 @@ def over_limit(label: str, peaks: list[float | None], trial_rows: int, refit_row
         return ""
     top, others = peak_and_held(peaks, held) or (0.0, 0.0)
     beside = f" and {others:.0f} MB of fitted members held beside" if others > 0 else ""
-    loads = f", plus the {stack:.0f} MB export stack it loads" if stack > 0 else ""
+    loads = f", plus the {stack:.0f} MB export stack it loads" if stack >= 0.5 else ""
     return (f"{label} on {refit_rows} rows: not tried, its trials peaked at {top:.0f} MB on "
             f"{trial_rows} rows{beside}{loads}, ~{need:.0f} MB expected, over the {limit_mb:.0f} MB trial limit")
 

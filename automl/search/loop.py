@@ -240,8 +240,9 @@ def worth_exporting(state: LoopState, family: str, signed: float, measure_graphs
     and checking its graph; benchmarks/RESULTS.md, session 32) and took time from the search. Exported all the
     same: every trial of a multi-objective study (its graph's latency and size are objectives, and a family's
     median is a poor stand-in for one trial's: a forest's size grows with its trees and depth), and with
-    `measure_graphs` (constraints.* on) a trial likely to ship or to join the ensemble's pool (the best 8 and
-    2 of its family), so the sampler's constraint values are its own. `signed`: its CV score, higher is better."""
+    `measure_graphs` (constraints.* on, or a memory limit the final refit is held to) a trial likely to ship
+    or to join the ensemble's pool (the best 8 and 2 of its family), so the sampler's constraint values and
+    the peak its refit is priced by are its own. `signed`: its CV score, higher is better."""
     if state.multi or family not in state.exported:
         return True
     if not measure_graphs:

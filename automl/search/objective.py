@@ -91,7 +91,8 @@ class SearchData:
     high_cardinality: bool = field(init=False, default=False)  # collapses_under_onehot, set from X
     rung_rows: int = 0  # one inner split: rows of a trial's cheap first fit (search/rung.py), 0 for none
     # constraints.max_latency_ms / max_model_mb on: the trials likely to ship are exported, so the sampler's
-    # constraint values are their own graphs' (search/deploy_cost.py), not their family's median
+    # constraint values are their own graphs' (search/deploy_cost.py), not their family's median; and under a
+    # memory limit the final refit is held to, so that their measured peaks include the export
     measure_graphs: bool = False
 
     @property

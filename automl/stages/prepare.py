@@ -132,8 +132,13 @@ def resolve_workers(cfg: RunConfig, cells: int) -> int:
 
 
 def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, task: str, metric: Metric,
-                n_classes: int, n_folds: int, n_jobs: int, structure: Structure = RANDOM) -> SearchData:
-    """The search rows with their folds, spaces and settings: the one recipe of driver and worker."""
+                n_classes: int, n_folds: int, n_jobs: int, structure: Structure = RANDOM,
+                memory_bound: bool = False) -> SearchData:
+    """The search rows with their folds, spaces and settings: the one recipe of driver and worker.
+    `memory_bound`: the final refit will be held to the trial memory limit (budget.memory_mb set, or the data
+    sampled to fit the budget). Its candidates are then exported inside their trials as with constraints on,
+    so that the peaks the final stage prices refits by include the export (a CatBoost graph's conversion
+    can cost more than its fit)."""
     folds = cv_folds(y, task, n_folds, cfg.seed, structure)
     pruner = cfg.search.pruner if len(cfg.search.objectives) == 1 else "none"  # Optuna prunes one objective only
     return SearchData(X=X, y=y, folds=folds, schema=schema, rung_rows=rung_rows(folds, pruner),
@@ -143,7 +148,8 @@ def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, 
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
                       tune_threshold=cfg.task.tune_threshold, structure=structure,
                       fixed=dict(cfg.search.fixed),
-                      measure_graphs=cfg.constraints.max_latency_ms > 0 or cfg.constraints.max_model_mb > 0)
+                      measure_graphs=(memory_bound or cfg.constraints.max_latency_ms > 0
+                                      or cfg.constraints.max_model_mb > 0))
 
 
 def schema_for(cfg: RunConfig, df: pd.DataFrame) -> Schema:
@@ -261,7 +267,8 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
     data = search_data(cfg, X, y, schema, task, metric, len(classes) if classes is not None else 0, n_folds,
-                       max(1, (os.cpu_count() or 1) // n_workers), structure.take(tr))
+                       max(1, (os.cpu_count() or 1) // n_workers), structure.take(tr),
+                       memory_bound=sampled is not None or cfg.budget.memory_mb > 0)
     # several tables: the end-to-end parity check compares against the flat frame; otherwise the model
     # frame (X_all) holds what the run needs from here (large data: it is the peak)
     prep = Prepared(data=data, X_all=X_all, X_hold=X_all.iloc[ho].reset_index(drop=True), y_hold=y_all[ho],
@@ -291,7 +298,7 @@ def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, da
     tr, _ = holdout_split(y_all, task, cfg.search.holdout, cfg.seed, structure)
     return search_data(cfg, X_all.iloc[tr].reset_index(drop=True), np.asarray(y_all[tr]), schema, task,
                        metric_for(cfg, metric_name), len(classes) if classes is not None else 0, n_folds, n_jobs,
-                       structure.take(tr))
+                       structure.take(tr), memory_bound=cfg.budget.memory_mb > 0)
 
 
 def graph_metadata(cfg: RunConfig, prep: Prepared) -> dict[str, str]:

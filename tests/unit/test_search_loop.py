@@ -125,6 +125,22 @@ def test_only_the_first_of_each_family_is_exported_unless_graphs_are_measured(tm
     assert loop.estimated_export_s(state, "hgb", 1.5) == pytest.approx(3.0)
 
 
+def test_graphs_are_measured_when_the_refit_is_held_to_a_memory_limit():
+    """Under a memory limit the final refit is held to, the candidates are exported inside their trials, so
+    the peaks the final stage prices their refits by include the export (search_data's memory_bound)."""
+    from automl.config.compose import compose, to_run_config
+    from automl.stages.prepare import search_data
+
+    d = _data()
+    cfg = to_run_config(compose(["data.path=x.csv", "task.target=y"]))
+
+    def measured(memory_bound: bool) -> bool:
+        return search_data(cfg, d.X, d.y, d.schema, "binary", d.metric, 2, 3, 1,
+                           memory_bound=memory_bound).measure_graphs
+
+    assert measured(True) and not measured(False)
+
+
 def test_a_search_exports_the_trials_that_could_ship(tmp_path):
     data = _data()
     study = _study(tmp_path, data)
