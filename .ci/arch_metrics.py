@@ -31,8 +31,8 @@ DEFERRED = {
     "not by the driver whose pages every trial forks from",
     ("automl.search.objective", "automl.export.onnx"): "onnx and skl2onnx (~34 MB): loaded by the trials that "
     "export (a family's first), not by the driver the others fork from",
-    ("automl.stages.prepare", "automl.export.onnx"): "skl2onnx (~22 MB) in the driver under a tight memory "
-    "budget only: with room, only the processes that export load it",
+    ("automl.stages.prepare", "automl.export.onnx"): "skl2onnx (~22 MB): loaded by the stage that needs it, "
+    "after the path checks, so a wrong path is still told in about a second",
     ("automl.run", "automl.stages.final"): "its refit and export import onnx: not before the search's trials fork",
     ("automl.run", "automl.stages.outputs"): "it imports onnx: not before the search's trials fork",
     ("automl.tracking.mlflow_tracking", "automl.tracking.onnx_pyfunc"): "subclasses mlflow's PythonModel; a run "

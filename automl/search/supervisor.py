@@ -185,14 +185,26 @@ def _kill_group(proc: Any, grace_s: float = 1.0) -> None:
             return
 
 
+_FREEZE = {"on": False}
+
+
+def freeze_before_forks(on: bool) -> None:
+    """Whether freeze_heap freezes, for this process and what it forks: on where the final refit is held to
+    the trial memory limit (budget.memory_mb set, or the data sampled to fit the budget), where a trial's own
+    pages decide what is refit on how many rows. Off otherwise: in the 60 s sitting of session 33 the runs
+    with it on had their trials take 1.4-2x as long (benchmarks/RESULTS.md; the cause was not found)."""
+    _FREEZE["on"] = on
+
+
 def freeze_heap() -> None:
     """Call before a fork: every object this process holds leaves the cyclic collector's generations
-    (gc.freeze). A forked child that runs a full collection would otherwise write to the header of every
-    object it tracks, copying each page of the parent's heap it shares into its own pages: a trial's own
-    memory (what its limit counts) then depends on when the collector happens to run in it, not on what the
-    trial does. Frozen objects are still freed by reference counting; only cycles formed before the fork
-    are never collected, in a driver that makes few."""
-    gc.freeze()
+    (gc.freeze), when freeze_before_forks says so. A forked child that runs a full collection would otherwise
+    write to the header of every object it tracks, copying each page of the parent's heap it shares into its
+    own pages: a trial's own memory (what its limit counts) then depends on when the collector happens to run
+    in it, not on what the trial does. Frozen objects are still freed by reference counting; only cycles
+    formed before the fork are never collected, in a driver that makes few."""
+    if _FREEZE["on"]:
+        gc.freeze()
 
 
 def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,

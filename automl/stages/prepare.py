@@ -162,21 +162,18 @@ def structure_for(cfg: RunConfig, df: pd.DataFrame) -> Structure:
 
 
 def load_libraries(cfg: RunConfig, mem: MemoryBudget) -> None:
-    """What the driver loads for its forked trials to share. With room in the budget: LightGBM and XGBoost if
-    searched (each of their trials is spared the import), and not the export stack (onnx, skl2onnx: ~34 MB),
-    which only the processes that export load (a family's first trial, the final refit), so that the many
-    trials that do not export do not carry it (search/loop.py worth_exporting). Under a tight
-    budget.memory_mb it is the other way round: a boosting library's ~7 MB buys more rows (only the processes
-    fitting it load it), and the export stack is loaded here, shared, so that it is not in the pages of its
-    own that each exporting trial and refit is limited on (automl/memory.py members_memory)."""
-    if mem.total_mb - process_mb() <= PRELOAD_ROOM_MB:
-        from automl.export.onnx import load_converters
+    """The export stack (onnx, skl2onnx: ~34 MB), and LightGBM and XGBoost if searched and the budget has room.
+    Loaded once in the driver, a library's pages are shared by every forked trial and each of its trials is
+    spared the import (in session 33, 60 s runs whose trials loaded the export stack themselves completed
+    fewer trials: benchmarks/RESULTS.md). Under a tight budget.memory_mb the boosting libraries' ~7 MB buys
+    more rows: only the processes fitting them load them then."""
+    from automl.export.onnx import load_converters
 
-        load_converters()
-        return
-    for family in cfg.estimators.include:
-        if family not in cfg.estimators.exclude and family in DRIVER_PRELOAD:
-            importlib.import_module(family)
+    load_converters()
+    if mem.total_mb - process_mb() > PRELOAD_ROOM_MB:
+        for family in cfg.estimators.include:
+            if family not in cfg.estimators.exclude and family in DRIVER_PRELOAD:
+                importlib.import_module(family)
 
 
 def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:

@@ -25,6 +25,7 @@ from automl.search.objective import SearchData
 from automl.search.parallel import run_workers
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.study import recover_orphans, search_study, summarize, warm_start
+from automl.search.supervisor import freeze_before_forks
 from automl.stages.prepare import Prepared
 from automl.stages.rescore import rescore_top
 
@@ -78,6 +79,7 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     `log_trial(metric_name, record)` logs a forked worker's trial."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
+    freeze_before_forks(prep.sampled is not None or cfg.budget.memory_mb > 0)
 
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,

@@ -1,6 +1,7 @@
 """A forked trial's own pages do not depend on when its garbage collector runs.
 
-The supervisor freezes the parent's heap before each fork (supervisor.freeze_heap): a child's full
+Where the final refit is held to the trial memory limit, the supervisor freezes the parent's heap before
+each fork (supervisor.freeze_heap, freeze_before_forks): a child's full
 collection would otherwise write to every object it shares with the parent and copy those pages into its
 own, which is what a trial's memory limit counts (USS). Each case runs in a fresh interpreter whose heap
 holds ~300,000 tracked objects, forks one supervised child that runs gc.collect(), and reads how much that
@@ -16,8 +17,7 @@ from tests.cli_runner import ROOT
 SCRIPT = """
 import gc, sys
 from automl.search import supervisor as sv
-if sys.argv[1] == "off":
-    sv.freeze_heap = lambda: None  # what a fork without the freeze costs, for comparison
+sv.freeze_before_forks(sys.argv[1] == "on")  # off: what a fork without the freeze costs, for comparison
 held = [[i, str(i)] for i in range(300_000)]  # lists are always tracked by the collector
 def child(conn):
     import psutil
