@@ -27,14 +27,14 @@ DEFERRED = {
     ("automl.cli", "automl.run"): "a config error or --help is told before the engine is imported",
     ("automl.estimators.hgb", "automl.estimators.hgb_float32"): "subclasses scikit-learn; the registry loads none",
     ("automl.estimators.knn", "automl.estimators.knn_tiefree"): "subclasses scikit-learn; the registry loads none",
-    ("automl.export.onnx", "automl.export.converters"): "skl2onnx (~22 MB): loaded by a process that exports, "
-    "not by the driver whose pages every trial forks from",
-    ("automl.search.objective", "automl.export.onnx"): "onnx and skl2onnx (~34 MB): loaded by the trials that "
-    "export (a family's first), not by the driver the others fork from",
+    ("automl.export.onnx", "automl.export.converters"): "skl2onnx (~22 MB): registered by load_converters, once "
+    "per process, where a graph is first needed",
+    ("automl.search.objective", "automl.export.onnx"): "onnx and skl2onnx (~34 MB): a joining worker loads them "
+    "only in the trials that export",
     ("automl.stages.prepare", "automl.export.onnx"): "skl2onnx (~22 MB): loaded by the stage that needs it, "
     "after the path checks, so a wrong path is still told in about a second",
-    ("automl.run", "automl.stages.final"): "its refit and export import onnx: not before the search's trials fork",
-    ("automl.run", "automl.stages.outputs"): "it imports onnx: not before the search's trials fork",
+    ("automl.run", "automl.stages.final"): "the final stage is imported when the search is over",
+    ("automl.run", "automl.stages.outputs"): "the outputs stage is imported when the search is over",
     ("automl.tracking.mlflow_tracking", "automl.tracking.onnx_pyfunc"): "subclasses mlflow's PythonModel; a run "
     "without tracking=mlflow never loads mlflow",
 }

@@ -124,10 +124,10 @@ def held_mb(attrs: dict[str, Any]) -> float:
 
 
 def members_memory(attrs: Sequence[dict[str, Any]], stack_mb: float = 0.0) -> dict[str, Any]:
-    """refit_need_mb's `peaks`, `held` and `stack` for a plan's members, from their trials' user attrs. The
-    export stack (onnx, skl2onnx) is loaded by the processes that export, the refit among them,
-    not by the driver they fork from: it does not grow with the rows, so it is taken out of the peak of a
-    trial that loaded it (its `stack_mb`) and priced once, as `stack_mb` (the most a trial measured)."""
+    """refit_need_mb's `peaks`, `held` and `stack` for a plan's members, from their trials' user attrs. What a
+    trial measured loading the export stack (onnx, skl2onnx) itself (its `stack_mb`: ~0 where the driver holds
+    it) does not grow with the rows: it is taken out of that trial's peak and priced once, as `stack_mb` (the
+    most a trial measured)."""
     peaks = [p if p is None else max(float(p) - float(a.get("stack_mb") or 0.0), 0.0)
              for a in attrs for p in [a.get("peak_mb")]]
     return {"peaks": peaks, "held": [held_mb(a) for a in attrs], "stack": stack_mb}

@@ -49,8 +49,7 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     done = searched.front_first(done)  # search.objectives with a cost: the study's front first
     gate = gate_for(config.constraints, prep.X_hold, prep.data.X, prep.schema.to_json(),
                     prep.data.metric.greater_is_better)
-    # imported once the search and the re-scoring are over: what they import (onnx) is not in the pages
-    # every trial forks from
+    # imported once the search and the re-scoring are over (their modules are not needed before)
     from automl.stages.final import FinalStage
     from automl.stages.outputs import write_outputs
 

@@ -364,9 +364,9 @@ PARITY_ROWS = 200
 def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: float | None = None) -> dict[str, Any]:
     """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
     now, and the export time it reports lets the scheduler keep enough time for the final export.
-    `stack_mb`: what loading the export stack (onnx, skl2onnx, the converters) added to this process. With
-    room in the budget the driver does not hold it, so that trials which do not export do not carry it; a
-    refit that exports loads it too (automl/memory.py members_memory)."""
+    `stack_mb`: what loading the export stack (onnx, skl2onnx, the converters) added to this process: ~0 in a
+    trial forked from the driver, which holds it (stages/prepare.py load_libraries); a joining worker's trial
+    loads it here. A refit prices it once, not scaled by rows (automl/memory.py members_memory)."""
     stack_mb = process_mb()
     from automl.export.onnx import check_parity, export_onnx, load_converters
 
