@@ -48,8 +48,8 @@ def _rename_output(graph: onnx.GraphProto, old: str, new: str) -> None:
 
 
 def load_converters() -> None:
-    """skl2onnx and the engine's converters, registered in this process (once): only a process that exports
-    loads them."""
+    """skl2onnx and the engine's converters, registered in this process (once): by the driver before its
+    trials fork (stages/prepare.py load_libraries), else by the first export."""
     from automl.export.converters import register_converters
 
     register_converters()
