@@ -251,7 +251,7 @@ class FinalStage:
                            selection, failures, time.time() - t0)
 
     def memory_limit(self) -> float:  # the refit's memory limit (MB; 0: none), as the search's trials had it
-        return self.budget.trial_memory_mb if self.prep.sampled or self.cfg.budget.memory_mb else 0.0
+        return self.budget.trial_memory_mb if self.prep.memory_bound else 0.0
 
     def trial_rows(self) -> int:
         return max((len(tr) for tr, _ in self.data.folds), default=0)
@@ -350,7 +350,7 @@ class FinalStage:
                                                 prep.hold_groups, floor, threshold),
                                      trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None),
                                      stacker=None if plan.stack is None else plan.stack.stacker)),
-                timeout_s=limit, memory_mb=budget.trial_memory_mb if prep.sampled or cfg.budget.memory_mb else 0)
+                timeout_s=limit, memory_mb=self.memory_limit())
             if outcome.status == COMPLETE and "model" in outcome.value:
                 if not full and cfg.export.refit_full:
                     outcome.value["refit_full_skipped"] = (f"its refit on all rows (export.refit_full) did not fit "

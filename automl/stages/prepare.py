@@ -74,6 +74,14 @@ class Prepared:
     raw: pd.DataFrame | None = None  # the flat frame of a several-table run, for its end-to-end parity check
     hold_groups: np.ndarray | None = None  # data.group_column: the holdout rows' group codes
     timings: dict[str, float] = field(default_factory=dict)
+    # the final refit is held to the trial memory limit, as the search's trials are (refit_memory_bound)
+    memory_bound: bool = False
+
+
+def refit_memory_bound(cfg: RunConfig, sampled: Any) -> bool:
+    """Whether the final refit is held to the trial memory limit: with budget.memory_mb set, or on data too
+    large to load that were scanned and sampled (a joining worker never samples)."""
+    return sampled is not None or cfg.budget.memory_mb > 0
 
 
 def metric_for(cfg: RunConfig, metric_name: str) -> Metric:
@@ -265,7 +273,7 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
     data = search_data(cfg, X, y, schema, task, metric, len(classes) if classes is not None else 0, n_folds,
                        max(1, (os.cpu_count() or 1) // n_workers), structure.take(tr),
-                       memory_bound=sampled is not None or cfg.budget.memory_mb > 0)
+                       memory_bound=refit_memory_bound(cfg, sampled))
     # several tables: the end-to-end parity check compares against the flat frame; otherwise the model
     # frame (X_all) holds what the run needs from here (large data: it is the peak)
     prep = Prepared(data=data, X_all=X_all, X_hold=X_all.iloc[ho].reset_index(drop=True), y_hold=y_all[ho],
@@ -273,7 +281,8 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
                     n_workers=n_workers, data_sha=data_sha, data_sha_of=data_sha_of, shape=df.shape,
                     n_missing_target=n_missing, src=src, sampled=sampled,
                     raw=df if cfg.data.tables else None, timings=timings,
-                    hold_groups=None if structure.groups is None else structure.groups[ho])
+                    hold_groups=None if structure.groups is None else structure.groups[ho],
+                    memory_bound=refit_memory_bound(cfg, sampled))
     del df
     # what loading, profiling and splitting freed, back to the OS before the driver measures itself for
     # the trial limit: every forked trial maps the driver's pages, kept garbage included
@@ -295,7 +304,7 @@ def prepare_worker(cfg: RunConfig, task: str, metric_name: str, n_folds: int, da
     tr, _ = holdout_split(y_all, task, cfg.search.holdout, cfg.seed, structure)
     return search_data(cfg, X_all.iloc[tr].reset_index(drop=True), np.asarray(y_all[tr]), schema, task,
                        metric_for(cfg, metric_name), len(classes) if classes is not None else 0, n_folds, n_jobs,
-                       structure.take(tr), memory_bound=cfg.budget.memory_mb > 0)
+                       structure.take(tr), memory_bound=refit_memory_bound(cfg, None))
 
 
 def graph_metadata(cfg: RunConfig, prep: Prepared) -> dict[str, str]:

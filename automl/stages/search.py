@@ -79,7 +79,7 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     `log_trial(metric_name, record)` logs a forked worker's trial."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
-    freeze_before_forks(prep.sampled is not None or cfg.budget.memory_mb > 0)
+    freeze_before_forks(prep.memory_bound)
 
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,

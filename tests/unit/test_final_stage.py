@@ -132,7 +132,8 @@ def _stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, time_s:
                            metric=get_metric("roc_auc"), scored=np.arange(len(y)), oof_y=y, structure=RANDOM,
                            seed=0)
     budget = Budget(start=time.time(), time_s=time_s, reports_s=2.0, trial_memory_mb=500.0)
-    prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None, hold_groups=None)
+    prep = SimpleNamespace(X_hold=None, y_hold=np.zeros(0), classes=[0, 1], sampled=None, hold_groups=None,
+                           memory_bound=False)
     searched = SimpleNamespace(budget=budget, data=data, final_data=data, study=None)
     return FinalStage(cfg, prep, searched, RunPaths(tmp_path), {}, run_supervised=refit)
 
@@ -367,6 +368,7 @@ def _memory_stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, 
     monkeypatch.setattr(final_mod, "fewer_rows", lambda d, n, seed: SimpleNamespace(**{**vars(d), "y": d.y[:n]}))
     stage = _stage(tmp_path, trials, y, refit)
     stage.cfg.budget.memory_mb = 1000
+    stage.prep.memory_bound = True  # what prepare's refit_memory_bound says with budget.memory_mb set
     rows = np.arange(len(y))
     stage.data.folds = [(rows[:200], rows[200:]), (rows[200:], rows[:200])]
     return stage
@@ -400,6 +402,7 @@ def test_a_refit_its_trials_peak_says_will_not_fit_the_memory_limit_gets_the_row
     refit = Rows({"ensemble": "TIMEOUT"})
     stage = _memory_stage(tmp_path, trials, y, refit, monkeypatch)
     stage.cfg.budget.memory_mb = 0
+    stage.prep.memory_bound = False
     res = stage.run(trials)
     assert res.final["trial"] == 0 and set(refit.rows) == {400} and "fit_rows_reason" not in res.final
 

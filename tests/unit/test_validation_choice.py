@@ -162,7 +162,7 @@ def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_a
                                                           "variants": [], "variant_tol": 0.0})(),
                                 "budget": type("B", (), {"time_s": 60.0, "memory_mb": 0})(), "task": None})()
     stage.prep = type("P", (), {"X_hold": None, "y_hold": np.zeros(0), "classes": None, "sampled": None,
-                                "hold_groups": None})()
+                                "memory_bound": False, "hold_groups": None})()
     stage.meta = {}
     stage.cost_of = lambda trial, scale=None: 8.0  # the price the search's reserve carried
     plan = final_mod.Plan("single", [(type("T", (), {"number": 0, "params": {"family": "hgb"}, "user_attrs": {}})(),
