@@ -45,7 +45,7 @@ def select_ensemble(done: list[Any], data: SearchData, metric: Metric, paths: Ru
     # comes out of the refit's room, which the attempt measures after it
     select_s = (time.perf_counter() - t) * len(pool) * SELECTION_ROUNDS
     # x1.15: the attempt's own tolerance (estimates err both ways)
-    room = 1.15 * (budget.left() - budget.reports_s - budget.kept(keep_s) - select_s)
+    room = 1.15 * (budget.final_room() - budget.kept(keep_s) - select_s)
     sel, best_single, better = beats_best_single(oofs, data.oof_y, score, metric.greater_is_better, costs, room)
     log.info("ensemble selection: %d member(s), OOF %s %.5g vs best single %.5g", len(sel.members),
              metric.name, sel.score, best_single)

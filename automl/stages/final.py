@@ -129,7 +129,7 @@ class FinalStage:
         """Where Caruana selection keeps the best single: the head of the pool a stack may take instead."""
         b = self.budget
         head = pool_head(selection_pool(done, lambda n: self.paths.oof_file(n).exists()), self.cost_of,
-                         1.15 * (b.left() - b.reports_s - b.kept(keep_s)))
+                         1.15 * (b.final_room() - b.kept(keep_s)))
         if head is None:
             log.info("stacking not tried: no two of the best trials fit the time left beside each other")
         return head
@@ -142,8 +142,8 @@ class FinalStage:
         oofs = self._oofs(plan)
         if oofs is None:
             return None
-        slack = (self.budget.left() - self.budget.reports_s - self.budget.kept(keep_s)
-                 - 1.15 * sum(self.cost_of(tr) for tr, _ in plan.members))
+        b = self.budget
+        slack = b.final_room() - b.kept(keep_s) - 1.15 * sum(self.cost_of(tr) for tr, _ in plan.members)
         # at least 1% of the budget, out of the refit's x1.15 tolerance (a regression stack's NNLS takes ms); with
         # budget.n_trials (the reproducible recipe) every nested fit runs whatever the clock, so two runs agree
         limit = min(0.03 * self.cfg.budget.time_s + 1.0, max(0.5 * slack, 0.01 * self.cfg.budget.time_s))
@@ -265,8 +265,7 @@ class FinalStage:
             plan.label, trial_rows=self.trial_rows(), refit_rows=rows, limit_mb=limit, **self.footprint(plan))
 
     def rung_s(self, trial: Any, fallback_s: float) -> float:
-        """Seconds kept free so that `trial` can still be shipped (estimates err both ways), then the last
-        resort."""
+        """Seconds kept free to ship `trial` (estimates err both ways), then the last resort."""
         return SAFETY * self.cost_of(trial) + fallback_s
 
     def safety_keep(self, done: list[Any], resort: Any, fallback_s: float) -> float | None:
@@ -275,7 +274,7 @@ class FinalStage:
         by a model close to it, not by the cheapest one (a 60k-row run shipped a linear model 11% worse than
         its ensemble when the ensemble's refit overran). The last resort itself qualifies when it is the best
         single. None: only a worse last resort could follow."""
-        room = self.budget.left() - self.budget.reports_s
+        room = self.budget.final_room()
         best = self.cost_of(done[0])
         for t in done:
             if t is resort:  # the last resort follows whatever happens: fine when it is the best single
@@ -288,7 +287,7 @@ class FinalStage:
     def next_rung_keep(self, plan: Plan, below: list[Any], failed: set[int], resort: Any, fallback_s: float) -> float:
         """Seconds a single's attempt keeps free: enough to ship the best-ranked trial below it that fits
         beside it (then the last resort), else the last resort's time."""
-        room = self.budget.left() - self.budget.reports_s
+        room = self.budget.final_room()
         cost = sum(self.cost_of(tr) for tr, _ in plan.members)
         for t in below:
             if t is resort:
@@ -321,7 +320,7 @@ class FinalStage:
             tries.append((fewer_rows(data, fit_rows, data.seed), small * fit_rows / len(data.y), False))
         outcome, fit_data, started, over, self.sample_note = None, data, 0, "the time left", ""
         for fit_data, cost, full in tries:
-            room = budget.left() - budget.reports_s
+            room = budget.final_room()
             resort = is_resort and fit_data is data
             # time kept free if this attempt fails: the retry on the search rows, and the next rung (keep_s)
             retry = 1.5 * small if fit_data is self.final_data and fit_data is not data else 0.0
@@ -360,6 +359,7 @@ class FinalStage:
                    else f"{outcome.status}: {outcome.error}")
             failures.append(f"{plan.label} on {len(fit_data.y)} rows: {why}")
             log.error("final model (%s, %d rows) failed: %s", plan.label, len(fit_data.y), why)
+            budget.grace_open = True
             if outcome.status == COMPLETE:  # a parity failure does not depend on the rows
                 break
         return outcome, fit_data, started
