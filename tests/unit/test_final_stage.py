@@ -149,16 +149,6 @@ def test_a_failed_ensemble_refit_ships_the_best_single_and_says_why(tmp_path, mo
     assert "ensemble of trials" in res.final["fallback_reason"] and "TIMEOUT" in res.final["fallback_reason"]
 
 
-class Clocked(FakeRefit):
-    """A refit that ends as told after using its whole time limit on a TIMEOUT (the run's clock moves on)."""
-
-    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
-        out = super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
-        if out.status == "TIMEOUT":
-            self.budget.start -= timeout_s
-        return out
-
-
 def test_after_an_ensemble_overruns_the_best_single_ships_in_the_grace_the_ensemble_left_it(tmp_path, monkeypatch):
     """The ensemble's attempt keeps free only what the grace (5% of the budget) does not cover of the best
     single's refit, so once it has failed the single may run into the grace. A 300 s run's stack overran its
@@ -166,9 +156,9 @@ def test_after_an_ensemble_overruns_the_best_single_ships_in_the_grace_the_ensem
     trials, y = _oof_trials(tmp_path)
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.5}, values=[0.5]))
     _cost(monkeypatch, lambda attrs, *a, **k: attrs.get("cost", 2.0))
-    refit = Clocked({"ensemble": "TIMEOUT"})
-    stage = _stage(tmp_path, trials, y, refit, time_s=300.0)
-    refit.budget = stage.budget
+    stage = _stage(tmp_path, trials, y, FakeRefit({}), time_s=300.0)
+    refit = ClockRefit({"ensemble": "TIMEOUT"}, stage.budget)
+    stage.run_supervised = refit
     stage.budget.start -= 290.0  # 10 s to the deadline, 8 s once the reports' 2 s are kept
     res = stage.run(trials)
     assert len(refit.calls[0]) == 3 and refit.calls[-1] == ("f0",), refit.calls
