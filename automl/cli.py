@@ -18,6 +18,7 @@ from automl.config.schema import register_configs
 from automl.config.validate import validate_config
 from automl.data.source import open_source
 from automl.errors import UserError
+from automl.lean import arrow_free_source, import_pandas_without_arrow
 from automl.logsetup import capture_warnings
 from automl.resources import CONF_DIR
 from automl.urls import is_url
@@ -61,6 +62,8 @@ def _hydra_main() -> None:
             validate_config(config)  # before importing the engine: a config error is told in about a second
             if not config.data.tables and not is_url(config.data.path):  # and a wrong data path too
                 open_source(config.data.path, query=config.data.query, table=config.data.table)
+            if arrow_free_source(config.data.path, config.data.tables):
+                import_pandas_without_arrow()  # before the engine imports pandas: see automl/lean.py
             from automl.run import run
 
             manifest = run(config, HydraConfig.get().runtime.output_dir, start=start)
