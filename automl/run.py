@@ -49,9 +49,14 @@ def run(config: RunConfig, output_dir: str, start: float | None = None) -> Manif
     done = searched.front_first(done)  # search.objectives with a cost: the study's front first
     gate = gate_for(config.constraints, prep.X_hold, prep.data.X, prep.schema.to_json(),
                     prep.data.metric.greater_is_better)
-    # imported once the search and the re-scoring are over (their modules are not needed before)
+    # imported once the search and the re-scoring are over (their modules are not needed before); the export
+    # stack too, once in the driver, so that each refit and export the final stage forks shares it
+    from automl.export.onnx import load_converters
     from automl.stages.final import FinalStage
     from automl.stages.outputs import write_outputs
+
+    load_converters()
+    searched.budget.pending_s = 0.0
 
     fin = FinalStage(config, prep, searched, paths, meta, gate=gate).run(done)
     if rescored is not None and fin.final:

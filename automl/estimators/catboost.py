@@ -40,4 +40,4 @@ def fit_early(est: Any, X: Any, y: Any, X_val: Any, y_val: Any, patience: int) -
 
 SPEC = EstimatorSpec(key="catboost", name="CatBoost", build=build, handles_nan=True, onnx="registered",
                      cost=1.5, toy_params={"iterations": 10}, fit_early=fit_early,
-                     early_refit_ratio=0.8, rounds_param="iterations", class_weights=True)
+                     early_refit_ratio=0.8, rounds_param="iterations", class_weights=True, export_ratio=0.15)

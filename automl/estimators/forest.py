@@ -51,6 +51,6 @@ def build_et(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1
 
 
 RANDOM_FOREST = EstimatorSpec(key="random_forest", name="Random forest", build=build_rf, cost=1.0,
-                              toy_params={"n_estimators": 5})
+                              toy_params={"n_estimators": 5}, export_ratio=0.27)
 EXTRA_TREES = EstimatorSpec(key="extra_trees", name="Extra trees", build=build_et, cost=0.7,
-                            toy_params={"n_estimators": 5})
+                            toy_params={"n_estimators": 5}, export_ratio=0.42)

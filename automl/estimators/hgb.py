@@ -26,4 +26,4 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
 
 
 SPEC = EstimatorSpec(key="hist_gradient_boosting", name="HistGradientBoosting", build=build,
-                     handles_nan=True, cost=0.6, toy_params={"max_iter": 10})
+                     handles_nan=True, cost=0.6, toy_params={"max_iter": 10}, export_ratio=0.26)

@@ -18,4 +18,4 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
 
 
 SPEC = EstimatorSpec(key="knn", name="k-nearest neighbours", build=build, needs_scaling=True, cost=0.3,
-                     predict_grows=True)
+                     predict_grows=True, export_ratio=0.75)

@@ -22,4 +22,4 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
 
 
 SPEC = EstimatorSpec(key="mlp", name="Multi-layer perceptron", build=build, needs_scaling=True, cost=1.0,
-                     toy_params={"max_iter": 20})
+                     toy_params={"max_iter": 20}, export_ratio=0.17)

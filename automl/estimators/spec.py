@@ -38,6 +38,11 @@ class EstimatorSpec:
     # chose its rounds (which also scores the validation rows every round): the median of
     # benchmarks/early_stop_refit.py over three public datasets, two configurations each, 12 fits per family
     early_refit_ratio: float = 1.0
+    # export seconds (ONNX conversion and parity check) per fold-fit second: what a trial the search did not
+    # export is priced by for the final stage (search/loop.py estimated_export_s). The family's median over
+    # 2,358 exported trials of 140 run folders of 60 s runs on the ten public datasets
+    # (benchmarks/export_ratios.py; the table in benchmarks/RESULTS.md, session 36)
+    export_ratio: float = 0.5
 
     @property
     def tags(self) -> dict[str, Any]:

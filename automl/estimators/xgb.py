@@ -43,4 +43,4 @@ def fit_early(est: Any, X: Any, y: Any, X_val: Any, y_val: Any, patience: int) -
 
 SPEC = EstimatorSpec(key="xgboost", name="XGBoost", build=build, handles_nan=True, onnx="registered",
                      cost=0.6, toy_params={"n_estimators": 10}, fit_early=fit_early,
-                     early_refit_ratio=0.74, rounds_param="n_estimators")
+                     early_refit_ratio=0.74, rounds_param="n_estimators", export_ratio=1.0)

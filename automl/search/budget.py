@@ -27,6 +27,9 @@ class Budget:
     trial_time_s: float = 0.0
     trial_memory_mb: float = 0.0
     reports_s: float = 2.0  # card, leaderboard, manifest, interpreter exit
+    # seconds the driver spends after the search before the final stage that no attempt prices: loading the
+    # export stack when trials did not (stages/prepare.py trials_export); run.py clears it once loaded
+    pending_s: float = 0.0
     refit_full: bool = True  # the final stage fits twice (search rows, then all rows)
     final_scale: float = 1.0  # rows the final model is fitted on over the search rows (sampled data)
     holdout_scale: float = 1.0  # scoring the holdout vs scoring one CV fold (sampled data: a large holdout)
@@ -162,8 +165,9 @@ def room_when(budget: Budget, completed: Any) -> float:
 
 
 def margin(budget: Budget) -> float:
-    """Seconds kept free at the end whatever else is kept: the reports, plus a share of the budget."""
-    return 0.5 + budget.reports_s + 0.01 * budget.time_s
+    """Seconds kept free at the end whatever else is kept: the reports, what the driver does before the final
+    stage (pending_s), plus a share of the budget."""
+    return 0.5 + budget.reports_s + budget.pending_s + 0.01 * budget.time_s
 
 
 def cv_seconds(attrs: dict[str, Any]) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.estimators import REGISTRY
 from automl.io import oof_file
 from automl.search import coordination as co
 from automl.search import objective as obj
@@ -233,20 +234,24 @@ EXPORT_TOP_FAMILY = 2
 
 
 def worth_exporting(state: LoopState, family: str, signed: float, measure_graphs: bool = False) -> bool:
-    """Whether a trial that just finished its folds is exported and parity-checked now. The first of its family
-    is: the final stage prices the family's exports from it (estimated_export_s), and a family that cannot
-    export is known early. Others are not: the final stage exports and gates what it ships, and an export in
-    the trial set the run's peak on small data (a CatBoost trial fitted in 248 MB peaked at 475 MB exporting
-    and checking its graph; benchmarks/RESULTS.md, session 32) and took time from the search. Exported all the
-    same: every trial of a multi-objective study (its graph's latency and size are objectives, and a family's
-    median is a poor stand-in for one trial's: a forest's size grows with its trees and depth), and with
-    `measure_graphs` (constraints.* on, or a memory limit the final refit is held to) a trial likely to ship
-    or to join the ensemble's pool (the best 8 and 2 of its family), so the sampler's constraint values and
-    the peak its refit is priced by are its own. `signed`: its CV score, higher is better."""
-    if state.multi or family not in state.exported:
+    """Whether a trial that just finished its folds is exported and parity-checked now. By default none is:
+    the final stage exports and gates what it ships (falling back down its ladder if a graph fails), and
+    prices the exports of its candidates by their family's ratio of export to fit time
+    (estimated_export_s). An export in a trial set the run's peak on small data: the trial then holds the
+    export stack (onnx, skl2onnx, onnxruntime: ~54 MB) beside its model and graph, and a driver that held
+    the stack for them passed it to every trial it forked (benchmarks/RESULTS.md, sessions 32 and 36).
+    Exported all the same: every trial of a multi-objective study (its graph's latency and size are
+    objectives, and a family's median is a poor stand-in for one trial's: a forest's size grows with its
+    trees and depth), and with `measure_graphs` (constraints.* on, or a memory limit the final refit is
+    held to) the first of each family and a trial likely to ship or to join the ensemble's pool (the best 8
+    and 2 of its family), so the sampler's constraint values and the peak its refit is priced by are its
+    own. `signed`: its CV score, higher is better."""
+    if state.multi:
         return True
     if not measure_graphs:
         return False
+    if family not in state.exported:
+        return True
     same = sorted((v for v, fam in state.scored if fam == family), reverse=True)
     overall = sorted((v for v, _ in state.scored), reverse=True)
     return (len(overall) < EXPORT_TOP or signed > overall[EXPORT_TOP - 1]
@@ -255,10 +260,17 @@ def worth_exporting(state: LoopState, family: str, signed: float, measure_graphs
 
 def estimated_export_s(state: LoopState, family: str, fold_fit_s: float) -> float:
     """Export seconds of a trial that was not exported: its fold fit time times the median ratio of export
-    to fold fit time of its family's exported trials (tree ensembles export in time proportional to their
-    size, which the fit time tracks)."""
-    ratios = state.exported.get(family) or [0.5]
+    to fold fit time of its family's trials exported in this run, or else the family's own ratio measured
+    over public datasets (EstimatorSpec.export_ratio). Tree ensembles export in time proportional to their
+    size, which the fit time tracks."""
+    ratios = state.exported.get(family) or [export_ratio(family)]
     return float(np.median(ratios)) * max(fold_fit_s, 0.01)
+
+
+def export_ratio(family: str) -> float:
+    """The family's export seconds per fold-fit second (EstimatorSpec.export_ratio; 0.5 for a family the
+    registry does not know, as for a plugin removed since the study began)."""
+    return REGISTRY.get(family).export_ratio if family in REGISTRY else 0.5
 
 
 def expected_seconds(family_cost: dict[str, list[float]], family: str) -> float:

@@ -365,8 +365,9 @@ def export_check(data: SearchData, pipe: Any, rows: pd.DataFrame, threshold: flo
     """Export the last fold's pipeline and check parity on a few rows: a trial that cannot ship fails
     now, and the export time it reports lets the scheduler keep enough time for the final export.
     `stack_mb`: what loading the export stack (onnx, skl2onnx, the converters) added to this process: ~0 in a
-    trial forked from the driver, which holds it (stages/prepare.py load_libraries); a joining worker's trial
-    loads it here. A refit prices it once, not scaled by rows (automl/memory.py members_memory)."""
+    trial forked from a driver that holds it (where trials export: stages/prepare.py load_libraries); a
+    joining worker's trial loads it here. A refit prices it once, not scaled by rows (automl/memory.py
+    members_memory)."""
     stack_mb = process_mb()
     from automl.export.onnx import check_parity, export_onnx, load_converters
 

@@ -48,6 +48,9 @@ AUTO_WORKERS_MAX_CELLS = 2_000_000
 # driver is the largest process of a run on small data (what GNU time's %M reports), and a trial that
 # fits it imports it in ~20 ms (automl/estimators/catboost.py keeps its notebook widget out)
 PRELOAD_ROOM_MB = 500.0
+# seconds the driver takes to load the export stack (onnx, skl2onnx, onnxruntime, the converters) after the
+# search: 0.72-0.73 s measured with scikit-learn, LightGBM and XGBoost loaded, beside a running test suite
+STACK_LOAD_S = 1.0
 DRIVER_PRELOAD = ("lightgbm", "xgboost")
 
 
@@ -170,18 +173,29 @@ def structure_for(cfg: RunConfig, df: pd.DataFrame) -> Structure:
 
 
 def load_libraries(cfg: RunConfig, mem: MemoryBudget) -> None:
-    """The export stack (onnx, skl2onnx: ~34 MB), and LightGBM and XGBoost if searched and the budget has room.
-    Loaded once in the driver, a library's pages are shared by every forked trial and each of its trials is
-    spared the import (in session 33, 60 s runs whose trials loaded the export stack themselves completed
-    fewer trials: benchmarks/RESULTS.md). Under a tight budget.memory_mb the boosting libraries' ~7 MB buys
-    more rows: only the processes fitting them load them then."""
-    from automl.export.onnx import load_converters
+    """LightGBM and XGBoost if searched and the budget has room; the export stack (onnx, skl2onnx,
+    onnxruntime: ~54 MB) only where trials export (trials_export). Loaded once in the driver, a library's
+    pages are shared by every forked trial and each of its trials is spared the import (in session 33, 60 s
+    runs whose trials loaded the export stack themselves completed fewer trials: benchmarks/RESULTS.md).
+    Under a tight budget.memory_mb the boosting libraries' ~7 MB buys more rows: only the processes fitting
+    them load them then. Without trial exports the driver loads the stack once the search is over
+    (run.py), for the final stage's refits and exports it forks."""
+    if trials_export(cfg):
+        from automl.export.onnx import load_converters
 
-    load_converters()
+        load_converters()
     if mem.total_mb - process_mb() > PRELOAD_ROOM_MB:
         for family in cfg.estimators.include:
             if family not in cfg.estimators.exclude and family in DRIVER_PRELOAD:
                 importlib.import_module(family)
+
+
+def trials_export(cfg: RunConfig) -> bool:
+    """Whether the search exports trials as it goes (search/loop.py worth_exporting): a multi-objective study,
+    constraints.* on, or a memory budget the final refit is held to (data sampled to fit the budget are
+    known only later: their trials then load the stack themselves)."""
+    return (len(cfg.search.objectives) > 1 or cfg.budget.memory_mb > 0
+            or cfg.constraints.max_latency_ms > 0 or cfg.constraints.max_model_mb > 0)
 
 
 def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:

@@ -26,7 +26,7 @@ from automl.search.parallel import run_workers
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.study import recover_orphans, search_study, summarize, warm_start
 from automl.search.supervisor import freeze_before_forks
-from automl.stages.prepare import Prepared
+from automl.stages.prepare import STACK_LOAD_S, Prepared, trials_export
 from automl.stages.rescore import rescore_top
 
 log = logging.getLogger("automl")
@@ -85,7 +85,7 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
                     trial_time_s=cfg.budget.trial_time_s,
                     trial_memory_mb=trial_memory_mb(cfg.budget.trial_memory_mb, prep.mem, prep.n_workers),
                     refit_full=cfg.export.refit_full, reports_s=1.5 + report_allowance_s(cfg.budget.time_s),
-                    concurrent=prep.n_workers > 1)
+                    concurrent=prep.n_workers > 1, pending_s=0.0 if trials_export(cfg) else STACK_LOAD_S)
 
     def make(seed_offset: int = 0) -> Any:
         return search_study(cfg, paths.study, metric.direction, cfg.seed + seed_offset, prep.n_workers > 1,

@@ -103,13 +103,19 @@ def test_forked_workers_report_through_their_own_callback(tmp_path):
         assert (values[number] is None or best >= values[number]) and best <= study.best_value
 
 
-def test_only_the_first_of_each_family_is_exported_unless_graphs_are_measured(tmp_path):
-    """A trial is exported and parity-checked when it is the first of its family (its export prices the family's);
-    the rest are priced from their family's exports and exported by the final stage if shipped. With constraints
-    on (measure_graphs) a trial that could be shipped or join the ensemble's pool (best 8, or its family's best 2)
-    is exported too, so the sampler's constraint values are its own graph's."""
+def test_trials_are_exported_only_where_graphs_are_measured(tmp_path):
+    """By default no trial is exported: the final stage exports and gates what ships, and prices a trial's
+    export by its family's measured ratio of export to fit time. With constraints on (measure_graphs) the first
+    of each family is exported (its export prices the family's), and so is a trial that could be shipped or join
+    the ensemble's pool (best 8, or its family's best 2), so the sampler's constraint values are its own graph's;
+    in a multi-objective study every trial is."""
+    from automl.estimators import REGISTRY
+
     state = loop.start_state(_study(tmp_path, _data()), _data(), Budget(start=time.time(), time_s=60.0))
-    assert loop.worth_exporting(state, "hgb", 0.5) and loop.worth_exporting(state, "hgb", 0.5, True)  # first
+    assert not loop.worth_exporting(state, "hgb", 0.5)  # not even the first of its family
+    assert loop.worth_exporting(state, "hgb", 0.5, True)  # graphs measured: the first of its family
+    assert loop.estimated_export_s(state, "lightgbm", 2.0) == pytest.approx(2.0 * REGISTRY.get("lightgbm").export_ratio)
+    assert loop.estimated_export_s(state, "hgb", 2.0) == pytest.approx(1.0)  # a family the registry lacks: 0.5
     state.exported["hgb"] = [2.0]
     state.scored = [(0.9 - 0.01 * i, "hgb") for i in range(10)]
     assert not loop.worth_exporting(state, "hgb", 0.95)  # the best so far: the final stage exports it if shipped
@@ -122,7 +128,7 @@ def test_only_the_first_of_each_family_is_exported_unless_graphs_are_measured(tm
     assert not loop.worth_exporting(state, "linear", 0.2, True)
     state.objectives = ("metric", "latency")
     assert loop.worth_exporting(state, "linear", 0.2)  # multi-objective: every trial's graph is measured
-    assert loop.estimated_export_s(state, "hgb", 1.5) == pytest.approx(3.0)
+    assert loop.estimated_export_s(state, "hgb", 1.5) == pytest.approx(3.0)  # the run's own exports first
 
 
 def test_graphs_are_measured_when_the_refit_is_held_to_a_memory_limit():
@@ -141,16 +147,24 @@ def test_graphs_are_measured_when_the_refit_is_held_to_a_memory_limit():
     assert measured(True) and not measured(False)
 
 
-def test_a_search_exports_the_trials_that_could_ship(tmp_path):
-    data = _data()
-    study = _study(tmp_path, data)
-    warm_start(study, data)
-    budget = Budget(start=time.time(), time_s=300.0, n_trials=14)
-    loop.run_search(study, data, budget)
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    exported = [t for t in done if not t.user_attrs.get("export_estimated")]
-    skipped = [t for t in done if t.user_attrs.get("export_estimated")]
-    assert len(done) >= 12 and skipped, [t.user_attrs for t in done]
-    assert len(exported) == len({t.params["family"] for t in done}), [t.user_attrs for t in exported]  # 1 a family
-    assert all("onnx_bytes" in t.user_attrs for t in exported)
-    assert all("onnx_bytes" not in t.user_attrs and t.user_attrs["export_s"] > 0 for t in skipped)
+def test_a_search_exports_no_trial_unless_graphs_are_measured(tmp_path):
+    """By default every trial's export is priced, none made; with graphs measured (constraints on) the first of
+    each family is exported, and the rest that could not ship are priced from their family's."""
+    import dataclasses
+
+    for measure in (False, True):
+        data = dataclasses.replace(_data(), measure_graphs=measure)
+        (tmp_path / str(measure)).mkdir()
+        study = _study(tmp_path / str(measure), data)
+        warm_start(study, data)
+        loop.run_search(study, data, Budget(start=time.time(), time_s=300.0, n_trials=14))
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        exported = [t for t in done if not t.user_attrs.get("export_estimated")]
+        skipped = [t for t in done if t.user_attrs.get("export_estimated")]
+        assert len(done) >= 12 and skipped, [t.user_attrs for t in done]
+        assert all("onnx_bytes" in t.user_attrs for t in exported)
+        assert all("onnx_bytes" not in t.user_attrs and t.user_attrs["export_s"] > 0 for t in skipped)
+        if measure:
+            assert {t.params["family"] for t in exported} == {t.params["family"] for t in done}
+        else:
+            assert not exported, [t.user_attrs for t in exported]
