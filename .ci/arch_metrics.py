@@ -33,6 +33,8 @@ DEFERRED = {
     "only in the trials that export",
     ("automl.stages.prepare", "automl.export.onnx"): "skl2onnx (~22 MB): loaded by the stage that needs it, "
     "after the path checks, so a wrong path is still told in about a second",
+    ("automl.run", "automl.export.onnx"): "onnx, onnxruntime and skl2onnx (~54 MB): loaded once the search is "
+    "over, where its trials did not export, so that no trial forked during the search holds them",
     ("automl.run", "automl.stages.final"): "the final stage is imported when the search is over",
     ("automl.run", "automl.stages.outputs"): "the outputs stage is imported when the search is over",
     ("automl.tracking.mlflow_tracking", "automl.tracking.onnx_pyfunc"): "subclasses mlflow's PythonModel; a run "
