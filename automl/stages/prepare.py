@@ -159,8 +159,7 @@ def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, 
                       imbalance=search_imbalance(cfg.search.imbalance, task, metric, y),
                       tune_threshold=cfg.task.tune_threshold, structure=structure,
                       fixed=dict(cfg.search.fixed),
-                      measure_graphs=(memory_bound or cfg.constraints.max_latency_ms > 0
-                                      or cfg.constraints.max_model_mb > 0))
+                      measure_graphs=memory_bound or constrained(cfg))
 
 
 def schema_for(cfg: RunConfig, df: pd.DataFrame) -> Schema:
@@ -194,8 +193,12 @@ def trials_export(cfg: RunConfig) -> bool:
     """Whether the search exports trials as it goes (search/loop.py worth_exporting): a multi-objective study,
     constraints.* on, or a memory budget the final refit is held to (data sampled to fit the budget are
     known only later: their trials then load the stack themselves)."""
-    return (len(cfg.search.objectives) > 1 or cfg.budget.memory_mb > 0
-            or cfg.constraints.max_latency_ms > 0 or cfg.constraints.max_model_mb > 0)
+    return len(cfg.search.objectives) > 1 or cfg.budget.memory_mb > 0 or constrained(cfg)
+
+
+def constrained(cfg: RunConfig) -> bool:
+    """Whether the shipped graph is held to a latency or size limit (constraints.*)."""
+    return cfg.constraints.max_latency_ms > 0 or cfg.constraints.max_model_mb > 0
 
 
 def load_frame(cfg: RunConfig, paths: RunPaths, mem: MemoryBudget) -> tuple[pd.DataFrame, Any, Any]:
