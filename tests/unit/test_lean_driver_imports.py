@@ -8,14 +8,9 @@ export (a memory budget, constraints, several objectives), to share it with them
 These run the driver's own start-up in a fresh interpreter and check what it holds."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.cli_runner import ROOT
+from tests.cli_runner import python_json
 
 DRIVER = """
 import json, sys
@@ -45,11 +40,7 @@ print("HELD " + json.dumps(held))
 
 
 def _driver_holds() -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run([sys.executable, "-c", DRIVER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("HELD ")), None)
-    assert line is not None, p.stderr[-3000:]
-    return json.loads(line[len("HELD "):])
+    return python_json(DRIVER, tag="HELD ")
 
 
 def test_driver_start_leaves_catboost_and_ipython_out():

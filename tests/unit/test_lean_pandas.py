@@ -3,13 +3,9 @@ from it: automl/lean.py), and pandas still does what the engine asks of it; pyar
 Each case runs in a fresh interpreter, as the `automl` command does."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.cli_runner import ROOT
+from tests.cli_runner import python_json
 
 DRIVER = """
 import json, sys
@@ -36,12 +32,7 @@ print("OUT " + json.dumps(out))
 
 
 def _run(path: Path) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run([sys.executable, "-c", DRIVER, str(path)], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("OUT ")), None)
-    assert line is not None, p.stderr[-3000:]
-    return json.loads(line[len("OUT "):])
+    return python_json(DRIVER, str(path))
 
 
 def test_csv_run_driver_holds_no_pyarrow(tmp_path):
