@@ -33,10 +33,12 @@ DEFERRED = {
     "only in the trials that export",
     ("automl.stages.prepare", "automl.export.onnx"): "skl2onnx (~22 MB): loaded by the stage that needs it, "
     "after the path checks, so a wrong path is still told in about a second",
-    ("automl.run", "automl.export.onnx"): "onnx, onnxruntime and skl2onnx (~54 MB): loaded once the search is "
-    "over, where its trials did not export, so that no trial forked during the search holds them",
-    ("automl.run", "automl.stages.final"): "the final stage is imported when the search is over",
-    ("automl.run", "automl.stages.outputs"): "the outputs stage is imported when the search is over",
+    ("automl.stages.finish", "automl.export.onnx"): "onnx, onnxruntime and skl2onnx (~54 MB): loaded once the "
+    "search is over (or by the lean fork while it runs), so that no trial forked during the search holds them",
+    ("automl.stages.finish", "automl.stages.final"): "the final stage is imported when the search is over",
+    ("automl.stages.finish", "automl.stages.outputs"): "the outputs stage is imported when the search is over",
+    ("automl.cli", "automl.stages.finish"): "imported in the lean fork only (automl/lean_fork.py), never by the "
+    "driver",
     ("automl.tracking.mlflow_tracking", "automl.tracking.onnx_pyfunc"): "subclasses mlflow's PythonModel; a run "
     "without tracking=mlflow never loads mlflow",
 }

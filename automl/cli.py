@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from automl.config.validate import validate_config
 from automl.data.source import open_source
 from automl.errors import UserError
 from automl.lean import arrow_free_source, import_pandas_without_arrow
+from automl.lean_fork import LeanFork
 from automl.logsetup import capture_warnings
 from automl.resources import CONF_DIR
 from automl.urls import is_url
@@ -62,11 +64,21 @@ def _hydra_main() -> None:
             validate_config(config)  # before importing the engine: a config error is told in about a second
             if not config.data.tables and not is_url(config.data.path):  # and a wrong data path too
                 open_source(config.data.path, query=config.data.query, table=config.data.table)
-            if arrow_free_source(config.data.path, config.data.tables):
-                import_pandas_without_arrow()  # before the engine imports pandas: see automl/lean.py
-            from automl.run import run
+            arrow_free = arrow_free_source(config.data.path, config.data.tables)
+            # forked before the engine's imports, for the final stage (automl/lean_fork.py); a multirun job
+            # runs in-process, as the Python API does, and so does a run under budget.memory_mb, whose
+            # accounting covers the driver and the children it forks
+            lean = not multirun and config.budget.memory_mb <= 0
+            finisher = LeanFork.start(partial(_prepare_finisher, arrow_free)) if lean else None
+            try:
+                if arrow_free:
+                    import_pandas_without_arrow()  # before the engine imports pandas: see automl/lean.py
+                from automl.run import run
 
-            manifest = run(config, HydraConfig.get().runtime.output_dir, start=start)
+                manifest = run(config, HydraConfig.get().runtime.output_dir, start=start, finisher=finisher)
+            finally:
+                if finisher is not None:
+                    finisher.close()
         except UserError as e:
             _fail(e)
             return
@@ -75,6 +87,15 @@ def _hydra_main() -> None:
             sys.exit(1)
 
     task()
+
+
+def _prepare_finisher(arrow_free: bool) -> None:
+    """In the lean fork: pandas as the driver imports it, then what the final stage needs."""
+    if arrow_free:
+        import_pandas_without_arrow()
+    from automl.stages.finish import preload
+
+    preload()
 
 
 def _check_output_dirs(args: list[str]) -> None:

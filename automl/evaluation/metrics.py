@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,6 +36,12 @@ class Metric:
     counts: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
     tune: bool = False  # the search picks a decision threshold for it (not precision or recall alone:
     # a threshold maximises those trivially, by calling every row positive or none)
+    minimum: float | None = None  # a constrained metric's declared minimum (get_metric)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled by name: its functions are closures, and a run hands its metric to another process
+        # (automl/lean_fork.py)
+        return (get_metric, (self.name, self.minimum))
 
     @property
     def greater_is_better(self) -> bool:
@@ -194,7 +200,7 @@ def get_metric(name: str, minimum: float | None = None) -> Metric:
     if name in CONSTRAINED and minimum is not None:
         from dataclasses import replace
 
-        m = replace(m, fn=_constrained(name, minimum), counts=_counts_formula(name, minimum))
+        m = replace(m, fn=_constrained(name, minimum), counts=_counts_formula(name, minimum), minimum=minimum)
     return m
 
 

@@ -39,6 +39,7 @@ def hyperparameter_importance(study: Any, family: str, greater: bool) -> tuple[d
     varied = [p for p in sorted(common) if len({json.dumps(t.params[p], default=str) for t in trials}) > 1]
     if not varied:
         return {}, f"the {family} trials did not vary any hyperparameter"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as the search's study: the lean fork imports optuna anew
     sub = optuna.create_study(direction="maximize" if greater else "minimize")
     for t in trials:
         sub.add_trial(optuna.trial.create_trial(

@@ -2,7 +2,8 @@
 shipped graph's latency and deployment measurements (onnxruntime sessions) run in a forked child, so their
 ~50 MB each die with it instead of setting the driver's peak (on small data the driver is the largest process
 of the run, which is what GNU time's %M reports). The run's files are the same: the report is written and the
-manifest carries the measurements."""
+manifest carries the measurements. The final stage itself runs in a child forked before the engine's imports
+(automl/lean_fork.py), so the driver never loads the export stack either."""
 from __future__ import annotations
 
 import json
@@ -40,6 +41,10 @@ def test_report_and_measurements_leave_the_driver_lean(tmp_path):
     out = json.loads(line[len("DRIVER "):])
     assert out["code"] in (0, None), p.stderr[-3000:]
     assert "matplotlib" not in out["modules"]  # the report was drawn in a child
+    # the final stage and the outputs ran in the process forked lean at start: the driver never loaded the
+    # export stack (nor the report's modules), and that process shipped the graph
+    assert not {"onnx", "skl2onnx", "onnxruntime", "automl.stages.final"} & set(out["modules"])
+    assert "final stage and outputs: in the process forked lean at start" in (run / "run.log").read_text()
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "COMPLETE"
     assert (run / "report.html").stat().st_size > 10_000 and m["timings"]["report_s"] > 0
