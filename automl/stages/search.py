@@ -23,6 +23,7 @@ from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
 from automl.search.objective import SearchData
 from automl.search.parallel import run_workers
+from automl.search.rung import rung_rows
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.study import recover_orphans, search_study, summarize, warm_start
 from automl.search.supervisor import freeze_before_forks
@@ -191,5 +192,8 @@ def fewer_rows(d: SearchData, n: int, seed: int) -> SearchData:
         return d
     keep = subset(d.y, n, d.task != "regression", CLASS_FLOOR)
     y = d.y[keep]
-    return dataclasses.replace(d, X=d.X.iloc[keep].reset_index(drop=True), y=y,
-                               folds=cv_folds(y, d.task, len(d.folds), seed))
+    folds = cv_folds(y, d.task, len(d.folds), seed)
+    # the rung's size is the new folds' (the old one can exceed their training rows: a slow scan that left a
+    # few seconds for the search cut a 41k-row sample to 2,000 rows, and every trial failed drawing its rung)
+    return dataclasses.replace(d, X=d.X.iloc[keep].reset_index(drop=True), y=y, folds=folds,
+                               rung_rows=rung_rows(folds, "median") if d.rung_rows else 0)
