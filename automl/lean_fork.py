@@ -32,9 +32,12 @@ class NotHandedOver(Exception):
     """The step's inputs do not pickle: the caller runs it itself."""
 
 
+def _send_bytes(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(len(data).to_bytes(8, "little") + data)  # length-prefixed: _recv reads exactly one message
+
+
 def _send(sock: socket.socket, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(len(data).to_bytes(8, "little") + data)
+    _send_bytes(sock, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _recv(sock: socket.socket) -> Any:
@@ -107,7 +110,7 @@ class LeanFork:
         child is gone."""
         self.used = True
         try:
-            self.sock.sendall(len(packed).to_bytes(8, "little") + packed)
+            _send_bytes(self.sock, packed)
             status, value, tb = _recv(self.sock)
         except (EOFError, OSError) as e:
             code = self._reap()
