@@ -65,10 +65,9 @@ def _hydra_main() -> None:
             if not config.data.tables and not is_url(config.data.path):  # and a wrong data path too
                 open_source(config.data.path, query=config.data.query, table=config.data.table)
             arrow_free = arrow_free_source(config.data.path, config.data.tables)
-            # forked before the engine's imports, for the final stage (automl/lean_fork.py); a multirun job
-            # runs in-process, as the Python API does, and so does a run under budget.memory_mb, whose
-            # accounting covers the driver and the children it forks
-            lean = not multirun and config.budget.memory_mb <= 0
+            # budget.lean_final: forked before the engine's imports, for the final stage (automl/lean_fork.py); a
+            # multirun job runs in-process, as the Python API does
+            lean = config.budget.lean_final and not multirun
             finisher = LeanFork.start(partial(_prepare_finisher, arrow_free)) if lean else None
             try:
                 if arrow_free:

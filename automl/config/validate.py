@@ -24,6 +24,9 @@ def validate_config(cfg: RunConfig) -> None:
     if b.trial_time_s < 0 or b.trial_memory_mb < 0:
         raise UserError("budget.trial_time_s" if b.trial_time_s < 0 else "budget.trial_memory_mb",
                         "must be >= 0", "Use 0 to derive it from the run budget.")
+    if b.lean_final and b.memory_mb > 0:
+        raise UserError("budget.lean_final", "cannot be combined with budget.memory_mb, whose accounting covers the "
+                        "driver and the processes it forks", "Set budget.lean_final=false, or budget.memory_mb=0.")
     if s.validation not in ("auto", "cv", "holdout"):
         raise UserError("search.validation", f"must be auto, cv or holdout, got {s.validation!r}",
                         "Set search.validation=auto (or cv, holdout).")

@@ -61,6 +61,7 @@ def test_compose_time_errors_exit_2(tmp_path, override, needle):
     (["data.time_column=island"], "data.time_column"),
     (["search.objectives=[metric,speed]"], "search.objectives"),
     (["search.objectives=[latency]"], "search.objectives"),
+    (["budget.lean_final=true", "budget.memory_mb=400"], "budget.lean_final"),
 ])
 def test_semantic_errors_are_one_line_exit_2(tmp_path, overrides, needle):
     code, lines, stderr = _err(tmp_path, *overrides)
