@@ -1,7 +1,8 @@
 """Per-dataset table of one side-by-side sitting (benchmarks/side_by_side.sh): mean score over seeds 2-4 for the
 engine, a previous sitting's engine, FLAML, AutoGluon medium and HGB (best in bold), the engine's wall/budget per
 seed and mean peak RSS per system; then wall/budget's range, how often the engine's peak was at or below FLAML's,
-and the engine's runs against the previous sitting's on the same splits.
+and the engine's runs against the previous sitting's on the same splits. Where the sitting measured whole trees
+(benchmarks/cgroup_peak.py), a second table: each system's tree, the engine's own command apart from its adapter.
 
     python benchmarks/sitting_table.py benchmarks/results/s34-5cf7d66 benchmarks/results/s33-8805570 [BUDGET_S]
 """
@@ -64,6 +65,41 @@ def main(now: str, before: str, budget: float) -> None:
             else:
                 worse += 1
     print(f"engine vs the previous sitting's runs on the same splits: {better} better, {worse} worse")
+    trees(eng, fl)
+
+
+def tree(r: dict[str, Any], kind: str) -> float | None:
+    """The run's whole-tree peak: `anon` (anonymous memory, polled) or `all` (the cgroup's counter, file pages
+    included); the engine's own command where it was measured apart from its adapter."""
+    key = "tree_anon_peak_mb" if kind == "anon" else "tree_peak_mb"
+    v = r.get(f"engine_{key}", r.get(key))
+    return None if v is None else float(v)
+
+
+def trees(eng: dict[tuple[str, int], dict[str, Any]], fl: dict[tuple[str, int], dict[str, Any]]) -> None:
+    if not any(tree(r, "anon") is not None for r in eng.values()):
+        return
+    print("\n| dataset | tree anonymous MB engine / FLAML (mean) | tree incl. file pages MB engine / FLAML (mean) "
+          "| largest process MB engine / FLAML (mean) |")
+    print("|---|---|---|---|")
+    below = {"anon": 0, "all": 0}
+    pairs = 0
+    for d in sorted({k[0] for k in eng}):
+        cells = []
+        for kind in ("anon", "all"):
+            e = [tree(eng[(d, s)], kind) for s in SEEDS if (d, s) in eng]
+            f = [tree(fl[(d, s)], kind) for s in SEEDS if (d, s) in fl]
+            cells.append(f"{st.mean(x for x in e if x is not None):.0f} / "
+                         f"{st.mean(x for x in f if x is not None):.0f}" if any(e) and any(f) else "-")
+        for s in SEEDS:
+            if (d, s) in eng and (d, s) in fl:
+                pairs += 1
+                for kind in below:
+                    a, b = tree(eng[(d, s)], kind), tree(fl[(d, s)], kind)
+                    below[kind] += a is not None and b is not None and a <= b
+        cells.append(f"{mean(eng, d, 'peak_rss_mb'):.0f} / {mean(fl, d, 'peak_rss_mb'):.0f}")
+        print(f"| {d} | " + " | ".join(cells) + " |")
+    print(f"\nengine tree <= FLAML's: anonymous {below['anon']} of {pairs}, incl. file pages {below['all']} of {pairs}")
 
 
 if __name__ == "__main__":
