@@ -7,7 +7,9 @@ The CSV (/tmp/membudget/doctor_big.csv) resamples ../shared/datasets/doctor_cont
 regression target `mdu`, 14 features of which 2 text and 4 boolean) with noise on the continuous columns
 (tests/proc_peaks.py write_big_csv). Memory is polled every 50 ms for every process of the engine's tree
 (tests/proc_peaks.py TreePeaks): the driver's peak and the largest forked trial's, each on its own, as the
-operating system counts them (a forked trial's RSS includes the pages it shares with the driver).
+operating system counts them (a forked trial's RSS includes the pages it shares with the driver). Run as root, the
+engine's command also runs in a memory cgroup of its own (benchmarks/cgroup_peak.py): `tree_mb` is the kernel's
+peak for the whole tree (file pages it read or wrote included), `tree_anon_mb` its anonymous memory polled.
 Numbers from a shared machine are indicative only: say so next to them.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.proc_peaks import watched_run, write_big_csv  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cgroup_peak import make_group, stat_bytes  # noqa: E402
 
 OUT = Path("/tmp/membudget")
 
@@ -34,7 +40,29 @@ def one(data: Path, budget_mb: int, time_s: float) -> dict:
     cmd = [sys.executable, "-m", "automl", f"data.path={data}", "task.target=mdu", f"budget.time_s={time_s}",
            f"budget.memory_mb={budget_mb}", f"hydra.run.dir={run_dir}"]
     t0 = time.time()
-    proc, peaks = watched_run(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT, timeout=4 * time_s + 300)
+    group = peak_file = anon_key = None
+    if os.geteuid() == 0:
+        group, peak_file, anon_key = make_group()
+    procs = None if group is None else group / "cgroup.procs"
+    anon = [0]
+    stop = threading.Event()
+
+    def poll_anon() -> None:
+        while group is not None and anon_key is not None and not stop.wait(0.02):
+            anon[0] = max(anon[0], stat_bytes(group, anon_key))
+
+    watcher = threading.Thread(target=poll_anon, daemon=True)
+    watcher.start()
+    try:
+        proc, peaks = watched_run(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT, timeout=4 * time_s + 300,
+                                  preexec_fn=None if procs is None else lambda: procs.write_text(str(os.getpid())))
+    finally:
+        stop.set()
+        watcher.join()
+        if group is not None and peak_file is not None:
+            peaks["tree_mb"] = round(int((group / peak_file).read_text()) / 2**20, 1)
+            peaks["tree_anon_mb"] = round(anon[0] / 2**20, 1)
+            group.rmdir()
     (OUT / f"run_{budget_mb}.log").write_text(proc.stderr)
     man = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
     s, fin = man.get("sampling", {}), man.get("final", {})
@@ -61,10 +89,11 @@ def main() -> None:
         print(f"built {data}: {rows} rows, {data.stat().st_size / 2**20:.0f} MB", flush=True)
     res = [one(data, b, a.time) for b in a.budgets]
     (OUT / "results.json").write_text(json.dumps(res, indent=1))
-    print(f"{'budget':>7} {'driver':>7} {'trial':>7} {'procs':>5} {'rows':>9} {'search':>7} {'final':>7} "
-          f"{'holdout':>8}  model")
+    print(f"{'budget':>7} {'driver':>7} {'trial':>7} {'tree':>7} {'anon':>7} {'procs':>5} {'rows':>9} {'search':>7} "
+          f"{'final':>7} {'holdout':>8}  model")
     for r in res:
-        print(f"{r['budget_mb']:>7} {r['driver_mb']:>7.0f} {r['max_child_mb']:>7.0f} {r['children']:>5} "
+        print(f"{r['budget_mb']:>7} {r['driver_mb']:>7.0f} {r['max_child_mb']:>7.0f} {r.get('tree_mb', 0):>7.0f} "
+              f"{r.get('tree_anon_mb', 0):>7.0f} {r['children']:>5} "
               f"{r['rows_total'] or 0:>9} {r['search_rows'] or 0:>7} {r['final_rows'] or 0:>7} "
               f"{r['holdout_rmse'] or float('nan'):>8.4g}  {r['model']}")
     print(json.dumps(res, indent=1))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,12 @@ class TreePeaks(threading.Thread):
                 "samples": self.samples}
 
 
-def watched_run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float,
-                every: float = 0.05) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
-    """Run `cmd`, polling its process tree; (the finished process, its peaks)."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def watched_run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float, every: float = 0.05,
+                preexec_fn: Callable[[], None] | None = None) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
+    """Run `cmd`, polling its process tree; (the finished process, its peaks). `preexec_fn` runs in the child
+    before the command (benchmarks/memory_budget.py joins a memory cgroup there)."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=preexec_fn)
     peaks = TreePeaks(proc.pid, every)
     peaks.start()
     try:
