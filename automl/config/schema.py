@@ -100,7 +100,7 @@ class BudgetConfig:
     memory_mb: int = 0
     # the final stage and the outputs in a process the command line forks before the engine imports anything
     # (automl/lean_fork.py): the largest single process of a small run ~35 MB smaller, for a per-process limit;
-    # the tree as a whole ~150 MB larger and ~3 s more CPU, which a container's limit sees (benchmarks/RESULTS.md,
+    # the tree as a whole ~130 MB larger and ~3 s more CPU, which a container's limit sees (benchmarks/RESULTS.md,
     # sessions 37-38). Command line only, not with budget.memory_mb or --multirun
     lean_final: bool = False
 
