@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +54,48 @@ def stat_bytes(group: Path, key: str) -> int:
     return 0
 
 
+class MemoryGroup:
+    """A memory cgroup for one command's tree, for the length of a `with` block: `join` (a Popen preexec_fn)
+    puts the child in it, a thread polls its anonymous memory every 20 ms, `peaks()` reads both peaks and kills
+    any process left in it; the group is removed on exit."""
+
+    def __init__(self) -> None:
+        self.path, self.peak_file, self.anon_key = make_group()
+        self.anon = 0
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> MemoryGroup:
+        self._poller.start()
+        return self
+
+    def join(self) -> None:  # in the child, before exec: everything it starts is charged to the group
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.02):
+            self.anon = max(self.anon, stat_bytes(self.path, self.anon_key))
+
+    def peaks(self, prefix: str = "") -> dict[str, float]:
+        self._stop.set()
+        self._poller.join()
+        peak = int((self.path / self.peak_file).read_text()) / 2**20
+        left = [int(x) for x in (self.path / "cgroup.procs").read_text().split()]
+        for pid in left:  # a stray grandchild would keep the group alive
+            os.kill(pid, signal.SIGKILL)
+        return {f"{prefix}tree_peak_mb": round(peak, 1), f"{prefix}tree_anon_peak_mb": round(self.anon / 2**20, 1),
+                f"{prefix}tree_stray_processes": len(left)}
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prefix", default="")
@@ -63,41 +106,19 @@ def main(argv: list[str]) -> int:
     if not a.cmd:
         ap.error("no command")
     out = Path(a.out)
-    group, peak_file, anon_key = make_group()
-    procs = group / "cgroup.procs"
-
-    def join() -> None:  # in the child, before exec: everything it starts is charged to the group
-        procs.write_text(str(os.getpid()))
-
-    try:
-        p = subprocess.Popen(a.cmd, preexec_fn=join)
-        anon = 0
+    with MemoryGroup() as group:
+        p = subprocess.Popen(a.cmd, preexec_fn=group.join)
         try:
-            while p.poll() is None:
-                anon = max(anon, stat_bytes(group, anon_key))
-                time.sleep(0.02)
             code = p.wait()
         except KeyboardInterrupt:
             p.send_signal(signal.SIGINT)
             code = p.wait()
-        peak = int((group / peak_file).read_text()) / 2**20
-        left = [int(x) for x in procs.read_text().split()]
-        for pid in left:  # a stray grandchild would keep the group alive
-            os.kill(pid, signal.SIGKILL)
         rec = json.loads(out.read_text()) if out.exists() else {}
-        rec.update({f"{a.prefix}tree_peak_mb": round(peak, 1), f"{a.prefix}tree_anon_peak_mb": round(anon / 2**20, 1),
-                    f"{a.prefix}tree_stray_processes": len(left)})
-        for f in map(Path, a.merge):
-            if f.exists():
-                rec.update(json.loads(f.read_text()))
-        out.write_text(json.dumps(rec))
-    finally:
-        for _ in range(50):
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
+        rec.update(group.peaks(a.prefix))
+    for f in map(Path, a.merge):
+        if f.exists():
+            rec.update(json.loads(f.read_text()))
+    out.write_text(json.dumps(rec))
     return code
 
 

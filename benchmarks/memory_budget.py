@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tests.proc_peaks import watched_run, write_big_csv  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cgroup_peak import make_group, stat_bytes  # noqa: E402
+from cgroup_peak import MemoryGroup  # noqa: E402
 
 OUT = Path("/tmp/membudget")
 
@@ -40,29 +39,14 @@ def one(data: Path, budget_mb: int, time_s: float) -> dict:
     cmd = [sys.executable, "-m", "automl", f"data.path={data}", "task.target=mdu", f"budget.time_s={time_s}",
            f"budget.memory_mb={budget_mb}", f"hydra.run.dir={run_dir}"]
     t0 = time.time()
-    group = peak_file = anon_key = None
+    env, timeout = {**os.environ, "PYTHONPATH": str(ROOT)}, 4 * time_s + 300
     if os.geteuid() == 0:
-        group, peak_file, anon_key = make_group()
-    procs = None if group is None else group / "cgroup.procs"
-    anon = [0]
-    stop = threading.Event()
-
-    def poll_anon() -> None:
-        while group is not None and anon_key is not None and not stop.wait(0.02):
-            anon[0] = max(anon[0], stat_bytes(group, anon_key))
-
-    watcher = threading.Thread(target=poll_anon, daemon=True)
-    watcher.start()
-    try:
-        proc, peaks = watched_run(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT, timeout=4 * time_s + 300,
-                                  preexec_fn=None if procs is None else lambda: procs.write_text(str(os.getpid())))
-    finally:
-        stop.set()
-        watcher.join()
-        if group is not None and peak_file is not None:
-            peaks["tree_mb"] = round(int((group / peak_file).read_text()) / 2**20, 1)
-            peaks["tree_anon_mb"] = round(anon[0] / 2**20, 1)
-            group.rmdir()
+        with MemoryGroup() as group:
+            proc, peaks = watched_run(cmd, env, ROOT, timeout=timeout, preexec_fn=group.join)
+            tree = group.peaks()
+        peaks.update(tree_mb=tree["tree_peak_mb"], tree_anon_mb=tree["tree_anon_peak_mb"])
+    else:
+        proc, peaks = watched_run(cmd, env, ROOT, timeout=timeout)
     (OUT / f"run_{budget_mb}.log").write_text(proc.stderr)
     man = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
     s, fin = man.get("sampling", {}), man.get("final", {})
