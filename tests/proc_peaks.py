@@ -5,6 +5,10 @@ pid's peak: what `/usr/bin/time -v` reports for the largest process, but for eve
 forked trials included. RSS counts the pages a forked trial still shares with the driver, so a
 trial's figure is what the operating system would charge it, not only what it added.
 
+It also sums the tree's anonymous memory at each poll (Pss_Anon of every process: a page shared
+copy-on-write by k processes counts 1/k in each, so the sum counts it once) and keeps the largest sum:
+what a container's memory limit sees of the tree once file pages are reclaimed, without needing a cgroup.
+
 `write_big_csv` resamples a public dataset's rows with noise to any size on disk (in chunks: its own
 memory stays flat), so the tests and benchmarks/memory_budget.py need no large file committed.
 """
@@ -32,6 +36,8 @@ class TreePeaks(threading.Thread):
         self.peaks: dict[int, float] = {}
         self.names: dict[int, str] = {}
         self.samples = 0
+        self.tree_anon_mb = 0.0
+        self.tree_anon_at: dict[str, float] = {}  # each process's Pss_Anon at the tree's peak
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -46,6 +52,7 @@ class TreePeaks(threading.Thread):
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 break
+            anon: dict[str, float] = {}
             for p in procs:
                 try:
                     mb = p.memory_info().rss / 2**20
@@ -54,6 +61,9 @@ class TreePeaks(threading.Thread):
                 if mb > self.peaks.get(p.pid, 0.0):
                     self.peaks[p.pid] = mb
                     self.names.setdefault(p.pid, "driver" if p.pid == self.pid else "child")
+                anon[f"{'driver' if p.pid == self.pid else 'child'} {p.pid}"] = pss_anon_mb(p.pid)
+            if sum(anon.values()) > self.tree_anon_mb:
+                self.tree_anon_mb, self.tree_anon_at = sum(anon.values()), anon
             self.samples += 1
             time.sleep(self.every)
 
@@ -64,7 +74,21 @@ class TreePeaks(threading.Thread):
         return {"driver_mb": round(self.peaks.get(self.pid, 0.0), 1),
                 "max_child_mb": round(kids[0], 1) if kids else 0.0,
                 "children": len(kids), "max_process_mb": round(max(self.peaks.values(), default=0.0), 1),
+                "tree_anon_mb": round(self.tree_anon_mb, 1),
+                "tree_anon_at_peak": {k: round(v, 1) for k, v in self.tree_anon_at.items() if v >= 1.0},
                 "samples": self.samples}
+
+
+def pss_anon_mb(pid: int) -> float:
+    """The process's proportional share of its anonymous pages (MB); 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss_Anon:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def watched_run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float, every: float = 0.05,

@@ -10,6 +10,7 @@ frame is search sample + holdout sample, with the split fixed by the scan.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,15 @@ from automl.data.scan import ScanResult, scan
 from automl.data.source import Source, estimate, open_source
 from automl.data.sql import read_frame
 from automl.errors import UserError
-from automl.memory import MIN_SAMPLE_ROWS, MemoryBudget, data_allowance_mb, process_mb, row_cost, rows_for
+from automl.memory import (
+    MIN_SAMPLE_ROWS,
+    MemoryBudget,
+    data_allowance_mb,
+    process_mb,
+    release_freed,
+    row_cost,
+    rows_for,
+)
 
 log = logging.getLogger("automl")
 # pandas bytes per byte on disk, erring high: text columns become Python strings; Parquet is compressed
@@ -116,6 +125,7 @@ def _label(key: str, was_int: bool) -> str:
 
 
 def _scan_child(conn: Any, args: tuple[Any, ...]) -> None:
+    arrow_pool_for_scan()
     try:
         conn.send(("ok", scan(*args)))
     except UserError as e:
@@ -124,6 +134,17 @@ def _scan_child(conn: Any, args: tuple[Any, ...]) -> None:
         conn.send(("error", f"{type(e).__name__}: {e}"[:2000]))
     finally:
         conn.close()
+
+
+def arrow_pool_for_scan() -> None:
+    """jemalloc for the scan's Arrow buffers where pyarrow has it: the scan allocates batches of slightly
+    different sizes over and over, and the default mimalloc pool kept ~60 MB more of them resident
+    (1.2 GB CSV, 131k-row batches: 190 MB peak with jemalloc, 253 MB with mimalloc; see
+    benchmarks/RESULTS.md, session 39). The scan process lives only for the scan, so the choice stays in it."""
+    import pyarrow as pa
+
+    with suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default pool
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
 def scan_apart(src: Source, *args: Any) -> ScanResult:
@@ -177,6 +198,7 @@ def load_for_run(
     if not max_rows and src.kind != "sql" and src.bytes * _EXPANSION[src.kind] / 2**20 <= allowance:
         return _read_whole(path, src), None
     rows, per_row = estimate(src)
+    release_freed()  # the estimate's parsed first block: the driver holds its pages while the scan runs beside it
     full_mb = rows * per_row / 2**20
     fits = full_mb <= allowance and (not max_rows or rows <= max_rows)
     log.info(
@@ -200,7 +222,7 @@ def load_for_run(
     floored = total < MIN_SAMPLE_ROWS
     total = max(total, MIN_SAMPLE_ROWS)
     n_hold = round(total * holdout)
-    result = scan_apart(src, target, total - n_hold, n_hold, holdout, seed)
+    result = scan_apart(src, target, total - n_hold, n_hold, holdout, seed, per_row)
     df = pd.concat([result.search, result.holdout], ignore_index=True)
     s = Sampled(result, len(result.search), len(result.holdout))
     s.info = {

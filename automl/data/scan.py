@@ -28,6 +28,13 @@ TOP_KEYS = 10_000  # value counts kept per string column; beyond it top values b
 CLASS_FLOOR = 200  # rows kept per class (at most MAX_FLOOR_CLASSES classes) whatever the sample size
 MAX_FLOOR_CLASSES = 100
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
+# a scanned batch's in-memory size. The scan's peak grows by ~3.4 MB per MB of batch (the batch, its
+# per-column float arrays and keys, the reservoirs' takes) above a floor of its imports, the CSV reader's
+# read-ahead and the allocators' retained pages: 1.2 GB CSV of 11 numeric columns (201 pandas bytes a row),
+# jemalloc pool: 184 MB at 65k-row batches, 190 MB at 131k, 236 MB at 262k; 24 MB is ~125k of those rows
+BATCH_MB = 24.0
+MIN_BATCH_ROWS = 8_192  # below this the per-batch work dominates the scan's time
+MAX_BATCH_ROWS = 262_144
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -210,10 +217,20 @@ class ScanResult:
     n_uniform: int = 0  # the search sample's uniform rows, before the class floor rows appended to them
 
 
+def batch_rows_for(bytes_per_row: float) -> int:
+    """Rows per scanned batch: BATCH_MB of in-memory (pandas) bytes, so a wide table's batches are not
+    wider in memory than a narrow one's."""
+    if bytes_per_row <= 0:
+        return MAX_BATCH_ROWS
+    return int(min(max(BATCH_MB * 2**20 / bytes_per_row, MIN_BATCH_ROWS), MAX_BATCH_ROWS))
+
+
 def scan(
-    src: Source, target: str, search_rows: int, holdout_rows: int, holdout_share: float, seed: int
+    src: Source, target: str, search_rows: int, holdout_rows: int, holdout_share: float, seed: int,
+    bytes_per_row: float = 0.0,
 ) -> ScanResult:
-    """One pass over the source: streaming statistics and the two samples."""
+    """One pass over the source: streaming statistics and the two samples. `bytes_per_row` (the estimate's
+    pandas bytes per row) sizes the batches."""
     import time
 
     import pyarrow as pa
@@ -229,7 +246,7 @@ def scan(
     floors: dict[Any, RowReservoir] | None = {}
     class_counts: dict[str, int] | None = {}
     n_read = n_missing_target = 0
-    for batch in iter_batches(src, column_types=types):
+    for batch in iter_batches(src, column_types=types, batch_rows=batch_rows_for(bytes_per_row)):
         if target not in batch.schema.names:
             cols = batch.schema.names
             raise UserError(

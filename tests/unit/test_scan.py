@@ -225,3 +225,12 @@ def test_a_regression_sample_drops_the_scans_per_value_floor_rows(tmp_path):
     floor_part = part.iloc[sampled.scan.n_uniform:sampled.n_search]
     assert floor_part["y"].mean() > 2 * part.iloc[tr]["y"].mean()  # what was dropped: the skewed rows
     assert len(sampled.split("binary")[0]) == sampled.n_search
+
+
+def test_scanned_batches_are_sized_by_what_a_row_holds_in_memory():
+    from automl.data.scan import BATCH_MB, MAX_BATCH_ROWS, MIN_BATCH_ROWS, batch_rows_for
+
+    narrow, wide = batch_rows_for(200.0), batch_rows_for(2000.0)
+    assert narrow > wide and abs(wide * 2000.0 - BATCH_MB * 2**20) < 2000.0
+    assert batch_rows_for(0.0) == MAX_BATCH_ROWS == batch_rows_for(1.0)
+    assert batch_rows_for(1e9) == MIN_BATCH_ROWS
