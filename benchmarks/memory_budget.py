@@ -44,6 +44,8 @@ def one(data: Path, budget_mb: int, time_s: float) -> dict:
         with MemoryGroup() as group:
             proc, peaks = watched_run(cmd, env, ROOT, timeout=timeout, preexec_fn=group.join)
             tree = group.peaks()
+        # TreePeaks' own tree figure (Pss_Anon summed every 50 ms) kept beside the cgroup's
+        peaks["pss_tree_anon_mb"] = peaks.pop("tree_anon_mb")
         peaks.update(tree_mb=tree["tree_peak_mb"], tree_anon_mb=tree["tree_anon_peak_mb"])
     else:
         proc, peaks = watched_run(cmd, env, ROOT, timeout=timeout)
