@@ -21,10 +21,10 @@ from automl.config.schema import RunConfig
 from automl.ensemble import choose_floor, selection_pool
 from automl.evaluation.threshold import for_members
 from automl.io import RunPaths
-from automl.memory import members_memory, over_limit, rows_within
+from automl.memory import members_memory, over_limit, rows_after_memout, rows_within
 from automl.search.budget import SAFETY, last_resort, trial_final_cost
-from automl.search.objective import Candidate, SearchData, candidate_from
-from automl.search.supervisor import COMPLETE, TIMEOUT, Outcome, supervise
+from automl.search.objective import SearchData, candidate_from
+from automl.search.supervisor import COMPLETE, MEMOUT, TIMEOUT, Outcome, supervise
 from automl.stages.constraints import Gate
 from automl.stages.ensemble_choice import select_ensemble
 from automl.stages.prepare import Prepared
@@ -52,15 +52,14 @@ class Plan:
             return self.stack.score
         return (ens or {}).get("oof_score") if self.kind == "ensemble" else self.members[0][0].values[0]
 
+    def member_set(self) -> tuple[int, ...]:
+        return tuple(sorted(tr.number for tr, _ in self.members))
+
     @property
     def label(self) -> str:
         if self.combined:
             return f"{'stacked ' if self.stack else ''}ensemble of trials {[tr.number for tr, _ in self.members]}"
         return f"trial {self.members[0][0].number} ({self.members[0][0].params['family']})"
-
-
-def members_of(plan: Plan) -> tuple[int, ...]:
-    return tuple(sorted(tr.number for tr, _ in plan.members))
 
 
 @dataclass
@@ -71,11 +70,6 @@ class FinalResult:
     ensemble_selection: dict[str, Any] | None = None
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def candidate(trial: Any) -> Candidate:
-    """A trial's pipeline as the refit builds it, from its flat Optuna parameters."""
-    return candidate_from(trial.params, trial.user_attrs.get("best_rounds"))
 
 
 class FinalStage:
@@ -196,7 +190,7 @@ class FinalStage:
                 continue
             if i < first_resort and plan.kind == "single" and plan.members[0][0].number in failed:
                 continue  # failed the gate as an ensemble member: its refit alone would fail it too
-            if plan.kind == "ensemble" and members_of(plan) in unfit:
+            if plan.kind == "ensemble" and plan.member_set() in unfit:
                 continue  # the same members' refit already overran or failed as a stack
             oof = self.combined_oof(plan)
             floor, threshold = self.floor(oof), self.threshold(oof)
@@ -233,7 +227,7 @@ class FinalStage:
             if plan.kind == "single" and outcome is not None and outcome.status != TIMEOUT:
                 failed.add(plan.members[0][0].number)
             if plan.kind == "stack" and (outcome is None or outcome.status != COMPLETE):
-                unfit.add(members_of(plan))
+                unfit.add(plan.member_set())
             bad = (outcome.value or {}).get("parity_failed_members") if outcome is not None else None
             if plan.combined and bad:
                 # the members that fail the gate on their own are dropped, and the ensemble re-selected without
@@ -305,10 +299,11 @@ class FinalStage:
         """Refit, export and gate one plan: on sampled data the larger final sample first, keeping time to retry
         on the search rows (k-NN scoring the holdout grows faster than the rows); then, with export.refit_full,
         without the refit on all rows: the plan the search found, not the next one down. A try its trials' peaks
-        say would pass the memory limit is not started, unless `last` (something must ship). Returns (outcome of
-        the last try or None, its rows, refits started)."""
+        say would pass the memory limit is not started, unless `last` (something must ship); one stopped over it is
+        retried once on fewer rows (rows_after_memout). Returns (outcome of the last try or None, its rows, refits
+        started)."""
         cfg, prep, budget, data = self.cfg, self.prep, self.budget, self.data
-        cands = [(candidate(tr), w) for tr, w in plan.members]
+        cands = [(candidate_from(tr.params, tr.user_attrs.get("best_rounds")), w) for tr, w in plan.members]
         small = sum(self.cost_of(tr, 1.0) for tr, _ in plan.members)
         tries = ([(self.final_data, sum(self.cost_of(tr) for tr, _ in plan.members), True), (data, small, True)]
                  if self.final_data is not data else [(data, small, True)])
@@ -319,7 +314,8 @@ class FinalStage:
         if fit_rows < len(data.y):  # the search rows too would pass the memory limit: as many as the peaks allow
             tries.append((fewer_rows(data, fit_rows, data.seed), small * fit_rows / len(data.y), False))
         outcome, fit_data, started, over, self.sample_note = None, data, 0, "the time left", ""
-        for fit_data, cost, full in tries:
+        shrunk: Any = None  # the rows a refit stopped over the memory limit is retried on, once
+        for k, (fit_data, cost, full) in enumerate(tries):
             room = budget.final_room()
             resort = is_resort and fit_data is data
             # time kept free if this attempt fails: the retry on the search rows, and the next rung (keep_s)
@@ -329,8 +325,8 @@ class FinalStage:
                 failures.append(f"{plan.label} on {len(fit_data.y)} rows: "
                                 f"expected {cost:.1f}s, {room - keep:.1f}s left")
                 continue
-            why = "" if last else self.over_memory(plan, len(fit_data.y) + (len(prep.y_hold) if full and
-                                                                           cfg.export.refit_full else 0))
+            why = "" if last or fit_data is shrunk else self.over_memory(
+                plan, len(fit_data.y) + (len(prep.y_hold) if full and cfg.export.refit_full else 0))
             if why:  # over the memory limit: the next try (the search rows, no refit on all rows), else the next plan
                 failures.append(why)
                 over = "the memory limit"
@@ -362,13 +358,16 @@ class FinalStage:
             budget.grace_open = True
             if outcome.status == COMPLETE:  # a parity failure does not depend on the rows
                 break
+            if outcome.status == MEMOUT and shrunk is None and all(len(d.y) >= len(fit_data.y) for d, *_ in tries[k:]):
+                shrunk = fewer_rows(data, n := rows_after_memout(len(fit_data.y)), data.seed)
+                tries.append((shrunk, small * n / len(data.y), False))
         return outcome, fit_data, started
 
     def _shipped(self, plan: Plan, final: dict[str, Any], fit_data: SearchData, ens: dict[str, Any] | None,
                  floor: float, threshold: float | None) -> dict[str, Any]:
         single = plan.kind == "single"
         best = plan.members[0][0]
-        cand = candidate(best)
+        cand = candidate_from(best.params, best.user_attrs.get("best_rounds"))
         # a stack is an ensemble to every reader of the run (card, leaderboard, report); `stacker` says how it combines
         final.update(kind="single" if single else "ensemble", trial=best.number if single else "ensemble",
                      family=best.params["family"] if single else "ensemble",

@@ -465,3 +465,43 @@ def test_a_larger_final_sample_over_the_memory_limit_gives_way_to_the_search_row
     stage.final_data = SimpleNamespace(**{**vars(stage.data), "y": np.zeros(600)})
     res = stage.run(trials)
     assert refit.rows == [400] and res.final["trial"] == 0 and stage.sample_note.startswith("trial 0 (f0) on 600 rows")
+
+
+class MemoutOver(Rows):
+    """A refit of f0 on more than `rows` rows is stopped over the memory limit."""
+
+    def __init__(self, rows: int):
+        super().__init__({})
+        self.max_rows = rows
+
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        if len(args[0].y) > self.max_rows and args[1][0][0].family == "f0":
+            self.rows = [*getattr(self, "rows", []), len(args[0].y)]
+            self.calls.append(tuple(c.family for c, _ in args[1]))
+            return Outcome("MEMOUT", None, f"used {memory_mb + 12:.0f} MB, over its limit of {memory_mb:.0f} MB")
+        return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+
+
+def test_a_refit_stopped_over_the_memory_limit_is_retried_on_fewer_rows_before_the_next_plan(tmp_path, monkeypatch):
+    """Its trial's peak priced the refit on all 400 search rows within the 500 MB limit; the refit was stopped over
+    it. The kill is the evidence the peak missed: the same plan is refitted once on three quarters of the rows
+    (300) and ships, not the next-ranked trial (the 800 MB run shipped a model 18% worse than its random forest)."""
+    trials, y = _oof_trials(tmp_path)
+    trials[0].user_attrs["peak_mb"] = 200.0  # 400 MB expected on 400 rows
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
+    refit = MemoutOver(350)
+    stage = _memory_stage(tmp_path, trials, y, refit, monkeypatch)
+    stage.cfg.search.stacking = False
+    res = stage.run(trials)
+    assert refit.rows[:2] == [400, 300] and refit.calls[:2] == [("f0",), ("f0",)], (refit.calls, refit.rows)
+    assert res.status == "COMPLETE" and res.final["trial"] == 0 and res.final["fit_rows"] == 300
+    assert "trial 0 (f0) on 400 rows: MEMOUT" in res.final["fallback_reason"]
+
+    # once: stopped again on the fewer rows, the next plan goes
+    refit = MemoutOver(250)
+    stage = _memory_stage(tmp_path, trials, y, refit, monkeypatch)
+    stage.cfg.search.stacking = False
+    res = stage.run(trials)
+    assert refit.rows[:3] == [400, 300, 400] and refit.calls[2] == ("f1",), (refit.calls, refit.rows)
+    assert res.final["trial"] == 1
