@@ -12,7 +12,7 @@ from typing import Any
 from automl.search.budget import Budget
 from automl.search.loop import SearchResult, TrialCallback, run_search
 from automl.search.objective import SearchData
-from automl.search.supervisor import freeze_heap, request_stop
+from automl.search.supervisor import freeze_heap, request_stop, thaw_heap
 
 
 def run_workers(n_workers: int, make: Callable[..., Any], data: SearchData, budget: Budget,
@@ -25,7 +25,9 @@ def run_workers(n_workers: int, make: Callable[..., Any], data: SearchData, budg
     for w in range(1, n_workers):
         freeze_heap()
         pid = os.fork()
-        if pid == 0:  # worker
+        if pid:
+            thaw_heap()
+        else:  # worker
             for sig in (signal.SIGTERM, signal.SIGINT):  # stop between storage writes, never inside one
                 signal.signal(sig, request_stop)
             code = 0

@@ -185,26 +185,21 @@ def _kill_group(proc: Any, grace_s: float = 1.0) -> None:
             return
 
 
-_FREEZE = {"on": False}
-
-
-def freeze_before_forks(on: bool) -> None:
-    """Whether freeze_heap freezes, for this process and what it forks: on where the final refit is held to
-    the trial memory limit (budget.memory_mb set, or the data sampled to fit the budget), where a trial's own
-    pages decide what is refit on how many rows. Off otherwise: in the 60 s sitting of session 33 the runs
-    with it on had their trials take 1.4-2x as long (benchmarks/RESULTS.md; the cause was not found)."""
-    _FREEZE["on"] = on
-
-
 def freeze_heap() -> None:
-    """Call before a fork: every object this process holds leaves the cyclic collector's generations
-    (gc.freeze), when freeze_before_forks says so. A forked child that runs a full collection would otherwise
-    write to the header of every object it tracks, copying each page of the parent's heap it shares into its
-    own pages: a trial's own memory (what its limit counts) then depends on when the collector happens to run
-    in it, not on what the trial does. Frozen objects are still freed by reference counting; only cycles
-    formed before the fork are never collected, in a driver that makes few."""
-    if _FREEZE["on"]:
-        gc.freeze()
+    """Call right before a fork, and thaw_heap() right after it in the parent: every object this process holds
+    leaves the cyclic collector's generations (gc.freeze) in the child only. A forked child that runs a full
+    collection would otherwise write to the header of every object it tracks, copying each page of the parent's
+    heap it shares into its own pages: its own memory (what a trial's limit counts, and what the whole tree
+    adds up) then depends on when the collector happens to run in it. The report's child, importing
+    matplotlib, wrote 108 MB of its own with the collector walking the driver's objects and 59 MB without
+    (penguins, benchmarks/RESULTS.md session 39). Frozen objects are still freed by reference counting in the
+    child; the parent's collector keeps them (thawed at once), so its cycles are still collected."""
+    gc.freeze()
+
+
+def thaw_heap() -> None:
+    """In the parent, right after the fork freeze_heap preceded."""
+    gc.unfreeze()
 
 
 def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
@@ -218,7 +213,10 @@ def supervise(fn: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float
     proc = ctx.Process(target=_child_main, args=(child, fn, args, os.getpid()), daemon=False)
     freeze_heap()
     t0 = time.monotonic()
-    proc.start()
+    try:
+        proc.start()  # the child never returns here: it runs _child_main and exits
+    finally:
+        thaw_heap()
     started = time.monotonic()
     pid = proc.pid
     assert pid is not None  # start() has forked the child

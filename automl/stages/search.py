@@ -21,12 +21,11 @@ from automl.search import coordination as coord
 from automl.search.budget import Budget
 from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
-from automl.search.objective import SearchData
+from automl.search.objective import SearchData, warm_before_fork
 from automl.search.parallel import run_workers
 from automl.search.rung import rung_rows
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
 from automl.search.study import recover_orphans, search_study, summarize, warm_start
-from automl.search.supervisor import freeze_before_forks
 from automl.stages.prepare import STACK_LOAD_S, Prepared, trials_export
 from automl.stages.rescore import rescore_top
 
@@ -80,7 +79,8 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     `log_trial(metric_name, record)` logs a forked worker's trial."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
-    freeze_before_forks(prep.memory_bound)
+    if prep.n_workers > 1:  # before the limits are set: the driver measures itself with what its workers share
+        warm_before_fork(data)
 
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,

@@ -1,11 +1,11 @@
 """A forked trial's own pages do not depend on when its garbage collector runs.
 
-Where the final refit is held to the trial memory limit, the supervisor freezes the parent's heap before
-each fork (supervisor.freeze_heap, freeze_before_forks): a child's full
-collection would otherwise write to every object it shares with the parent and copy those pages into its
-own, which is what a trial's memory limit counts (USS). Each case runs in a fresh interpreter whose heap
-holds ~300,000 tracked objects, forks one supervised child that runs gc.collect(), and reads how much that
-added to the child's own pages."""
+The supervisor freezes the parent's heap for each fork and thaws it in the parent right after
+(supervisor.freeze_heap, thaw_heap): a child's full collection would otherwise write to every object it
+shares with the parent and copy those pages into its own, which is what a trial's memory limit counts (USS)
+and what the whole tree adds up. The parent's own collector is left as it was. Each case runs in a fresh
+interpreter whose heap holds ~300,000 tracked objects, forks one supervised child that runs gc.collect(), and
+reads how much that added to the child's own pages."""
 from __future__ import annotations
 
 import os
@@ -17,7 +17,8 @@ from tests.cli_runner import ROOT
 SCRIPT = """
 import gc, sys
 from automl.search import supervisor as sv
-sv.freeze_before_forks(sys.argv[1] == "on")  # off: what a fork without the freeze costs, for comparison
+if sys.argv[1] == "off":  # what a fork without the freeze costs, for comparison
+    sv.freeze_heap = sv.thaw_heap = lambda: None
 held = [[i, str(i)] for i in range(300_000)]  # lists are always tracked by the collector
 def child(conn):
     import psutil
@@ -25,6 +26,7 @@ def child(conn):
     gc.collect()
     return (psutil.Process().memory_full_info().uss - before) / 2**20
 out = sv.supervise(child, (), timeout_s=60, memory_mb=0)
+assert gc.get_freeze_count() == 0, "the parent's objects were left frozen"
 print("GROWN", out.status, out.value)
 """
 
