@@ -15,7 +15,7 @@ from automl.config.compose import load_run_config
 from automl.errors import UserError
 from automl.io import RunPaths
 from automl.search import objective as obj
-from automl.stages.final import candidate
+from automl.search.objective import candidate_from
 from automl.stages.prepare import prepare
 from tests.cli_runner import DATA, error_lines, run_cli
 
@@ -85,7 +85,8 @@ def test_export_a_trial_the_run_did_not_ship(run_dir: Path, tmp_path: Path):
                               storage=optuna.storages.JournalStorage(
                                   optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal"))))
     trial = next(t for t in study.trials if t.number == n)
-    pipe = obj.build(prep.data, candidate(trial)).fit(prep.data.X, prep.data.y)
+    cand = candidate_from(trial.params, trial.user_attrs.get("best_rounds"))
+    pipe = obj.build(prep.data, cand).fit(prep.data.X, prep.data.y)
     expected = pipe.predict(prep.X_hold)
     got = automl.load(out).predict(prep.X_hold).to_numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5)
