@@ -166,8 +166,8 @@ def rows_within(peaks: list[float | None], trial_rows: int, limit_mb: float, row
 
 
 # a refit stopped over its memory limit is retried once on this share of its rows, before the next plan: the
-# kill is evidence its trials' peaks missed (800 MB budget, 1.2 GB CSV: a random forest priced at 429.8 MB of its
-# 430 MB limit on 196,280 rows was stopped at 442 MB, and a model 18% worse by CV shipped with 80 s unused)
+# kill is evidence its trials' peaks missed, and a refit priced just under its limit can pass it (the case is in
+# benchmarks/RESULTS.md, session 39)
 MEMOUT_RETRY_SHARE = 0.75
 
 

@@ -138,8 +138,7 @@ def _scan_child(conn: Any, args: tuple[Any, ...]) -> None:
 
 def arrow_pool_for_scan() -> None:
     """jemalloc for the scan's Arrow buffers where pyarrow has it: the scan allocates batches of slightly
-    different sizes over and over, and the default mimalloc pool kept ~60 MB more of them resident
-    (1.2 GB CSV, 131k-row batches: 190 MB peak with jemalloc, 253 MB with mimalloc; see
+    different sizes over and over, and the default mimalloc pool kept more of them resident (measured:
     benchmarks/RESULTS.md, session 39). The scan process lives only for the scan, so the choice stays in it."""
     import pyarrow as pa
 

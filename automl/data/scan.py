@@ -28,10 +28,9 @@ TOP_KEYS = 10_000  # value counts kept per string column; beyond it top values b
 CLASS_FLOOR = 200  # rows kept per class (at most MAX_FLOOR_CLASSES classes) whatever the sample size
 MAX_FLOOR_CLASSES = 100
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
-# a scanned batch's in-memory size. The scan's peak grows by ~3.4 MB per MB of batch (the batch, its
-# per-column float arrays and keys, the reservoirs' takes) above a floor of its imports, the CSV reader's
-# read-ahead and the allocators' retained pages: 1.2 GB CSV of 11 numeric columns (201 pandas bytes a row),
-# jemalloc pool: 184 MB at 65k-row batches, 190 MB at 131k, 236 MB at 262k; 24 MB is ~125k of those rows
+# a scanned batch's in-memory size: the scan's peak grows with it (the batch, its per-column float arrays and
+# keys, the reservoirs' takes) above a floor of imports, read-ahead and allocator pages, and smaller batches
+# past this size saved little while costing time (benchmarks/RESULTS.md, session 39)
 BATCH_MB = 24.0
 MIN_BATCH_ROWS = 8_192  # below this the per-batch work dominates the scan's time
 MAX_BATCH_ROWS = 262_144

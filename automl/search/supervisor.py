@@ -190,10 +190,9 @@ def freeze_heap() -> None:
     leaves the cyclic collector's generations (gc.freeze) in the child only. A forked child that runs a full
     collection would otherwise write to the header of every object it tracks, copying each page of the parent's
     heap it shares into its own pages: its own memory (what a trial's limit counts, and what the whole tree
-    adds up) then depends on when the collector happens to run in it. The report's child, importing
-    matplotlib, wrote 108 MB of its own with the collector walking the driver's objects and 59 MB without
-    (penguins, benchmarks/RESULTS.md session 39). Frozen objects are still freed by reference counting in the
-    child; the parent's collector keeps them (thawed at once), so its cycles are still collected."""
+    adds up) then depends on when the collector happens to run in it (the report's child wrote about half as
+    much with the freeze: benchmarks/RESULTS.md, session 39). Frozen objects are still freed by reference
+    counting in the child; the parent's collector keeps them (thawed at once), so its cycles are still collected."""
     gc.freeze()
 
 
