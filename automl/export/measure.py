@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.cores import usable_cores
 from automl.export.contract import feeds_from_frame
 
 WARMUP, REPS, BATCH_ROWS, BATCH_REPS = 20, 200, 1000, 3
@@ -37,7 +38,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
-            "cores": os.cpu_count() or 0, "onnxruntime": ort.__version__}
+            "cores": os.cpu_count() or 0, "usable_cores": usable_cores(), "onnxruntime": ort.__version__}
 
 
 def one_thread_session(model_bytes: bytes) -> Any:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import RunConfig
+from automl.cores import usable_cores
 from automl.data.load import file_sha256
 from automl.errors import UserError
 from automl.memory import resolve_budget, trial_memory_mb
@@ -46,7 +47,7 @@ def join(storage: str, study_name: str, data: str = "", oof_dir: str = "", n_job
         raise UserError("--data", f"{data_path} differs from the driver's data (sha256)", "Use the same file.")
 
     search_data = prepare_worker(cfg, spec["task"], spec["metric"], spec["n_folds"], data_path,
-                                 n_jobs or (os.cpu_count() or 1))
+                                 n_jobs or usable_cores())
     if coord.fingerprint(search_data) != spec["fingerprint"]:
         raise UserError("--storage", "the search data rebuilt here differs from the driver's (rows, folds or "
                         "search spaces)", "Install the same automl version and search_spaces as the driver.")

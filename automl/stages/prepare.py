@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import pandas as pd
 
 from automl.config.schema import RunConfig
 from automl.config.validate import resolve_task, validate_config
+from automl.cores import usable_cores
 from automl.data.large import load_for_run
 from automl.data.load import read_table, source_sha256
 from automl.data.profile import build_profile
@@ -133,13 +133,13 @@ def search_scoring(n_folds: int, why: str, search_rows: float) -> dict[str, Any]
 
 
 def resolve_workers(cfg: RunConfig, cells: int) -> int:
-    """search.n_workers=0 (auto): one worker per core (at most 4) on small data, else one. A fixed
+    """search.n_workers=0 (auto): one worker per usable core (automl.cores; at most 4) on small data, else one. A fixed
     trial count (budget.n_trials) keeps one worker, so the run is reproducible."""
     if cfg.search.n_workers:
         return cfg.search.n_workers
     if cfg.budget.n_trials or cells > AUTO_WORKERS_MAX_CELLS:
         return 1
-    return max(1, min(os.cpu_count() or 1, 4))
+    return max(1, min(usable_cores(), 4))
 
 
 def search_data(cfg: RunConfig, X: pd.DataFrame, y: np.ndarray, schema: Schema, task: str, metric: Metric,
@@ -289,7 +289,7 @@ def prepare(cfg: RunConfig, paths: RunPaths) -> Prepared:
     X, y = X_all.iloc[tr].reset_index(drop=True), y_all[tr]
     n_workers = resolve_workers(cfg, X.shape[0] * X.shape[1]) if sampled is None else (cfg.search.n_workers or 1)
     data = search_data(cfg, X, y, schema, task, metric, len(classes) if classes is not None else 0, n_folds,
-                       max(1, (os.cpu_count() or 1) // n_workers), structure.take(tr),
+                       max(1, usable_cores() // n_workers), structure.take(tr),
                        memory_bound=refit_memory_bound(cfg, sampled))
     # several tables: the end-to-end parity check compares against the flat frame; otherwise the model
     # frame (X_all) holds what the run needs from here (large data: it is the peak)

@@ -1,0 +1,31 @@
+"""The engine plans workers and threads for the cores it may use, not the machine's count."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from automl.config.schema import RunConfig
+from automl.cores import usable_cores
+from automl.stages.prepare import resolve_workers
+
+PROBE = ("import os, sys; os.sched_setaffinity(0, {0}); from automl.cores import usable_cores; "
+         "from automl.stages.prepare import resolve_workers; from automl.config.schema import RunConfig; "
+         "print(usable_cores(), resolve_workers(RunConfig(), 100))")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a machine with two cores to pin to one")
+def test_a_process_pinned_to_one_core_plans_one_worker():
+    p = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["1", "1"]
+
+
+def test_the_quota_caps_the_count_and_auto_workers(monkeypatch):
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert usable_cores() == 1
+    assert resolve_workers(RunConfig(), 100) == 1
+    monkeypatch.delenv("LOKY_MAX_CPU_COUNT")
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
