@@ -8,13 +8,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-# Set before anything loads an OpenMP runtime (scikit-learn, LightGBM, XGBoost read it once): two xdist
-# workers share the cores, and OpenMP threads that spin while a team-mate waits for a core (libgomp's default)
-# made an engine run several times slower beside the other worker's test (benchmarks/RESULTS.md); waiting
-# threads that sleep keep each test near its time on an idle machine. Every run the tests start inherits it;
-# a value already set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import numpy as np
 import pandas as pd
 import pytest
