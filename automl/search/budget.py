@@ -16,6 +16,9 @@ from automl.estimators import REGISTRY
 
 SAFETY = 1.5  # a plan's cost is kept free x this for it to follow a costlier attempt that fails (estimates err)
 GRACE_SHARE = 0.05  # of the budget, past the deadline, for the fallbacks of an attempt that failed
+# seconds per categorical level per export: converting the encoder's map of every level and loading it in
+# onnxruntime, on one core (benchmarks/export_levels.py; its figures in benchmarks/RESULTS.md, session 40)
+LEVEL_EXPORT_S = 7e-5
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Budget:
     ensemble_room: bool | None = None
     ensemble_extra_s: float | None = None  # with ensemble_room: what its other members' refits cost
     grace_open: bool = False  # a final-stage attempt failed: what follows it may run in the grace
+    export_levels: int = 0  # categorical levels in the model frame: each member's encoder maps them all
 
     @property
     def deadline(self) -> float:
@@ -74,15 +78,15 @@ class Budget:
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
                holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False,
-               early_ratio: float = 1.0) -> float:
+               early_ratio: float = 1.0, levels: int = 0) -> float:
     """Expected seconds to refit, export and check a trial's pipeline: the sum of final_cost_parts."""
     return sum(final_cost_parts(attrs, n_folds, refit_full, scale, holdout_scale, holdout_rows, grows,
-                                early_ratio).values())
+                                early_ratio, levels).values())
 
 
 def final_cost_parts(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
                      holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False,
-                     early_ratio: float = 1.0) -> dict[str, float]:
+                     early_ratio: float = 1.0, levels: int = 0) -> dict[str, float]:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
     the search rows (a sampled run refits on a larger sample than it searched;
@@ -97,6 +101,10 @@ def final_cost_parts(attrs: dict[str, Any], n_folds: int, refit_full: bool = Tru
     # forest's two final exports and parity took 6.3 s where x1.5 priced 9.7 s; final['estimated_s'] in
     # each run's manifest records the price beside the timings)
     export = 1.0 * attrs.get("export_s", 0.5) * (rows + (grow if refit_full else 0.0))  # + the scored model
+    if levels and (attrs.get("export_estimated") or "export_s" not in attrs):
+        # an estimated export scales the estimator's fit, but the encoder's map of every categorical level is
+        # converted and loaded in each export whatever the estimator (a trial that was exported measured it)
+        export += LEVEL_EXPORT_S * levels * (2 if refit_full else 1)
     # scoring the holdout: what scoring one validation fold cost (a trial's time beyond its fits), times
     # `holdout_scale` (holdout rows over a fold's, twice: Python and onnxruntime) and `scale` for families
     # whose prediction cost grows with the training rows (k-NN: 1.6 s fits in a 220 s trial). That rest holds
@@ -135,7 +143,7 @@ def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family
     spec = REGISTRY.get(family) if family and family in REGISTRY else None
     return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
                       budget.holdout_scale, budget.holdout_rows, bool(spec and spec.predict_grows),
-                      spec.early_refit_ratio if spec else 1.0)
+                      spec.early_refit_ratio if spec else 1.0, budget.export_levels)
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:

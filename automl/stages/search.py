@@ -87,6 +87,7 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
                     trial_memory_mb=trial_memory_mb(cfg.budget.trial_memory_mb, prep.mem, prep.n_workers),
                     refit_full=cfg.export.refit_full, reports_s=1.5 + report_allowance_s(cfg.budget.time_s),
                     concurrent=prep.n_workers > 1, pending_s=0.0 if trials_export(cfg) else STACK_LOAD_S)
+    budget.export_levels = int(sum(data.X[c].nunique() for c in data.schema.names("categorical") if c in data.X))
 
     def make(seed_offset: int = 0) -> Any:
         return search_study(cfg, paths.study, metric.direction, cfg.seed + seed_offset, prep.n_workers > 1,

@@ -264,3 +264,21 @@ def test_the_final_cost_is_the_sum_of_its_parts():
     assert set(parts) == {"fit", "export", "predict", "fixed"}
     assert final_cost(attrs, 1, refit_full=True, holdout_rows=3000) == pytest.approx(sum(parts.values()))
     assert parts["export"] == pytest.approx(2.4 * (1.25 * 1.25 + 1.25))  # both exports: all rows, search rows
+
+
+def test_an_estimated_export_is_priced_for_the_categorical_levels_each_export_carries():
+    """A trial that was not exported prices its export from its fit, which says nothing of a 50,000-level
+    column's encoder; the run's level count adds LEVEL_EXPORT_S per level per export (two with refit_full). A trial
+    that was exported measured it already."""
+    from automl.search.budget import LEVEL_EXPORT_S
+
+    estimated = {"fold_fit_s": 0.2, "seconds": 1.0, "export_s": 0.05, "export_estimated": True}
+    base = final_cost(estimated, 5, refit_full=True)
+    assert final_cost(estimated, 5, refit_full=True, levels=50_000) == pytest.approx(base + 2 * 50_000 * LEVEL_EXPORT_S)
+    one = final_cost(estimated, 5, refit_full=False)
+    assert final_cost(estimated, 5, refit_full=False, levels=50_000) == pytest.approx(one + 50_000 * LEVEL_EXPORT_S)
+    measured = {**estimated, "export_estimated": False}
+    assert final_cost(measured, 5, levels=50_000) == pytest.approx(final_cost(measured, 5))
+    budget = Budget(start=0.0, time_s=20.0, export_levels=50_000)
+    no_levels = Budget(start=0.0, time_s=20.0)
+    assert trial_final_cost(estimated, 5, budget, "linear") > trial_final_cost(estimated, 5, no_levels, "linear")
