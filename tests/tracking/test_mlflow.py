@@ -54,7 +54,10 @@ def server(tmp_path_factory) -> str:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artefacts")],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # its own group: stopped whole
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: stopped whole
+        # no job runner: tracking and the registry use none, and its consumer processes (five here) took the
+        # CPU the server's start and the sweep waited for
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
         deadline = time.time() + 120
         while True:
