@@ -39,9 +39,8 @@ def configure(basetemp: str | None) -> None:
     _dir = Path(basetemp).parent
     n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     _all_cores = set(os.sched_getaffinity(0))
-    share = set(sorted(_all_cores)[int(worker.removeprefix("gw")) % n::n])
-    if n > 1 and share and len(_all_cores) >= n:
-        _own_cores = share
+    if 1 < n <= len(_all_cores):
+        _own_cores = set(sorted(_all_cores)[int(worker.removeprefix("gw")) % n::n])
         os.sched_setaffinity(0, _own_cores)
 
 
