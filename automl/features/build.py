@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl.data.roles import Schema
-from automl.features.synthesis import DFSFeatures, RelevanceSelector
+from automl.features.synthesis import DFSFeatures, RelevanceSelector, enumerated
 
 # featuretools primitive sets offered to the search
 DFS_SETS = {
@@ -75,12 +75,21 @@ def synthesis_parts(pre: Mapping[str, Any], schema: Schema) -> list[tuple[str, A
     return parts
 
 
+def enumerating(pre: Mapping[str, Any], schema: Schema) -> dict[str, list[str]]:
+    """The columns, by kind, whose features featuretools enumerates in a pipeline built from `pre` (its
+    choices, or True for every choice the space can sample)."""
+    kinds = {"datetime": True, "numeric": bool(pre.get("dfs", False)) and len(schema.names("numeric")) >= 2,
+             "text": bool(pre.get("text_stats", False))}
+    return {kind: schema.names(kind) for kind, used in kinds.items() if used and schema.names(kind)}
+
+
 def warm_imports(pre: Mapping[str, Any], schema: Schema) -> None:
     """Import featuretools in the search driver once a trial will need it: trials are forked from the
-    driver, so they inherit the import (seconds) instead of each paying for it."""
+    driver, so they inherit the import (seconds) instead of each paying for it. Not needed where the
+    features were enumerated ahead (search/enumerate_ahead.py)."""
     import sys
 
-    needs = bool(schema.names("datetime")) or pre.get("dfs", False) or pre.get("text_stats", False)
+    needs = [kind for kind in enumerating(pre, schema) if not enumerated(kind)]
     if needs and "featuretools" not in sys.modules:
         import warnings
 

@@ -148,8 +148,46 @@ def text_count(values: np.ndarray, primitive: str) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
+# --- which features exist ---------------------------------------------------------------------------
+Enumerated = list[tuple[str, tuple[str, ...], str]]  # (primitive, base columns, featuretools name) per feature
+# featuretools' answer over all of the data's columns of a kind (remember()): the answer for any of them in
+# the same order and any primitives is its filter (tests/unit/test_synthesis.py checks it against featuretools)
+_known: dict[str, tuple[tuple[str, ...], Enumerated]] = {}
+
+
+def enumerate_columns(columns: dict[str, list[str]]) -> dict[str, tuple[tuple[str, ...], Enumerated]]:
+    """featuretools' features of every primitive the engine computes, over each kind's columns (names only:
+    which features exist does not depend on the values). For remember()."""
+    blank = {"numeric": 0.0, "datetime": pd.Timestamp(0), "text": ""}
+    return {kind: (tuple(names), _ft_enumerate(pd.DataFrame({c: [blank[kind]] * 2 for c in names}), kind,
+                                               PRIMITIVES[kind]))
+            for kind, names in columns.items() if names}
+
+
+def remember(table: dict[str, tuple[tuple[str, ...], Enumerated]]) -> None:
+    """Keep enumerate_columns' answer in this process (and those it forks from now on): fits over those
+    columns then need no featuretools."""
+    _known.update(table)
+
+
+def enumerated(kind: str) -> bool:
+    """Whether this process knows the features of the data's `kind` columns (remember)."""
+    return kind in _known
+
+
+def _enumerate(frame: pd.DataFrame, kind: str, primitives: Sequence[str]) -> Enumerated:
+    names = list(frame.columns)
+    if kind in _known and all(isinstance(c, str) for c in names):
+        order = {c: i for i, c in enumerate(_known[kind][0])}
+        at = [order.get(c, -1) for c in names]
+        if -1 not in at and at == sorted(at):
+            cols, prims = set(names), set(primitives)
+            return [f for f in _known[kind][1] if f[0] in prims and set(f[1]) <= cols]
+    return _ft_enumerate(frame, kind, primitives)
+
+
 # --- the transformer ------------------------------------------------------------------------------
-def _ft_enumerate(frame: pd.DataFrame, kind: str, primitives: Sequence[str]) -> list[tuple[str, tuple[str, ...], str]]:
+def _ft_enumerate(frame: pd.DataFrame, kind: str, primitives: Sequence[str]) -> Enumerated:
     """featuretools DFS over one table: (primitive, base columns, featuretools name) per feature."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -228,7 +266,7 @@ class DFSFeatures(TransformerMixin, BaseEstimator):
             sub = sub.apply(lambda c: pd.to_datetime(c * 1e9, unit="ns", errors="coerce"))
         else:
             sub = sub.astype(str)
-        enumerated = _ft_enumerate(sub.head(50), self.kind, prims)
+        enumerated = _enumerate(sub.head(50), self.kind, prims)
         feats = [(p, tuple(position[b] for b in bases)) for p, bases, _ in enumerated]
         values = np.column_stack([self._compute(F, f) for f in feats]) if feats else np.zeros((len(F), 0))
         with warnings.catch_warnings():

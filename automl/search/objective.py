@@ -126,15 +126,6 @@ def data_context(schema: Schema) -> dict[str, Any]:
             "has_numeric_pairs": len(schema.names("numeric")) >= 2}
 
 
-def warm_before_fork(data: SearchData) -> None:
-    """Import what synthesis needs before the search workers fork, where the space can sample it: a worker that
-    first samples it imports featuretools on its own, ~16 MB of heap the other workers cannot share, and ~1.5 s."""
-    ctx = data_context(data.schema)
-    could = {p.name: True for p in data.spaces["preprocessing"]
-             if p.name in ("dfs", "text_stats") and True in p.choices and p.active(ctx)}
-    warm_imports(could, data.schema)
-
-
 RARE_LEVEL = 0.01  # the default rare-level threshold of one-hot encoding (search_spaces/preprocessing.yaml)
 COLLAPSING_SHARE = 0.25
 

@@ -19,9 +19,10 @@ from automl.io import RunPaths, write_text
 from automl.memory import trial_memory_mb
 from automl.search import coordination as coord
 from automl.search.budget import Budget
+from automl.search.enumerate_ahead import warm_before_fork
 from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
-from automl.search.objective import SearchData, warm_before_fork
+from automl.search.objective import SearchData
 from automl.search.parallel import run_workers
 from automl.search.rung import rung_rows
 from automl.search.sample_size import TRIAL_LIMIT_FACTOR, plan, subset
@@ -79,8 +80,8 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     `log_trial(metric_name, record)` logs a forked worker's trial."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
-    if prep.n_workers > 1:  # before the limits are set: the driver measures itself with what its workers share
-        warm_before_fork(data)
+    # before the limits are set: the driver measures itself with what its workers share
+    warm_before_fork(data, import_here=prep.n_workers > 1)
 
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,

@@ -198,3 +198,36 @@ def test_selector_obeys_the_sklearn_estimator_contract():
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in check_estimator(RelevanceSelector(), on_fail=None)
               if r["status"] == "failed"]
     assert failed == []
+
+
+def test_features_enumerated_ahead_are_the_ones_featuretools_enumerates_for_each_fit(monkeypatch):
+    """The search enumerates every feature of the data's columns once, in a child (search/enumerate_ahead.py),
+    and each fit filters that answer: the features must be those featuretools gives the fit's own columns
+    (a subset, in their order: max_inputs keeps the most relevant of each fold) and primitives, on its values."""
+    from automl.features import synthesis
+    from automl.features.build import DATETIME_SETS, DFS_SETS, enumerating
+
+    rng = np.random.default_rng(1)
+    n, names = 80, ["b", "Zeta", "x 1", "a", "é", "SUM(t.v)", "x10", "x2"]
+    df = pd.DataFrame({c: rng.normal(0, 1 + i, n) for i, c in enumerate(names)})
+    df.loc[::5, "a"] = np.nan
+    df = df.assign(when=_mixed_frame(n)["when"], note=_mixed_frame(n)["note"], y=rng.integers(0, 2, n))
+    schema = infer_schema(df, "y", [], [])
+    X, y = to_model_frame(df, schema), df["y"].to_numpy()
+    table = synthesis.enumerate_columns(enumerating({"dfs": True, "text_stats": True}, schema))
+    assert set(table) == {"numeric", "datetime", "text"} and table["numeric"][0] == tuple(names)
+    fits = [(DFSFeatures("numeric", prims, max_features=None, max_inputs=k), names)
+            for prims in DFS_SETS.values() for k in (2, 3, 5, 8)]
+    fits += [(DFSFeatures("datetime", parts, max_features=None), ["when"]) for parts in DATETIME_SETS.values()]
+    fits += [(DFSFeatures("text", max_features=None), ["note"])]
+    for seed in range(3):  # other rows, other most relevant columns
+        rows = np.random.default_rng(seed).choice(n, 60, replace=False)
+        for make, cols in fits:
+            monkeypatch.setattr(synthesis, "_known", {})
+            own = make.__class__(**make.get_params()).fit(X[cols].iloc[rows], y[rows]).features_
+            synthesis.remember(table)
+            ahead = make.__class__(**make.get_params()).fit(X[cols].iloc[rows], y[rows]).features_
+            assert ahead == own and own, (make.kind, make.primitives, make.max_inputs)
+    # columns outside what was enumerated (another frame's): featuretools is asked, as before
+    other = DFSFeatures("numeric", max_features=None).fit(pd.DataFrame({"p": [1.0, 2.0, 4.0], "q": [3.0, 1.0, 2.0]}))
+    assert {f[0] for f in other.features_} == set(DFS_SETS["arithmetic"])
