@@ -75,6 +75,12 @@ def synthesis_parts(pre: Mapping[str, Any], schema: Schema) -> list[tuple[str, A
     return parts
 
 
+def data_context(schema: Schema) -> dict[str, Any]:
+    """What the data offers, for `when:` clauses of synthesis choices (no text -> no text choices)."""
+    return {"has_text": bool(schema.names("text")), "has_datetime": bool(schema.names("datetime")),
+            "has_numeric_pairs": len(schema.names("numeric")) >= 2}
+
+
 def enumerating(pre: Mapping[str, Any], schema: Schema) -> dict[str, list[str]]:
     """The columns, by kind, whose features featuretools enumerates in a pipeline built from `pre` (its
     choices, or True for every choice the space can sample)."""
@@ -89,7 +95,7 @@ def warm_imports(pre: Mapping[str, Any], schema: Schema) -> None:
     features were enumerated ahead (search/enumerate_ahead.py)."""
     import sys
 
-    needs = [kind for kind in enumerating(pre, schema) if not enumerated(kind)]
+    needs = [kind for kind, cols in enumerating(pre, schema).items() if not enumerated(kind, cols)]
     if needs and "featuretools" not in sys.modules:
         import warnings
 

@@ -170,9 +170,9 @@ def remember(table: dict[str, tuple[tuple[str, ...], Enumerated]]) -> None:
     _known.update(table)
 
 
-def enumerated(kind: str) -> bool:
-    """Whether this process knows the features of the data's `kind` columns (remember)."""
-    return kind in _known
+def enumerated(kind: str, columns: Sequence[str]) -> bool:
+    """Whether this process knows the features of these `kind` columns (remember)."""
+    return kind in _known and set(columns) <= set(_known[kind][0])
 
 
 def _enumerate(frame: pd.DataFrame, kind: str, primitives: Sequence[str]) -> Enumerated:

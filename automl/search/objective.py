@@ -19,12 +19,13 @@ from automl.estimators import REGISTRY
 from automl.evaluation import threshold as thresholds
 from automl.evaluation.metrics import Metric
 from automl.export.measure import quick_p50
-from automl.features.build import warm_imports
+from automl.features.build import data_context
 from automl.memory import process_mb
 from automl.preprocessing.imbalance import context as imbalance_context
 from automl.preprocessing.imbalance import wrap
 from automl.preprocessing.pipeline import build_pipeline, set_groups
 from automl.search import space as sp
+from automl.search.enumerate_ahead import synthesis_ready
 from automl.search.rung import RUNG_STEP, rung_sample
 from automl.search.supervisor import Pruned
 
@@ -120,12 +121,6 @@ def context_for(data: SearchData, family: str) -> dict[str, Any]:
             **data_context(data.schema), "high_cardinality": data.high_cardinality}
 
 
-def data_context(schema: Schema) -> dict[str, Any]:
-    """What the data offers, for `when:` clauses of synthesis choices (no text -> no text choices)."""
-    return {"has_text": bool(schema.names("text")), "has_datetime": bool(schema.names("datetime")),
-            "has_numeric_pairs": len(schema.names("numeric")) >= 2}
-
-
 RARE_LEVEL = 0.01  # the default rare-level threshold of one-hot encoding (search_spaces/preprocessing.yaml)
 COLLAPSING_SHARE = 0.25
 
@@ -147,7 +142,7 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
     pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
-    warm_imports(pre, data.schema)
+    synthesis_ready(pre, data.spaces["preprocessing"], data.schema)
     imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
     return Candidate(family, params, pre, imb)
 

@@ -19,7 +19,7 @@ from automl.io import RunPaths, write_text
 from automl.memory import trial_memory_mb
 from automl.search import coordination as coord
 from automl.search.budget import Budget
-from automl.search.enumerate_ahead import warm_before_fork
+from automl.search.enumerate_ahead import could_sample, synthesis_ready
 from automl.search.learning_curve import learning_curve
 from automl.search.loop import SearchResult
 from automl.search.objective import SearchData
@@ -80,8 +80,9 @@ def search(cfg: RunConfig, prep: Prepared, paths: RunPaths, start: float,
     `log_trial(metric_name, record)` logs a forked worker's trial."""
     timings: dict[str, float] = {}
     data, metric = prep.data, prep.data.metric
-    # before the limits are set: the driver measures itself with what its workers share
-    warm_before_fork(data, import_here=prep.n_workers > 1)
+    if prep.n_workers > 1:  # before the limits are set: the driver measures itself with what its workers share
+        synthesis_ready(could_sample(data.spaces["preprocessing"], data.schema), data.spaces["preprocessing"],
+                        data.schema)
 
     budget = Budget(start=start, time_s=cfg.budget.time_s, n_trials=cfg.budget.n_trials,
                     trial_time_s=cfg.budget.trial_time_s,

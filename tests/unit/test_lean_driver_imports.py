@@ -63,3 +63,33 @@ def test_declared_class_weights_are_what_a_built_estimator_takes(task):
     for spec in declared:
         built = spec.build({}, task=task, seed=0, n_jobs=1)
         assert bool(supports_weights(built)) is spec.class_weights, spec.key
+
+
+SYNTHESIS = """
+import json, sys
+import numpy as np, pandas as pd
+from automl.data.roles import infer_schema
+from automl.features.synthesis import enumerated
+from automl.search.enumerate_ahead import MAX_NUMERIC, synthesis_ready
+from automl.search.space import load_space
+
+out = {}
+for case, n, pre in (("no_synthesis", 3, {"dfs": False}), ("dfs", 3, {"dfs": True}),
+                     ("too_wide", MAX_NUMERIC + 1, {"dfs": True})):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({f"c{i}": rng.normal(0, 1, 40) for i in range(n)}).assign(y=rng.integers(0, 2, 40))
+    schema = infer_schema(df, "y", [], [])
+    synthesis_ready(pre, load_space("preprocessing"), schema)  # what sampling the trial's pipeline does first
+    out[case] = {"featuretools": "featuretools" in sys.modules,
+                 "known": enumerated("numeric", schema.names("numeric"))}
+print("HELD " + json.dumps(out))
+"""
+
+
+def test_a_sampled_synthesis_is_enumerated_in_a_child_and_wide_data_import_featuretools():
+    """A worker whose trial first needs featuretools' enumeration asks a child for all of it and keeps
+    featuretools out of its own memory (and its trials'); past MAX_NUMERIC numeric columns it imports it."""
+    held = python_json(SYNTHESIS, tag="HELD ")
+    assert held["no_synthesis"] == {"featuretools": False, "known": False}  # nothing asked, nothing done
+    assert held["dfs"] == {"featuretools": False, "known": True}
+    assert held["too_wide"] == {"featuretools": True, "known": False}
