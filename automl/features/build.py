@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl.data.roles import Schema
-from automl.features.synthesis import DFSFeatures, RelevanceSelector, enumerated
+from automl.features.synthesis import DFSFeatures, RelevanceSelector
 
 # featuretools primitive sets offered to the search
 DFS_SETS = {
@@ -87,21 +87,6 @@ def enumerating(pre: Mapping[str, Any], schema: Schema) -> dict[str, list[str]]:
     kinds = {"datetime": True, "numeric": bool(pre.get("dfs", False)) and len(schema.names("numeric")) >= 2,
              "text": bool(pre.get("text_stats", False))}
     return {kind: schema.names(kind) for kind, used in kinds.items() if used and schema.names(kind)}
-
-
-def warm_imports(pre: Mapping[str, Any], schema: Schema) -> None:
-    """Import featuretools in the search driver once a trial will need it: trials are forked from the
-    driver, so they inherit the import (seconds) instead of each paying for it. Not needed where the
-    features were enumerated ahead (search/enumerate_ahead.py)."""
-    import sys
-
-    needs = [kind for kind, cols in enumerating(pre, schema).items() if not enumerated(kind, cols)]
-    if needs and "featuretools" not in sys.modules:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import featuretools  # noqa: F401
 
 
 def describe(pipe: Any) -> list[dict[str, str]]:

@@ -175,6 +175,14 @@ def enumerated(kind: str, columns: Sequence[str]) -> bool:
     return kind in _known and set(columns) <= set(_known[kind][0])
 
 
+def import_featuretools() -> None:
+    """Import featuretools into this process (its warnings silenced), so that the processes it forks inherit
+    it instead of each importing its own (seconds): where the features were not enumerated ahead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import featuretools  # noqa: F401
+
+
 def _enumerate(frame: pd.DataFrame, kind: str, primitives: Sequence[str]) -> Enumerated:
     names = list(frame.columns)
     if kind in _known and all(isinstance(c, str) for c in names):

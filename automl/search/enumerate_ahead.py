@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automl.data.roles import Schema
-from automl.features.build import data_context, enumerating, warm_imports
-from automl.features.synthesis import enumerate_columns, enumerated, remember
+from automl.features.build import data_context, enumerating
+from automl.features.synthesis import enumerate_columns, enumerated, import_featuretools, remember
 from automl.search.supervisor import COMPLETE, supervise
 
 log = logging.getLogger("automl")
@@ -54,4 +54,4 @@ def synthesis_ready(pre: Mapping[str, Any], preprocessing: Sequence[Any], schema
             return
         log.warning("enumerating the synthesised features in a child failed (%s); featuretools is imported "
                     "instead", out.error or out.status)
-    warm_imports(pre, schema)
+    import_featuretools()
