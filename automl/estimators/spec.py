@@ -44,7 +44,7 @@ class EstimatorSpec:
     # (benchmarks/export_ratios.py; the table in benchmarks/RESULTS.md, session 36)
     export_ratio: float = 0.5
     # False: a constant (the baseline), whose pipeline reads one raw column for the number of rows and encodes
-    # none (preprocessing/pipeline.py build_constant_pipeline); its trials' drawn preprocessing goes unused
+    # none (preprocessing/pipeline.py build_constant_pipeline); no preprocessing is sampled for it
     uses_features: bool = True
 
     @property

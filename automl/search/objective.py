@@ -63,8 +63,6 @@ def candidate_from(params: dict[str, Any], best_rounds: int | None = None) -> Ca
     rounds_param = REGISTRY.get(fam).rounds_param if fam in REGISTRY else ""
     if best_rounds and rounds_param in own:
         own[rounds_param] = int(best_rounds)
-    if fam in REGISTRY and not REGISTRY.get(fam).uses_features:  # a constant: its drawn preprocessing is unused
-        return Candidate(fam, own, {}, {})
     return Candidate(fam, own,
                      {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("pre.")},
                      {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("imb.")})
@@ -143,14 +141,11 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     family = trial.suggest_categorical("family", data.families)
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
-    pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
-    imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
-    if not REGISTRY.get(family).uses_features:
-        # a constant uses no preprocessing (build), but its trial still draws it: multivariate TPE (group=True)
-        # models `family` jointly with the preprocessing only while every trial carries both, and the baseline
-        # runs in every study (without them there: 9 better, 19 worse than the engine before, one sitting)
+    if not REGISTRY.get(family).uses_features:  # a constant: no preprocessing to search (build)
         return Candidate(family, params, {}, {})
+    pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
     synthesis_ready(pre, data.spaces["preprocessing"], data.schema)
+    imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
     return Candidate(family, params, pre, imb)
 
 
@@ -161,6 +156,8 @@ def default_params(data: SearchData, family: str, overrides: dict[str, Any] | No
     ctx = context_for(data, family)
     out = {"family": family}
     out.update(sp.defaults(data.spaces[family], family, dict(ctx), overrides))
+    if not REGISTRY.get(family).uses_features:
+        return out
     out.update(sp.defaults(data.spaces["preprocessing"], "pre", ctx))
     if "imbalance" in data.spaces:
         out.update(sp.defaults(data.spaces["imbalance"], "imb", ctx, imbalance))
