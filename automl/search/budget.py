@@ -141,11 +141,9 @@ def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family
                      scale: float | None = None) -> float:
     """final_cost with the budget's refit, sample and holdout scales (`scale`: another sample's)."""
     spec = REGISTRY.get(family) if family and family in REGISTRY else None
-    # a constant's graph converts no encoder (EstimatorSpec.uses_features): the levels cost it nothing
-    levels = budget.export_levels if spec is None or spec.uses_features else 0
     return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
                       budget.holdout_scale, budget.holdout_rows, bool(spec and spec.predict_grows),
-                      spec.early_refit_ratio if spec else 1.0, levels)
+                      spec.early_refit_ratio if spec else 1.0, budget.export_levels)
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:

@@ -23,7 +23,7 @@ from automl.features.build import data_context
 from automl.memory import process_mb
 from automl.preprocessing.imbalance import context as imbalance_context
 from automl.preprocessing.imbalance import wrap
-from automl.preprocessing.pipeline import build_constant_pipeline, build_pipeline, set_groups
+from automl.preprocessing.pipeline import build_pipeline, set_groups
 from automl.search import space as sp
 from automl.search.enumerate_ahead import synthesis_ready
 from automl.search.rung import RUNG_STEP, rung_sample
@@ -141,8 +141,6 @@ def sample(trial: Any, data: SearchData) -> Candidate:
     family = trial.suggest_categorical("family", data.families)
     ctx = context_for(data, family)
     params = sp.suggest(trial, data.spaces[family], family, dict(ctx))
-    if not REGISTRY.get(family).uses_features:  # a constant: no preprocessing to search (build)
-        return Candidate(family, params, {}, {})
     pre = sp.suggest(trial, data.spaces["preprocessing"], "pre", ctx)
     synthesis_ready(pre, data.spaces["preprocessing"], data.schema)
     imb = sp.suggest(trial, data.spaces["imbalance"], "imb", ctx) if "imbalance" in data.spaces else {}
@@ -156,8 +154,6 @@ def default_params(data: SearchData, family: str, overrides: dict[str, Any] | No
     ctx = context_for(data, family)
     out = {"family": family}
     out.update(sp.defaults(data.spaces[family], family, dict(ctx), overrides))
-    if not REGISTRY.get(family).uses_features:
-        return out
     out.update(sp.defaults(data.spaces["preprocessing"], "pre", ctx))
     if "imbalance" in data.spaces:
         out.update(sp.defaults(data.spaces["imbalance"], "imb", ctx, imbalance))
@@ -229,8 +225,6 @@ def build(data: SearchData, cand: Candidate, extra: dict[str, Any] | None = None
     """`groups`: one per row the pipeline will be fitted on, for target encoding's cross-fitting."""
     spec = REGISTRY.get(cand.family)
     est = spec.build({**cand.params, **(extra or {})}, task=data.task, seed=data.seed, n_jobs=data.n_jobs)
-    if not spec.uses_features:
-        return build_constant_pipeline(est, data.schema)
     pipe = set_groups(build_pipeline(est, cand.pre, data.schema, data.missing_numeric, data.task), groups, data.seed)
     if cand.imb:  # fit-time resampling / class weights around the estimator (the graph holds the inner one)
         pipe.steps[-1] = ("est", wrap(est, cand.imb, data.seed, pipe.named_steps["pre"]))
