@@ -16,4 +16,5 @@ def build(params: Mapping[str, Any], *, task: str, seed: int, n_jobs: int = 1) -
 
 
 SPEC = EstimatorSpec(key="baseline", name="Baseline (prior / mean)", build=build, onnx="registered",
-                     cost=0.01, interpretable=True, imbalance=False, export_ratio=0.58)  # the prior stays the prior
+                     cost=0.01, interpretable=True, imbalance=False, export_ratio=0.58,
+                     uses_features=False)  # the prior stays the prior

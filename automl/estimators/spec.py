@@ -43,6 +43,9 @@ class EstimatorSpec:
     # 2,358 exported trials of 140 run folders of 60 s runs on the ten public datasets
     # (benchmarks/export_ratios.py; the table in benchmarks/RESULTS.md, session 36)
     export_ratio: float = 0.5
+    # False: a constant (the baseline), whose pipeline reads one raw column for the number of rows and encodes
+    # none (preprocessing/pipeline.py build_constant_pipeline); its trials' drawn preprocessing goes unused
+    uses_features: bool = True
 
     @property
     def tags(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""skl2onnx converters for what it does not know: the engine's own steps, the baseline and CatBoost.
+"""skl2onnx converters for what it does not know: the engine's own steps and CatBoost (the baseline's:
+constant_converters.py).
 
 Registered once, explicitly, by `register_converters()` (called by automl/export/onnx.py).
 """
@@ -16,6 +17,7 @@ from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringT
 
 from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
 from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+from automl.export.constant_converters import register as register_constant_converters
 from automl.export.deferred import defer
 from automl.export.feature_converters import register as register_feature_converters
 from automl.export.forest_onnx import register_forest_converters
@@ -150,54 +152,6 @@ def _parser_classifier(scope, model, inputs, custom_parsers=None):
     return op.outputs
 
 
-# --- Baseline (Dummy): constant output broadcast to N rows ----------------------------------------
-def _shape_dummy_classifier(operator):
-    n = operator.inputs[0].get_first_dimension()
-    operator.outputs[0].type = Int64TensorType([n])
-    operator.outputs[1].type = FloatTensorType([n, len(operator.raw_operator.classes_)])
-
-
-def _shape_dummy_regressor(operator):
-    n = operator.inputs[0].get_first_dimension()
-    operator.outputs[0].type = FloatTensorType([n, 1])
-
-
-def _rows_like(scope, container, x, row: np.ndarray) -> str:
-    """Tile a constant row to [N, k] where N is the batch size of x."""
-    const = scope.get_unique_variable_name("row")
-    container.add_initializer(const, TensorProto.FLOAT, [1, row.size], row.astype(np.float32).ravel().tolist())
-    shape = scope.get_unique_variable_name("shape")
-    container.add_node("Shape", [x], [shape], name=scope.get_unique_operator_name("Shape"))
-    n = scope.get_unique_variable_name("n")
-    zero = scope.get_unique_variable_name("zero")
-    one = scope.get_unique_variable_name("one")
-    container.add_initializer(zero, TensorProto.INT64, [1], [0])
-    container.add_initializer(one, TensorProto.INT64, [1], [1])
-    container.add_node("Slice", [shape, zero, one], [n], name=scope.get_unique_operator_name("Slice"))
-    k = scope.get_unique_variable_name("k")
-    container.add_initializer(k, TensorProto.INT64, [1], [row.size])
-    target = scope.get_unique_variable_name("target_shape")
-    container.add_node("Concat", [n, k], [target], axis=0, name=scope.get_unique_operator_name("Concat"))
-    out = scope.get_unique_variable_name("tiled")
-    container.add_node("Expand", [const, target], [out], name=scope.get_unique_operator_name("Expand"))
-    return out
-
-
-def _convert_dummy_classifier(scope, operator, container):
-    op = operator.raw_operator
-    prior = np.asarray(op.class_prior_, dtype=np.float32)
-    probs = _rows_like(scope, container, operator.inputs[0].full_name, prior)
-    container.add_node("Identity", [probs], [operator.outputs[1].full_name], name=scope.get_unique_operator_name("Id"))
-    container.add_node("ArgMax", [probs], [operator.outputs[0].full_name], axis=1, keepdims=0,
-                       name=scope.get_unique_operator_name("ArgMax"))
-
-
-def _convert_dummy_regressor(scope, operator, container):
-    const = np.asarray(operator.raw_operator.constant_, dtype=np.float32).reshape(-1)
-    out = _rows_like(scope, container, operator.inputs[0].full_name, const)
-    container.add_node("Identity", [out], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Id"))
-
-
 # --- CatBoost: its own exporter's TreeEnsemble node, copied into the graph (compat.md P11) ----------
 # The node's attributes are written only into the finished graph (automl/export/deferred.py): a 500-tree
 # depth-8 model holds ~3M node entries (~50 MB per copy), and a single CatBoost's export peaked at 490 MB RSS
@@ -296,8 +250,6 @@ def _register_own() -> None:
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
-    from sklearn.dummy import DummyClassifier, DummyRegressor
-
     update_registered_converter(NaNIndicator, "AutomlNaNIndicator", _shape_same_width_float, _convert_nan_indicator)
     update_registered_converter(Float32Cast, "AutomlFloat32Cast", _shape_same_width_float, _convert_float32_cast)
     update_registered_converter(RareGrouper, "AutomlRareGrouper", _shape_rare, _convert_rare)
@@ -306,11 +258,7 @@ def _register_own() -> None:
 
     register_feature_converters()
     register_forest_converters()
-    update_registered_converter(DummyClassifier, "AutomlDummyClassifier", _shape_dummy_classifier,
-                                _convert_dummy_classifier, parser=_parser_classifier,
-                                options={"zipmap": [False, True], "nocl": [True, False]})
-    update_registered_converter(DummyRegressor, "AutomlDummyRegressor", _shape_dummy_regressor,
-                                _convert_dummy_regressor)
+    register_constant_converters(_parser_classifier)
     from skl2onnx.operator_converters.nearest_neighbours import (
         convert_nearest_neighbors_classifier,
         convert_nearest_neighbors_regressor,

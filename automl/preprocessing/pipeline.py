@@ -17,6 +17,7 @@ from automl.preprocessing.steps import (
     NaNIndicator,
     OutlierClipper,
     RareGrouper,
+    RowsOnly,
     SkewLog,
     target_encoder,
 )
@@ -116,6 +117,18 @@ def build_pipeline(estimator: Any, pre: Mapping[str, Any], schema: Schema, missi
     if float(pre.get("select", 1.0)) < 1.0:  # feature selection after synthesis, fitted on the training fold
         steps.append(("select", RelevanceSelector(keep=float(pre["select"]), task=task or "auto")))
     return Pipeline([*steps, ("cast", Float32Cast()), ("est", estimator)])
+
+
+def build_constant_pipeline(estimator: Any, schema: Schema) -> Any:
+    """The pipeline of a family that predicts a constant (EstimatorSpec.uses_features False): the first raw
+    column through RowsOnly, for the number of rows. Its graph still takes every raw column (the ONNX contract:
+    skl2onnx keeps each declared input) but converts no encoder."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    pre = ColumnTransformer([("rows", RowsOnly(), [schema.features[0].name])], sparse_threshold=0.0,
+                            remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("pre", pre), ("cast", Float32Cast()), ("est", estimator)])
 
 
 def set_groups(pipe: Any, groups: Any, seed: int = 0) -> Any:

@@ -146,6 +146,23 @@ class Float32Cast(TransformerMixin, BaseEstimator):
         return np.asarray(X, dtype=np.float32)
 
 
+class RowsOnly(TransformerMixin, BaseEstimator):
+    """One column of zeros per row, whatever the input: all a constant model (the baseline) needs of the data
+    is how many rows there are. Its pipeline reads one raw column through this instead of encoding them all, so
+    its graph holds no encoder (one of 50,000 categorical levels cost ~3.4 s to export: benchmarks/RESULTS.md,
+    session 40) and pricing the last resort on it keeps no such time."""
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.shape(X)[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "n_features_in_")
+        return np.zeros((len(X), 1), dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None):
+        return np.asarray(["rows"], dtype=object)
+
+
 class SeededFolds:
     """Five shuffled folds drawn with a fixed seed, stratified unless the target is continuous: the
     folds `TargetEncoder(random_state=seed)` cross-fits on. scikit-learn 1.9 deprecated `random_state`

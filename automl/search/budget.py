@@ -141,23 +141,45 @@ def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family
                      scale: float | None = None) -> float:
     """final_cost with the budget's refit, sample and holdout scales (`scale`: another sample's)."""
     spec = REGISTRY.get(family) if family and family in REGISTRY else None
+    # a constant's graph converts no encoder (EstimatorSpec.uses_features): the levels cost it nothing
+    levels = budget.export_levels if spec is None or spec.uses_features else 0
     return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
                       budget.holdout_scale, budget.holdout_rows, bool(spec and spec.predict_grows),
-                      spec.early_refit_ratio if spec else 1.0, budget.export_levels)
+                      spec.early_refit_ratio if spec else 1.0, levels)
 
 
-def last_resort(done: list[Any], cost: Callable[[Any], float]) -> list[Any]:
+def last_resort(done: list[Any], cost: Callable[[Any], float], constant: Callable[[Any], bool] = lambda t: False,
+                room: float = float("inf")) -> list[Any]:
     """The trials shipped when the clock has run out, whatever their cost, in order: the best-ranked
     (`done` is sorted best first) among the cheap ones, those expected to cost at most twice the
-    cheapest or one second more, then the cheapest itself if that is another trial (estimates made
-    under load can be off by more than the time limit allows). The cheapest alone is usually the
-    baseline, which for a ranking metric is no model at all (average precision = the prevalence),
-    while a linear model costs a second more."""
+    cheapest model or one second more, then that cheapest model if it is another trial (estimates made
+    under load can be off by more than the time limit allows), then a constant (`constant`: the baseline)
+    if one is cheaper still. The tier is priced on models, not on the constant: the baseline reads only the
+    number of rows and costs a fraction of any model (priced on it, a 60 s run's tier held the baseline
+    alone: benchmarks/RESULTS.md, session 42), and for a ranking metric it is no model at all (average
+    precision = the prevalence). A model that costs more than `room` (the final stage's seconds, its grace
+    included) prices nothing: then the constant does."""
     costs = [cost(t) for t in done]
-    floor = min(costs)
+    models = [c for t, c in zip(done, costs, strict=True) if not constant(t)]
+    floor = min(models) if models and min(models) <= room else min(costs)
     best = next(t for t, c in zip(done, costs, strict=True) if c <= max(2.0 * floor, floor + 1.0))
     cheapest = done[costs.index(floor)]
-    return [best] if best is cheapest else [best, cheapest]
+    least = done[costs.index(min(costs))]
+    out: list[Any] = []
+    for t in (best, cheapest, least):
+        if not any(t is o for o in out):
+            out.append(t)
+    return out
+
+
+def is_constant(family: str) -> bool:
+    """Whether a family's model ignores the features (EstimatorSpec.uses_features False: the baseline)."""
+    return family in REGISTRY and not REGISTRY.get(family).uses_features
+
+
+def is_baseline(trial: Any) -> bool:
+    """Whether a completed trial's model is a constant (is_constant of its family)."""
+    return is_constant(trial.params.get("family", ""))
 
 
 def unseen_cost(family: str) -> float:
@@ -230,26 +252,36 @@ def reserve(done: Sequence[tuple[float, ...]], budget: Budget, rescore: float = 
     if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
         return 1.0 + 0.02 * budget.time_s
     # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
-    # estimated from the cheapest trial: the last resort is usually that trial or one close to it in cost
-    floor = min(d[1] for d in done)
+    # estimated from the cheapest model: the last resort is usually that trial or one close to it in cost
+    floor = resort_floor(done)
     keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
     return first_attempt_s(done, budget) + budget.kept(keep) + margin(budget) + rescore
 
 
+def resort_floor(done: Sequence[tuple[float, ...]]) -> float:
+    """The final-stage cost of the cheapest completed model: `done` entries (score, cost, room[, constant]),
+    a constant (the baseline, 1.0 in the fourth place) counted only when nothing else completed. What the
+    last resort costs (last_resort prices its tier so): a keep priced on the baseline, which reads only the
+    number of rows, left a 60 s run too little for any model at the end (benchmarks/RESULTS.md, session 42)."""
+    models = [d[1] for d in done if not (len(d) > 3 and d[3])]
+    return min(models or [d[1] for d in done])
+
+
 def completed_costs(study: Any, sign: int, n_folds: int,
-                    budget: Budget) -> tuple[list[tuple[float, float, float]], list[tuple[float, float]]]:
-    """(sign * score, final-stage cost, the final stage's room when it completed: budget.room_when) of every
-    worker's completed trials, and (sign * score, CV seconds)
-    of those that may be scored again (the baseline is a constant). Read from the shared storage before
+                    budget: Budget) -> tuple[list[tuple[float, float, float, float]], list[tuple[float, float]]]:
+    """(sign * score, final-stage cost, the final stage's room when it completed: budget.room_when, 1.0 for a
+    constant: resort_floor) of every worker's completed trials, and (sign * score, CV seconds) of those that
+    may be scored again (the baseline is a constant). Read from the shared storage before
     each trial: a worker that kept time only for its own trials left the final stage too little for
     another worker's better, costlier one."""
     from optuna.trial import TrialState
 
-    done: list[tuple[float, float, float]] = []
+    done: list[tuple[float, float, float, float]] = []
     seconds: list[tuple[float, float]] = []
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
-        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", "")),
-                     room_when(budget, t.datetime_complete)))
+        family = t.params.get("family", "")
+        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, family),
+                     room_when(budget, t.datetime_complete), float(is_constant(family))))
         if t.params.get("family") != "baseline":
             seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))
     return done, seconds

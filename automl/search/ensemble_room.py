@@ -54,7 +54,7 @@ def extra_room_s(costs: list[float], members: list[int]) -> float:
 
 
 def room_pays(study: Any, sign: int, data: SearchData, oof_dir: Path, budget: Budget,
-              done: list[tuple[float, float, float]]) -> float | None:
+              done: list[tuple[float, float, float, float]]) -> float | None:
     """ensemble_pays over every worker's completed trials, best first, within the room the search keeps for
     the final stage's first attempt. `sign`: +1 when a higher score is better; `done`: (score, cost) pairs."""
     from optuna.trial import TrialState

@@ -59,7 +59,7 @@ class LoopState:
     result: SearchResult
     sign: int  # +1 when a higher score is better
     n_folds: int
-    done: list[tuple[float, float, float]]  # (sign * CV score, final-stage cost, room when it completed)
+    done: list[tuple[float, float, float, float]]  # (sign * CV score, final-stage cost, room, constant)
     n_before: int  # trials that had run before this loop started (a resumed study)
     prunable: bool
     rng: np.random.Generator

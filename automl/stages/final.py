@@ -22,7 +22,7 @@ from automl.ensemble import choose_floor, selection_pool
 from automl.evaluation.threshold import for_members
 from automl.io import RunPaths
 from automl.memory import members_memory, over_limit, rows_after_memout, rows_within
-from automl.search.budget import SAFETY, last_resort, trial_final_cost
+from automl.search.budget import SAFETY, is_baseline, last_resort, trial_final_cost
 from automl.search.objective import SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, MEMOUT, TIMEOUT, Outcome, supervise
 from automl.stages.constraints import Gate
@@ -148,7 +148,8 @@ class FinalStage:
         t0 = time.time()
         if not done:
             return FinalResult({}, "FAILED", "no trial completed within the budget")
-        resorts, self.stack_mb = last_resort(done, self.cost_of), max(tr.user_attrs.get("stack_mb", 0.0) for tr in done)
+        resorts = last_resort(done, self.cost_of, is_baseline, self.budget.final_room() + self.budget.grace_s)
+        self.stack_mb = max(tr.user_attrs.get("stack_mb", 0.0) for tr in done)
         # kept free by every earlier attempt, so that the first last resort still fits in the budget
         fallback_s = 1.5 * self.cost_of(resorts[0], 1.0) + 0.5
         plans: list[Plan] = []
@@ -159,8 +160,7 @@ class FinalStage:
         # search.objectives with a cost: the front's best-score member ships (an ensemble is on no front)
         multi = len(getattr(self.searched.study, "directions", ())) > 1
         if ensemble_keep is not None and not multi:
-            ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget,
-                                  keep_s=ensemble_keep)
+            ens = select_ensemble(done, self.data, self.data.metric, self.paths, self.budget, keep_s=ensemble_keep)
         else:  # an ensemble that overran would leave only the last resort: the best single goes first
             log.info("ensemble not tried: no room to keep a model better than the last resort shippable after it")
         # search.stacking: a stack of the ensemble's members (or the pool's best few) first, where it won nested
@@ -198,9 +198,10 @@ class FinalStage:
                 keep = fallback_s
             elif plan.combined:
                 keep = ensemble_keep or fallback_s
-            else:
-                keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, resorts[0],
-                                           fallback_s)
+            else:  # the first resort's own ranked attempt keeps time for the resort after it, not for itself again
+                nxt = resorts[1] if plan.members[0][0] is resorts[0] and len(resorts) > 1 else resorts[0]
+                keep = self.next_rung_keep(plan, done[done.index(plan.members[0][0]) + 1:], failed, nxt,
+                                           1.5 * self.cost_of(nxt, 1.0) + 0.5)
             outcome, fit_data, tried = self._attempt(plan, i >= first_resort, keep, floor, threshold, oof, failures,
                                                      last=i == len(plans) - 1)
             attempts += tried if plan.kind != "stack" else 0  # a stack and its averaged fallback count as one

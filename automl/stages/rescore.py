@@ -19,7 +19,16 @@ import numpy as np
 
 from automl.data.split import cv_folds
 from automl.io import fresh_oof_file
-from automl.search.budget import SOLO_RATIO, Budget, cv_seconds, rescore_s, reserve, room_when, trial_final_cost
+from automl.search.budget import (
+    SOLO_RATIO,
+    Budget,
+    cv_seconds,
+    is_baseline,
+    rescore_s,
+    reserve,
+    room_when,
+    trial_final_cost,
+)
 from automl.search.objective import SearchData, candidate_from, cross_validate
 from automl.search.supervisor import COMPLETE, supervise
 
@@ -76,8 +85,8 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     head = [t for t in done if t.params.get("family") != "baseline"][:top]
     # what the search kept for it, and never the time the final stage will need
     costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
-    kept = reserve([(sign * t.values[0], c, room_when(budget, getattr(t, "datetime_complete", None)))
-                    for t, c in zip(done, costs, strict=True)], budget)
+    kept = reserve([(sign * t.values[0], c, room_when(budget, getattr(t, "datetime_complete", None)),
+                     float(is_baseline(t))) for t, c in zip(done, costs, strict=True)], budget)
     # x1.5 what the trials took (x1.5 / SOLO_RATIO what the search expects): a re-score can take longer than
     # the trial did (estimates err both ways), within what is free.
     # A fixed trial count (budget.n_trials) is the reproducible recipe: every one of the best trials is scored

@@ -242,7 +242,7 @@ def test_an_ensemble_that_overruns_is_followed_by_the_best_single_that_fits_not_
     trial that still fits ships (f2), not the last resort (the baseline), which is what a 60k-row run
     shipped when its ensemble refit overran (11% worse than what the search had found)."""
     trials, y = _oof_trials(tmp_path)
-    for t, cost in zip(trials, [14.0, 14.0, 3.0], strict=True):
+    for t, cost in zip(trials, [14.0, 14.0, 1.0], strict=True):
         t.user_attrs["cost"] = cost
     trials.append(SimpleNamespace(number=9, params={"family": "baseline"}, user_attrs={"cost": 0.2}, values=[0.5]))
     _cost(monkeypatch, lambda attrs, *a, **k: attrs["cost"])

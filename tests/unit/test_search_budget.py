@@ -93,6 +93,35 @@ def test_last_resort_is_the_best_of_the_cheap_trials():
     assert numbers([trial(5, 4.0), trial(6, 7.9), trial(7, 8.5)]) == [5]
 
 
+def test_a_constant_does_not_price_the_last_resort():
+    """The baseline reads only the number of rows and costs a fraction of any model: the cheap tier and the keep
+    are priced on the cheapest model, and the constant goes last (german_health seed 4 at 60 s shipped the
+    baseline when they were priced on it: benchmarks/RESULTS.md, session 42)."""
+    import time
+    from types import SimpleNamespace
+
+    from automl.search.budget import Budget, last_resort, reserve
+
+    def trial(n: int, cost: float) -> SimpleNamespace:
+        return SimpleNamespace(number=n, cost=cost, constant=n == 0)
+
+    def numbers(ranked: list[SimpleNamespace]) -> list[int]:
+        return [t.number for t in last_resort(ranked, lambda t: t.cost, lambda t: t.constant)]
+
+    # priced on the baseline (0.3 s), only it would be cheap; priced on the k-NN (3.0 s), CatBoost (5.5 s) is
+    assert [t.number for t in last_resort([trial(4, 5.5), trial(2, 3.0), trial(0, 0.3)], lambda t: t.cost)] == [0]
+    assert numbers([trial(4, 5.5), trial(2, 3.0), trial(0, 0.3)]) == [4, 2, 0]
+    assert numbers([trial(4, 9.0), trial(2, 3.0), trial(0, 0.3)]) == [2, 0]
+    assert numbers([trial(0, 0.3)]) == [0]  # nothing else completed
+    # a model over the final stage's room prices nothing
+    assert [t.number for t in last_resort([trial(4, 5.5), trial(2, 3.0), trial(0, 0.3)], lambda t: t.cost,
+                                          lambda t: t.constant, room=2.0)] == [0]
+    b = Budget(start=time.time(), time_s=60.0, reports_s=2.0)
+    with_constant = reserve([(0.9, 3.0, 50.0, 0.0), (0.5, 0.3, 50.0, 1.0)], b)
+    assert with_constant == reserve([(0.9, 3.0, 50.0, 0.0), (0.5, 3.0, 50.0, 0.0)], b)
+    assert with_constant > reserve([(0.9, 3.0, 50.0, 0.0), (0.5, 0.3, 50.0, 0.0)], b) + 1.0
+
+
 def test_a_signal_inside_ask_leaves_no_trial_running(tmp_path, monkeypatch):
     """SIGTERM raises KeyboardInterrupt in the driver (cli.py). Landing inside `study.ask()`, after the
     storage created the trial, it left that trial RUNNING forever (CI: 'assert not [4]'). Within the
