@@ -282,6 +282,6 @@ def completed_costs(study: Any, sign: int, n_folds: int,
         family = t.params.get("family", "")
         done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, family),
                      room_when(budget, t.datetime_complete), float(is_constant(family))))
-        if t.params.get("family") != "baseline":
+        if not is_constant(family):
             seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))
     return done, seconds
