@@ -284,12 +284,29 @@ def run_in_chunks(sess: Any, feeds: dict[str, np.ndarray], fit_rows: int = 0) ->
     return {name: np.concatenate([np.asarray(p[j]) for p in parts]) for j, name in enumerate(names)}
 
 
+def parity_frame(X: pd.DataFrame, schema: Schema, seed: int) -> pd.DataFrame:
+    """The rows the parity gate scores: `X`, then the same rows with missing values and unseen levels."""
+    return pd.concat([X, stress_rows(X, schema, seed)], ignore_index=True)
+
+
+def python_outputs(pipeline: Any, rows: pd.DataFrame, task: str) -> np.ndarray:
+    """What the gate compares the graph with: predictions (regression) or class probabilities."""
+    if task == "regression":
+        return np.asarray(pipeline.predict(rows), dtype=np.float64).reshape(-1)
+    return np.asarray(pipeline.predict_proba(rows), dtype=np.float64)
+
+
+def class_labels(model: onnx.ModelProto) -> np.ndarray:
+    return onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
+
+
 def check_parity(model: onnx.ModelProto | bytes, pipeline: Any, X: pd.DataFrame, schema: Schema, task: str,
                  tol: float, seed: int, threshold: float | None = None, fit_rows: int = 0,
-                 labels: np.ndarray | None = None) -> dict[str, Any]:
+                 labels: np.ndarray | None = None, python: np.ndarray | None = None) -> dict[str, Any]:
     """Compare onnxruntime with the Python pipeline, probabilities and the `label` output (with the
     model's decision threshold, if any); raise ParityError where it does not hold. `model` may be the graph's
-    bytes (a caller that dropped its Python copy, ~5x their size): a classifier's `labels` are then given."""
+    bytes (a caller that dropped its Python copy, ~5x their size): a classifier's `labels` are then given.
+    `python`: the pipeline's outputs on parity_frame(X), computed where the pipeline lives (`pipeline` unused)."""
     if isinstance(model, bytes):
         if labels is None and task != "regression":
             raise ValueError("check_parity on a graph's bytes needs the class labels")
@@ -297,15 +314,15 @@ def check_parity(model: onnx.ModelProto | bytes, pipeline: Any, X: pd.DataFrame,
     else:
         sess = session(model.SerializeToString())
         if task != "regression":
-            labels = onnx.numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "class_labels"))
-    rows = pd.concat([X, stress_rows(X, schema, seed)], ignore_index=True)
+            labels = class_labels(model)
+    rows = parity_frame(X, schema, seed)
     feeds = feeds_from_frame(rows, schema.to_json(), where="parity rows")
     outs = run_in_chunks(sess, feeds, fit_rows)
+    del sess  # a deep forest's session is ~12x its graph: not held while the outputs are compared
     report: dict[str, Any] = {"rows_checked": len(rows), "rows_with_injected_missing_or_unseen": len(X),
                               "tolerance": tol}
+    py = python if python is not None else python_outputs(pipeline, rows, task)
     if task == "regression":
-        # np.ndarray, not the 1-d shape reshape() infers: the classification branch binds a 2-d array
-        py: np.ndarray = np.asarray(pipeline.predict(rows), dtype=np.float64).reshape(-1)
         ox = np.asarray(outs["label"], dtype=np.float64).reshape(-1)
         # float32 carries ~7 digits of the target's scale: a prediction near 0 on a target that crosses
         # zero is judged against the typical magnitude of the predictions, not against 0
@@ -314,7 +331,6 @@ def check_parity(model: onnx.ModelProto | bytes, pipeline: Any, X: pd.DataFrame,
         report.update(kind="relative (|diff| / max(|y|, mean |y|, 1)) on predictions",
                       max_diff=float(rel.max()), max_abs_diff=float(np.abs(ox - py).max()))
     else:
-        py = np.asarray(pipeline.predict_proba(rows), dtype=np.float64)
         ox = np.asarray(outs["probabilities"], dtype=np.float64)
         diff = np.abs(ox - py)
         top2 = np.sort(py, axis=1)[:, -2:] if py.shape[1] > 1 else np.zeros((len(py), 2))

@@ -27,6 +27,8 @@ from automl.search.objective import SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, MEMOUT, TIMEOUT, Outcome, supervise
 from automl.stages.constraints import Gate
 from automl.stages.ensemble_choice import select_ensemble
+from automl.stages.gate import gated
+from automl.stages.plan import Plan
 from automl.stages.prepare import Prepared
 from automl.stages.refit import extras_for, refit_export
 from automl.stages.search import Searched, fewer_rows
@@ -34,32 +36,6 @@ from automl.stages.stack_choice import StackChoice, choose_stack, pool_head
 
 log = logging.getLogger("automl")
 MAX_RANKED_ATTEMPTS = 3  # refits tried before the ladder skips to the last resorts
-
-
-@dataclass
-class Plan:
-    kind: str  # "stack", "ensemble" or "single"
-    members: list[tuple[Any, float]]  # (trial, weight)
-    stack: StackChoice | None = None  # kind "stack": the level-2 stacker and its nested OOF predictions
-
-    @property
-    def combined(self) -> bool:
-        return self.kind in ("stack", "ensemble")
-
-    def cv(self, ens: dict[str, Any] | None) -> float | None:
-        """The plan's OOF score: a single's CV, the Caruana weights' OOF score, the stack's nested one."""
-        if self.stack is not None:
-            return self.stack.score
-        return (ens or {}).get("oof_score") if self.kind == "ensemble" else self.members[0][0].values[0]
-
-    def member_set(self) -> tuple[int, ...]:
-        return tuple(sorted(tr.number for tr, _ in self.members))
-
-    @property
-    def label(self) -> str:
-        if self.combined:
-            return f"{'stacked ' if self.stack else ''}ensemble of trials {[tr.number for tr, _ in self.members]}"
-        return f"trial {self.members[0][0].number} ({self.members[0][0].params['family']})"
 
 
 @dataclass
@@ -345,8 +321,11 @@ class FinalStage:
                              replace(extras_for(data, None if oof is None else [oof], [1.0], cfg.task,
                                                 prep.hold_groups, floor, threshold),
                                      trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None),
-                                     stacker=None if plan.stack is None else plan.stack.stacker)),
+                                     stacker=None if plan.stack is None else plan.stack.stacker,
+                                     gate_apart=True)),
                 timeout_s=limit, memory_mb=self.memory_limit())
+            outcome = gated(outcome, self.run_supervised, fit_data, prep.X_hold, prep.y_hold, cfg.export.parity_tol,
+                            cfg.export.parity_rows, threshold, limit, self.memory_limit())
             if outcome.status == COMPLETE and "model" in outcome.value:
                 if not full and cfg.export.refit_full:
                     outcome.value["refit_full_skipped"] = (f"its refit on all rows (export.refit_full) did not fit "

@@ -21,7 +21,15 @@ from automl.evaluation.calibration import Calibrated, Calibrator, choose, reliab
 from automl.evaluation.conformal import Conformal, evaluate
 from automl.evaluation.metrics import holdout_metrics, per_class_report
 from automl.export.contract import feeds_from_frame
-from automl.export.onnx import check_parity, export_onnx, run_in_chunks, session
+from automl.export.onnx import (
+    check_parity,
+    class_labels,
+    export_onnx,
+    parity_frame,
+    python_outputs,
+    run_in_chunks,
+    session,
+)
 from automl.export.trim import trim
 from automl.export.uncertainty import add_conformal, check_conformal_parity, difficulty_of, python_output
 from automl.features.build import describe
@@ -46,6 +54,9 @@ class Extras:
     interval_scale: str = "constant"
     trim_tol: float | None = None  # export.variants=[trim]: the holdout score a trimmed ensemble may give up
     stacker: Stacker | None = None  # a stacked ensemble: the level-2 model over the refit members' outputs
+    # a single model's parity gate and holdout scoring through onnxruntime: in a process of their own once the
+    # refit's has exited (automl/stages/gate.py), unless intervals or a trimmed variant need the fitted pipeline
+    gate_apart: bool = False
 
 
 RANKING = ("roc_auc", "average_precision")
@@ -102,6 +113,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                  extras: Extras | None = None) -> dict[str, Any]:
     extras = extras or Extras()
     conf = extras.conformal
+    apart = extras.gate_apart and conf is None and extras.trim_tol is None and len(members) == 1
     groups = data.structure.groups
     difficulty: Any = None  # normalised intervals: the fitted difficulty pipeline (automl/stages/difficulty.py)
     timings: dict[str, float] = {}
@@ -153,7 +165,10 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         # score the holdout through onnxruntime too, with the very model that was scored, before refitting
         t = time.perf_counter()
         graph = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
-        out["holdout_score_onnx"] = onnx_score(graph, data, X_hold, y_hold, threshold, len(data.y))
+        if apart:  # scored by the gate's process (its bytes are ~5x smaller than the graph's Python copy)
+            out["holdout_graph"] = graph.SerializeToString()
+        else:
+            out["holdout_score_onnx"] = onnx_score(graph, data, X_hold, y_hold, threshold, len(data.y))
         del graph  # a deep forest's graph: not held while the refit on all rows is fitted and exported
         timings["holdout_onnx_s"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -165,6 +180,14 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     timings["export_s"] = time.perf_counter() - t
     check_rows = X_hold if len(X_hold) else data.X
     check_rows = check_rows.iloc[:parity_rows]
+    if apart:
+        t = time.perf_counter()
+        python = python_outputs(pipe, parity_frame(check_rows, data.schema, data.seed), data.task)
+        timings["parity_python_s"] = time.perf_counter() - t
+        out["gate"] = Pending(python, None if data.task == "regression" else class_labels(model),
+                              len(data.y) + (len(y_hold) if refit_full else 0))
+        out.update(model=model.SerializeToString(), timings=timings)
+        return described(out, pipe, threshold)
     t = time.perf_counter()
     try:
         parity = check_parity(model, pipe, check_rows, data.schema, data.task, parity_tol, data.seed, threshold,
@@ -186,18 +209,33 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     if len(y_hold) and not refit_full:  # the shipped graph's own holdout score, through the ONNX contract alone
         out["holdout_score_onnx"] = onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))
     out.update(model=model.SerializeToString(), parity=parity, timings=timings)
-    inner = pipe.inner if isinstance(pipe, Calibrated) else pipe
-    members_fitted = inner.members if isinstance(inner, (WeightedEnsemble, StackedEnsemble)) else [inner]
-    out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
-    out["decision_threshold"] = threshold
-
-    out["synthesised_features"] = [describe(p) for p in members_fitted]
+    described(out, pipe, threshold)
     if extras.trim_tol is not None:
         out["trim"] = trim_variant(held, pipe, data, X_hold, y_hold, threshold, classes, meta, extras.trim_tol,
                                    lambda m, p: check_parity(m, p, check_rows, data.schema, data.task, parity_tol,
                                                              data.seed, threshold, fit_rows=len(data.y) + (
                                                                  len(y_hold) if refit_full else 0)),
                                    with_intervals=conf is not None, time_limit_s=max(0.5, explain_s))
+    return out
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the gate's process needs of the refit's (automl/stages/gate.py): the pipeline's outputs on the
+    parity rows, the graph's class labels (None for regression), and the rows it was fitted on (how
+    onnxruntime's runs are sliced)."""
+    python: np.ndarray
+    labels: np.ndarray | None
+    fit_rows: int
+
+
+def described(out: dict[str, Any], pipe: Any, threshold: float | None) -> dict[str, Any]:
+    """`out` with what the card says of the fitted pipeline: its estimators and synthesised features."""
+    inner = pipe.inner if isinstance(pipe, Calibrated) else pipe
+    members_fitted = inner.members if isinstance(inner, (WeightedEnsemble, StackedEnsemble)) else [inner]
+    out["estimators"] = [repr(p.steps[-1][1])[:300] for p in members_fitted]
+    out["decision_threshold"] = threshold
+    out["synthesised_features"] = [describe(p) for p in members_fitted]
     return out
 
 
@@ -261,9 +299,8 @@ def failing_members(pipe: Any, data: obj.SearchData, classes: list[Any] | None, 
 def onnx_score(model: Any, data: obj.SearchData, X: pd.DataFrame, y: np.ndarray,
                 threshold: float | None = None, fit_rows: int = 0) -> float:
     """The metric on rows scored by onnxruntime through the ONNX contract alone (in slices sized to the
-    model's training rows: see run_in_chunks)."""
-
-    sess = session(model.SerializeToString())
+    model's training rows: see run_in_chunks). `model`: a ModelProto or its bytes."""
+    sess = session(model if isinstance(model, bytes) else model.SerializeToString())
     res = run_in_chunks(sess, feeds_from_frame(X, data.schema.to_json()), fit_rows)
     pred = res["label"] if data.task == "regression" else res["probabilities"]
     return data.metric(y, np.asarray(pred, dtype=np.float64), data.n_classes, threshold)
