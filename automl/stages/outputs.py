@@ -19,7 +19,7 @@ import pandas as pd
 from automl.config.schema import RunConfig
 from automl.evaluation.leaderboard import build_leaderboard
 from automl.export.measure import measure
-from automl.export.onnx import stress_rows
+from automl.export.onnx import parity_frame
 from automl.export.reference_profile import write_reference_profile
 from automl.export.relational_parity import end_to_end_parity
 from automl.export.variants import variants
@@ -180,8 +180,7 @@ def lighter(cfg: RunConfig, prep: Prepared, paths: RunPaths, model_bytes: bytes,
             threshold: float | None, trim_made: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """export.variants made, checked against model.onnx on the parity gate's rows, measured and scored."""
     hold = prep.X_hold if len(prep.X_hold) else prep.data.X
-    rows = hold.iloc[:cfg.export.parity_rows]
-    rows = pd.concat([rows, stress_rows(rows, prep.schema, cfg.seed)], ignore_index=True)
+    rows = parity_frame(hold.iloc[:cfg.export.parity_rows], prep.schema, cfg.seed)
     data = prep.data
     score = ((lambda b: onnx_score(onnx.load_from_string(b), data, prep.X_hold, prep.y_hold, threshold, len(data.y)))
              if len(prep.y_hold) else None)

@@ -81,6 +81,8 @@ def test_the_gate_apart_reports_what_the_refit_reported(task, refit_full, monkey
     assert got["holdout_score_onnx"] == pytest.approx(inside["holdout_score_onnx"], rel=1e-9)
     assert got["holdout_score"] == inside["holdout_score"]
     assert {"parity_s", "gate_process_s"} <= set(got["timings"])
+    # the refit's process exported the holdout's graph, the gate's scored it: both times are kept
+    assert ({"holdout_export_s", "holdout_onnx_s"} <= set(got["timings"])) == refit_full
 
 
 def test_a_parity_failure_in_the_gate_ends_the_attempt_without_a_model(monkeypatch):
