@@ -20,7 +20,7 @@ from automl.errors import ParityError
 from automl.export.onnx import check_parity
 from automl.search import objective as obj
 from automl.search.supervisor import COMPLETE, Outcome
-from automl.stages.refit import Pending, onnx_score
+from automl.stages.refit import Pending, gate_rows, onnx_score
 
 # the gate's process is given at least this many seconds, whatever the refit left of the attempt's limit: it
 # may overrun the attempt by as much, and a small model's gate takes a fraction of it (benchmarks/RESULTS.md)
@@ -39,7 +39,7 @@ def gate(conn: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarr
         t = time.perf_counter()
         out["holdout_score_onnx"] = onnx_score(holdout_graph, data, X_hold, y_hold, threshold, len(data.y))
         timings["holdout_onnx_s"] = time.perf_counter() - t
-    rows = (X_hold if len(X_hold) else data.X).iloc[:parity_rows]
+    rows = gate_rows(X_hold, data, parity_rows)
     t = time.perf_counter()
     try:
         out["parity"] = check_parity(model, None, rows, data.schema, data.task, parity_tol, data.seed, threshold,

@@ -178,8 +178,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     t = time.perf_counter()
     model = export_onnx(pipe, data.schema, data.task, classes, meta, threshold)
     timings["export_s"] = time.perf_counter() - t
-    check_rows = X_hold if len(X_hold) else data.X
-    check_rows = check_rows.iloc[:parity_rows]
+    check_rows = gate_rows(X_hold, data, parity_rows)
     if apart:
         t = time.perf_counter()
         python = python_outputs(pipe, parity_frame(check_rows, data.schema, data.seed), data.task)
@@ -217,6 +216,12 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                                                                  len(y_hold) if refit_full else 0)),
                                    with_intervals=conf is not None, time_limit_s=max(0.5, explain_s))
     return out
+
+
+def gate_rows(X_hold: pd.DataFrame, data: obj.SearchData, parity_rows: int) -> pd.DataFrame:
+    """The rows the parity gate checks (before parity_frame adds their stressed copies): the holdout's first
+    `parity_rows`, else the search rows'. The refit's process and the gate's (automl/stages/gate.py) must agree."""
+    return (X_hold if len(X_hold) else data.X).iloc[:parity_rows]
 
 
 @dataclass(frozen=True)
