@@ -206,6 +206,11 @@ class FinalStage:
             if plan.kind == "stack" and (outcome is None or outcome.status != COMPLETE):
                 unfit.add(plan.member_set())
             bad = (outcome.value or {}).get("parity_failed_members") if outcome is not None else None
+            if plan.combined and plan.gate_apart and bad is None and outcome is not None and outcome.status == COMPLETE:
+                # failed the gate in its own process, which cannot name the members that fail it on their own:
+                # once more with the gate where the refit runs, which names them (a parity failure is rare)
+                plans.insert(i + 1, replace(plan, gate_apart=False))
+                first_resort += 1
             if plan.combined and bad:
                 # the members that fail the gate on their own are dropped, and the ensemble re-selected without
                 # them goes next: a k-NN member off by one neighbour on a near-tie row cost a whole ensemble
@@ -322,7 +327,7 @@ class FinalStage:
                                                 prep.hold_groups, floor, threshold),
                                      trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None),
                                      stacker=None if plan.stack is None else plan.stack.stacker,
-                                     gate_apart=True)),
+                                     gate_apart=plan.gate_apart)),
                 timeout_s=limit, memory_mb=self.memory_limit())
             outcome = gated(outcome, self.run_supervised, fit_data, prep.X_hold, prep.y_hold, cfg.export.parity_tol,
                             cfg.export.parity_rows, threshold, limit, self.memory_limit())

@@ -1,10 +1,14 @@
-"""The parity gate and the holdout's onnxruntime score of a single model's graph, in a supervised process of
-their own, started once the refit's process has exited.
+"""The parity gate and the holdout's onnxruntime score of the shipped graph, in a supervised process of their
+own, started once the refit's process has exited.
 
 An onnxruntime session of a deep forest's graph takes about twelve times the graph's bytes (~240 MB for a
 19 MB graph); in the refit's process it came on top of the fitted pipeline, its data and the graph's Python
 copy, and that process was the run's largest. Here it meets only the graph's bytes and the Python
 outputs the refit's process computed on the parity rows (automl/stages/refit.py, Pending).
+
+An ensemble that fails the gate here cannot name the members that fail it on their own (that needs each
+member's graph and fitted pipeline): it reports them as unknown (None), and the final stage refits it once
+more with the gate in the refit's process (automl/stages/final.py), which names them.
 """
 from __future__ import annotations
 
@@ -44,8 +48,9 @@ def gate(conn: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarr
     try:
         out["parity"] = check_parity(model, None, rows, data.schema, data.task, parity_tol, data.seed, threshold,
                                      fit_rows=pending.fit_rows, labels=pending.labels, python=pending.python)
-    except ParityError as e:  # a single model: no member to drop (refit.failing_members)
-        return {**out, "parity_error": str(e), "parity_failed_members": [], "timings": timings}
+    except ParityError as e:  # a single model has no member to drop; an ensemble's are not known here
+        return {**out, "parity_error": str(e), "parity_failed_members": [] if pending.members == 1 else None,
+                "timings": timings}
     timings["parity_s"] = time.perf_counter() - t
     if holdout_graph is None and len(y_hold):  # the shipped graph's own holdout score, through the contract alone
         out["holdout_score_onnx"] = onnx_score(model, data, X_hold, y_hold, threshold, len(data.y))

@@ -12,6 +12,9 @@ class Plan:
     kind: str  # "stack", "ensemble" or "single"
     members: list[tuple[Any, float]]  # (trial, weight)
     stack: StackChoice | None = None  # kind "stack": the level-2 stacker and its nested OOF predictions
+    # the parity gate in a process of its own (automl/stages/gate.py); False to gate where the refit ran, which
+    # names the members of an ensemble that fail it on their own
+    gate_apart: bool = True
 
     @property
     def combined(self) -> bool:

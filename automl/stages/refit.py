@@ -54,8 +54,8 @@ class Extras:
     interval_scale: str = "constant"
     trim_tol: float | None = None  # export.variants=[trim]: the holdout score a trimmed ensemble may give up
     stacker: Stacker | None = None  # a stacked ensemble: the level-2 model over the refit members' outputs
-    # a single model's parity gate and holdout scoring through onnxruntime: in a process of their own once the
-    # refit's has exited (automl/stages/gate.py), unless intervals or a trimmed variant need the fitted pipeline
+    # the parity gate and holdout scoring through onnxruntime: in a process of their own once the refit's has
+    # exited (automl/stages/gate.py), unless intervals or a trimmed variant need the fitted pipeline
     gate_apart: bool = False
 
 
@@ -113,7 +113,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                  extras: Extras | None = None) -> dict[str, Any]:
     extras = extras or Extras()
     conf = extras.conformal
-    apart = extras.gate_apart and conf is None and extras.trim_tol is None and len(members) == 1
+    apart = extras.gate_apart and conf is None and extras.trim_tol is None
     groups = data.structure.groups
     difficulty: Any = None  # normalised intervals: the fitted difficulty pipeline (automl/stages/difficulty.py)
     timings: dict[str, float] = {}
@@ -184,7 +184,7 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         python = python_outputs(pipe, parity_frame(check_rows, data.schema, data.seed), data.task)
         timings["parity_python_s"] = time.perf_counter() - t
         out["gate"] = Pending(python, None if data.task == "regression" else class_labels(model),
-                              len(data.y) + (len(y_hold) if refit_full else 0))
+                              len(data.y) + (len(y_hold) if refit_full else 0), len(members))
         out.update(model=model.SerializeToString(), timings=timings)
         return described(out, pipe, threshold)
     t = time.perf_counter()
@@ -227,11 +227,12 @@ def gate_rows(X_hold: pd.DataFrame, data: obj.SearchData, parity_rows: int) -> p
 @dataclass(frozen=True)
 class Pending:
     """What the gate's process needs of the refit's (automl/stages/gate.py): the pipeline's outputs on the
-    parity rows, the graph's class labels (None for regression), and the rows it was fitted on (how
-    onnxruntime's runs are sliced)."""
+    parity rows, the graph's class labels (None for regression), the rows it was fitted on (how
+    onnxruntime's runs are sliced) and how many members it combines."""
     python: np.ndarray
     labels: np.ndarray | None
     fit_rows: int
+    members: int = 1
 
 
 def described(out: dict[str, Any], pipe: Any, threshold: float | None) -> dict[str, Any]:

@@ -116,9 +116,12 @@ class FakeRefit:
         if end == COMPLETE:
             return Outcome(COMPLETE, {"model": b"onnx", "parity": {"passed": True}})
         if end == "PARITY":
-            return Outcome(COMPLETE, {"parity_error": "max diff 0.1 > 1e-4"})
+            return Outcome(COMPLETE, {"parity_error": "max diff 0.1 > 1e-4", "parity_failed_members": []})
         if end == "PARITY_FIRST_MEMBER":
             return Outcome(COMPLETE, {"parity_error": "max diff 0.1 > 1e-4", "parity_failed_members": [0]})
+        if end == "PARITY_APART":  # the first member fails; only a gate in the refit's process can name it
+            return Outcome(COMPLETE, {"parity_error": "max diff 0.1 > 1e-4",
+                                      "parity_failed_members": None if args[-1].gate_apart else [0]})
         return Outcome(end, None, "killed")
 
 
@@ -286,6 +289,31 @@ def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected
     first, second = refit.calls[0], refit.calls[1]
     assert len(refit.calls) == 2 and len(first) >= 3 and len(second) >= 2
     assert first[0] not in second, refit.calls
+    assert res.final["kind"] == "ensemble" and "max diff" in res.final["fallback_reason"]
+
+
+def test_an_ensemble_failing_the_gate_in_its_own_process_is_refit_once_more_to_name_its_members(tmp_path,
+                                                                                                  monkeypatch):
+    """The gate's own process cannot name the members that fail it (automl/stages/gate.py): the same ensemble is
+    refit once more with the gate in the refit's process, which names them, and the ensemble re-selected
+    without them goes next, gated apart again."""
+    trials, y = _oof_trials(tmp_path, 4)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    apart = []
+
+    class NamedOnce(FakeRefit):
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+            apart.append(args[-1].gate_apart)
+            out = super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
+            if (out.value or {}).get("parity_failed_members"):
+                self.ends = {}
+            return out
+
+    refit = NamedOnce({"ensemble": "PARITY_APART"})
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert len(refit.calls) == 3 and refit.calls[0] == refit.calls[1] and len(refit.calls[0]) >= 3, refit.calls
+    assert apart == [True, False, True]
+    assert refit.calls[0][0] not in refit.calls[2] and len(refit.calls[2]) >= 2
     assert res.final["kind"] == "ensemble" and "max diff" in res.final["fallback_reason"]
 
 

@@ -1,4 +1,4 @@
-"""A single model's parity gate and holdout onnxruntime score in a process of their own (automl/stages/gate.py):
+"""The parity gate and holdout onnxruntime score in a process of their own (automl/stages/gate.py):
 the refit's process opens no onnxruntime session, and what the gate reports is what it reported in the refit's."""
 from __future__ import annotations
 
@@ -54,13 +54,16 @@ def _unnamed(model: bytes) -> bytes:  # skl2onnx names each graph with a fresh u
 
 
 FOREST = obj.Candidate("random_forest", {"n_estimators": 20, "max_depth": 6}, {})
+LINEAR = obj.Candidate("linear", {}, {})
+MODELS = {"single": [(FOREST, 1.0)], "ensemble": [(FOREST, 0.6), (LINEAR, 0.4)]}
 
 
 @pytest.mark.parametrize("task", list(TASKS))
 @pytest.mark.parametrize("refit_full", [True, False])
-def test_the_gate_apart_reports_what_the_refit_reported(task, refit_full, monkeypatch):
+@pytest.mark.parametrize("model", list(MODELS))
+def test_the_gate_apart_reports_what_the_refit_reported(task, refit_full, model, monkeypatch):
     data, X_hold, y_hold, classes = _data(task)
-    args = (None, data, [(FOREST, 1.0)], X_hold, y_hold, classes, {}, 1e-5, 200)
+    args = (None, data, MODELS[model], X_hold, y_hold, classes, {}, 1e-5, 200)
     inside = refit_export(*args, refit_full=refit_full)
 
     def no_session(*a, **k):
@@ -99,6 +102,21 @@ def test_a_parity_failure_in_the_gate_ends_the_attempt_without_a_model(monkeypat
     assert "ONNX parity failed" in done.value["parity_error"] and done.value["parity_failed_members"] == []
     # the holdout was still scored through onnxruntime, with the model it scored in Python
     assert done.value["holdout_score_onnx"] == pytest.approx(done.value["holdout_score"], abs=1e-6)
+
+
+def test_an_ensemble_failing_the_gate_apart_leaves_its_members_unnamed():
+    """None, not []: the final stage refits it once more with the gate in the refit's process, which names them
+    (tests/unit/test_final_stage.py)."""
+    data, X_hold, y_hold, classes = _data("regression")
+    left = refit_export(None, data, MODELS["ensemble"], X_hold, y_hold, classes, {}, 1e-5, 200, refit_full=False,
+                        extras=Extras(gate_apart=True))
+    pending = left["gate"]
+    assert pending.members == 2
+    left["gate"] = gate_mod.Pending(pending.python + 1.0, None, pending.fit_rows, pending.members)
+    done = gate_mod.gated(Outcome(COMPLETE, value=left, seconds=0.1), _in_process, data, X_hold, y_hold, 1e-5, 200,
+                          None, 10.0, 0.0)
+    assert "model" not in done.value and "ONNX parity failed" in done.value["parity_error"]
+    assert done.value["parity_failed_members"] is None
 
 
 def test_the_gate_runs_in_its_own_process_within_what_the_refit_left(monkeypatch):
