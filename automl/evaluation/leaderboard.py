@@ -26,7 +26,9 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
     final = final or {}
     chosen = final.get("trial")
     holdout_score = final.get("holdout_score")
-    weights = {m["trial"]: m["weight"] for m in final.get("members", [])} if chosen == "ensemble" else {}
+    # a stack's members have no weight: its stacker combines them (the ensemble row names them)
+    weights = ({m["trial"]: m["weight"] for m in final.get("members", []) if "weight" in m}
+               if chosen == "ensemble" else {})
 
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -60,7 +62,8 @@ def build_leaderboard(study: Any, greater_is_better: bool, final: dict[str, Any]
     if chosen == "ensemble":
         rows.append({
             "trial": "ensemble", "family": "ensemble",
-            "preprocessing": " + ".join(f"{m['trial']}:{m['family']}x{m['weight']:.2f}" for m in final["members"]),
+            "preprocessing": " + ".join(f"{m['trial']}:{m['family']}" + (f"x{m['weight']:.2f}" if "weight" in m else "")
+                                        for m in final["members"]),
             "cv_mean": final.get("cv_mean"), "holdout": holdout_score, "ensemble_weight": 1.0,
             "fit_s": final.get("timings", {}).get("refit_s"), "status": "COMPLETE", "error": "",
             "origin": ("stacked: a level-2 model on the members' OOF predictions (nested OOF score)"

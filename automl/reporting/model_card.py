@@ -106,6 +106,33 @@ def interval_scale_line(c: dict[str, Any]) -> str:
     return f"Interval width: constant (prediction -+ q), because {why}{seen}."
 
 
+def combined_lines(final: dict[str, Any], task: str, metric: str) -> list[str]:
+    """The card's account of an ensemble: how its graph combines the members, and how that was chosen."""
+    if final.get("stacker"):
+        st = final["stacker"]
+        return [
+            f"- A **stacked** ensemble of {len(final['members'])} pipelines: the graph runs every member on the "
+            "raw columns and combines their "
+            + (f"probabilities with a level-2 logistic regression (C = {st['C']:g})" if task != "regression"
+               else "predictions by non-negative least squares")
+            + ", fitted on their out-of-fold predictions. It was chosen on nested out-of-fold "
+            f"{metric} (each part predicted by a stacker fitted without it): {st['nested_oof_score']:.5g} "
+            f"against {st['caruana_oof_score']:.5g} for greedy ensemble selection's weights (Caruana et al. "
+            f"2004) over the same members ({st['caruana_score_kind']}); the CV figure above is the stack's "
+            "nested score. Its members:", "",
+            _table(pd.DataFrame(final["members"])), "",
+        ]
+    return [
+        f"- A weighted **ensemble** of {len(final['members'])} pipelines, chosen by greedy ensemble "
+        "selection (Caruana et al. 2004) on their out-of-fold predictions; weights are selection "
+        f"counts. OOF {metric} of the ensemble {final['cv_mean']:.5g} (selected on the same OOF "
+        "predictions, so slightly optimistic; the holdout score below is not).",
+        "- The graph runs every member on the raw columns and averages their "
+        + ("probabilities" if task != "regression" else "predictions") + " with these weights:", "",
+        _table(pd.DataFrame(final["members"])), "",
+    ]
+
+
 def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> str:
     task, metric = m.task, m.metric
     final = m.final
@@ -175,26 +202,7 @@ def render(m: Manifest, profile: dict[str, Any], leaderboard: pd.DataFrame) -> s
     if final:
         lines += ["", "## Chosen model"]
         if final.get("kind") == "ensemble":
-            lines += [
-                f"- A weighted **ensemble** of {len(final['members'])} pipelines, chosen by greedy ensemble "
-                "selection (Caruana et al. 2004) on their out-of-fold predictions; weights are selection "
-                f"counts. OOF {metric} of the ensemble {final['cv_mean']:.5g} (selected on the same OOF "
-                "predictions, so slightly optimistic; the holdout score below is not).",
-                "- The graph runs every member on the raw columns and averages their "
-                + ("probabilities" if task != "regression" else "predictions") + " with these weights:", "",
-                _table(pd.DataFrame(final["members"])), "",
-            ]
-            if final.get("stacker"):
-                st = final["stacker"]
-                lines += [
-                    "- **Stacked**: the graph combines the members with a level-2 "
-                    + (f"logistic regression on their probabilities (C = {st['C']:g})" if task != "regression"
-                       else "non-negative least squares on their predictions")
-                    + ", fitted on their out-of-fold predictions, instead of the weights above. It was chosen on "
-                    f"nested out-of-fold {metric} (fitted without the part it scored): {st['nested_oof_score']:.5g} "
-                    f"against {st['caruana_oof_score']:.5g} for the Caruana weights over the same members "
-                    f"({st['caruana_score_kind']}); the CV figure above is the stack's nested score.", "",
-                ]
+            lines += combined_lines(final, task, metric)
         else:
             lines += [
                 f"- Trial {final['trial']}: **{final['family']}** ({final['preprocessing']}).",

@@ -359,7 +359,9 @@ class FinalStage:
                      params=cand.params if single else {}, preprocessing=cand.summary() if single else "",
                      cv_mean=plan.cv(ens),
                      probability_floor=floor, decision_threshold=threshold,
-                     members=[{"trial": tr.number, "family": tr.params["family"], "weight": round(w, 4),
+                     # a stack combines its members by its stacker, not by weights: none are given for it
+                     members=[{"trial": tr.number, "family": tr.params["family"],
+                               **({} if plan.stack is not None else {"weight": round(w, 4)}),
                                "cv_mean": tr.values[0]} for tr, w in plan.members])
         if plan.stack is not None:
             final["stacker"] = plan.stack.to_json()

@@ -51,7 +51,8 @@ def test_a_stack_ships_where_per_class_weights_win_and_is_off_with_search_stacki
     assert st["nested_oof_score"] < st["caruana_oof_score"]  # log loss: lower wins
     assert final["cv_mean"] == st["nested_oof_score"] and manifest["ensemble_selection"]["stack"] == st
     assert final["parity"]["passed"] and final["holdout_score_onnx"] == pytest.approx(final["holdout_score"], abs=1e-4)
-    assert "**Stacked**" in (run / "model_card.md").read_text()
+    assert "A **stacked** ensemble" in (run / "model_card.md").read_text()
+    assert all("weight" not in m for m in final["members"])  # its stacker combines them
     board = pd.read_csv(run / "leaderboard.csv")
     assert board.loc[board["trial"] == "ensemble", "origin"].str.startswith("stacked").all()
 

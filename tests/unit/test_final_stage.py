@@ -378,6 +378,9 @@ def test_where_caruana_keeps_the_best_single_a_stack_over_the_pools_head_may_go_
     res = _stage(tmp_path, trials, y, refit).run(trials)
     assert seen == [[1.0, 0.0, 0.0]]  # the bar: the best single alone
     assert refit.calls == [("f0", "f1", "f2")] and res.final["stacker"]["kind"] == "logistic"
+    # the stacker combines the members: the bar's weights (1, 0, 0) are not shipped as theirs
+    assert [m["trial"] for m in res.final["members"]] == [0, 1, 2]
+    assert all("weight" not in m for m in res.final["members"])
     assert res.final["cv_mean"] == 0.95 and res.ensemble_selection == {"stack": res.final["stacker"]}
 
     refit = FakeRefit({"ensemble": "TIMEOUT"})  # the stack overruns: the best single follows

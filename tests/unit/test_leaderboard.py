@@ -88,3 +88,24 @@ def test_an_ensemble_adds_its_own_row_and_member_weights():
     assert lb.iloc[0]["holdout"] == 0.91
     weights = lb.set_index("trial")["ensemble_weight"]
     assert weights[2] == 0.75 and weights[4] == 0.25 and pd.isna(weights[0])
+
+
+def test_a_stack_names_its_members_without_weights_and_the_card_says_how_it_combines():
+    """A stack's members are combined by its stacker: no Caruana weight (here all on the best single, the bar the
+    stack beat) is shown as theirs, in the leaderboard or the card."""
+    from automl.reporting.model_card import combined_lines
+
+    stacker = {"kind": "logistic", "C": 1.0, "nested_oof_score": 0.66, "caruana_oof_score": 0.65,
+               "caruana_score_kind": "in-sample"}
+    final = {"trial": "ensemble", "kind": "ensemble", "holdout_score": 0.7, "cv_mean": 0.66, "stacker": stacker,
+             "members": [{"trial": 2, "family": "linear", "cv_mean": 0.65},
+                         {"trial": 4, "family": "random_forest", "cv_mean": 0.66}]}
+    lb = build_leaderboard(_study("maximize"), True, final)
+    row = lb.set_index("trial").loc["ensemble"]
+    assert row["preprocessing"] == "2:linear + 4:random_forest" and row["origin"].startswith("stacked")
+    assert lb.set_index("trial").drop(index="ensemble")["ensemble_weight"].isna().all()
+    card = "\n".join(combined_lines(final, "binary", "roc_auc"))
+    assert "**stacked** ensemble of 2 pipelines" in card and "logistic regression (C = 1)" in card
+    assert "0.66 against 0.65" in card and "| weight" not in card
+    assert "weights are selection counts" in "\n".join(combined_lines(
+        {**final, "stacker": None, "members": [{**m, "weight": 0.5} for m in final["members"]]}, "binary", "roc_auc"))
