@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,10 +105,11 @@ def trial_memory_mb(fixed_mb: float, budget: MemoryBudget, n_workers: int = 1) -
     driver = process_mb()
     limit, floored = trial_limit_mb(budget, driver, n_workers)
     if floored:
+        least = math.ceil(driver + n_workers * MIN_TRIAL_MB / (1.0 - DRIVER_RESERVE)) + 1
         raise UserError("budget.memory_mb", f"{budget.total_mb:.0f} MB leaves less than {MIN_TRIAL_MB:.0f} MB per "
                         f"trial after the driver's {driver:.0f} MB ({n_workers} worker(s))",
-                        f"Raise budget.memory_mb to at least {driver + n_workers * MIN_TRIAL_MB / 0.9:.0f}, "
-                        "or use fewer search.n_workers.")
+                        f"Raise budget.memory_mb to at least {least}"
+                        + (", or use fewer search.n_workers." if n_workers > 1 else "."))
     return limit
 
 

@@ -23,6 +23,7 @@ from automl.memory import (
     held_mb,
     members_memory,
     over_limit,
+    process_mb,
     refit_need_mb,
     row_cost,
     rows_for,
@@ -207,6 +208,12 @@ def test_a_budget_below_the_driver_is_refused_not_exceeded():
     with pytest.raises(UserError) as e:
         trial_memory_mb(0, MemoryBudget(10, "budget.memory_mb"))  # this process alone is over 10 MB
     assert e.value.where == "budget.memory_mb" and "Raise budget.memory_mb to at least" in e.value.fix
+    assert "n_workers" not in e.value.fix  # one worker: fewer is not a way out
+    with pytest.raises(UserError) as e:
+        trial_memory_mb(0, MemoryBudget(10, "budget.memory_mb"), n_workers=2)
+    assert "or use fewer search.n_workers" in e.value.fix
+    least = int(e.value.fix.split("at least ")[1].split(",")[0])
+    assert trial_limit_mb(MemoryBudget(least, "t"), process_mb(), 2)[1] is False  # the fix it names is enough
     assert trial_memory_mb(300, MemoryBudget(10, "t")) == 300  # a fixed trial limit is the user's call
 
 
