@@ -3,7 +3,9 @@
 - the group's anonymous memory and the command's own RssAnon (the driver's) every 2 s,
 - at the group's anonymous peak, every process in it with its USS (pages it alone maps),
 - for every process whose USS passed --detail-mb, at its largest, its private dirty pages by mapping
-  (anonymous mappings labelled with their size, so one allocator's reservation stands out).
+  (anonymous mappings labelled with their size, so one allocator's reservation stands out),
+- the processes with the largest RSS (what GNU time's maximum resident set size reports for the largest
+  one), with when each was first and last seen.
 
     python benchmarks/tree_breakdown.py [--detail-mb 30] [--json OUT.json] COMMAND ARG...
 
@@ -61,6 +63,7 @@ def measure(cmd: list[str], detail_mb: float) -> dict[str, Any]:
         peak: dict[str, Any] = {"anon_mb": 0.0}
         timeline: list[tuple[float, float, int, float | None]] = []
         detail: dict[int, dict[str, Any]] = {}
+        rss: dict[int, dict[str, float]] = {}
         last_detail = 0.0
         while p.poll() is None:
             t = time.time() - t0
@@ -78,6 +81,15 @@ def measure(cmd: list[str], detail_mb: float) -> dict[str, Any]:
                 peak = {"anon_mb": round(anon, 1), "at_s": round(t, 1), "processes": procs}
             if not timeline or t - timeline[-1][0] >= 2:
                 timeline.append((round(t, 1), round(anon, 1), len(pids), rss_anon_mb(p.pid)))
+            for pid in pids:
+                try:
+                    mb = psutil.Process(pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                r = rss.setdefault(pid, {"rss_mb": 0.0, "first_s": round(t, 1)})
+                r["last_s"] = round(t, 1)
+                if mb > r["rss_mb"]:
+                    r["rss_mb"], r["at_s"] = round(mb, 1), round(t, 1)
             if t - last_detail >= 0.3:
                 last_detail = t
                 for pid in pids:
@@ -94,6 +106,7 @@ def measure(cmd: list[str], detail_mb: float) -> dict[str, Any]:
             time.sleep(0.05)
         return {"command": cmd, "rc": p.returncode, "peak": peak, "driver_pid": p.pid,
                 "timeline (s, group anon MB, processes, driver RssAnon MB)": timeline,
+                "largest RSS": dict(sorted(rss.items(), key=lambda kv: -kv[1]["rss_mb"])[:6]),
                 "largest processes": dict(sorted(detail.items(), key=lambda kv: -kv[1]["uss_mb"])[:8])}
 
 
