@@ -105,6 +105,7 @@ def trial_memory_mb(fixed_mb: float, budget: MemoryBudget, n_workers: int = 1) -
     driver = process_mb()
     limit, floored = trial_limit_mb(budget, driver, n_workers)
     if floored:
+        # trial_limit_mb solved for the budget, rounded up, +1 MB for the driver measured again a moment later
         least = math.ceil(driver + n_workers * MIN_TRIAL_MB / (1.0 - DRIVER_RESERVE)) + 1
         raise UserError("budget.memory_mb", f"{budget.total_mb:.0f} MB leaves less than {MIN_TRIAL_MB:.0f} MB per "
                         f"trial after the driver's {driver:.0f} MB ({n_workers} worker(s))",

@@ -64,7 +64,8 @@ def main() -> None:
     opts.enable_mem_pattern = False
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     lean = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-    print("onnxruntime session, no arena, no memory pattern, no optimisation", mb(), len(lean.get_inputs()))
+    print("onnxruntime session, no arena, no memory pattern, no optimisation", mb())
+    del lean
 
 
 if __name__ == "__main__":
