@@ -17,6 +17,7 @@ from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringT
 
 from automl.estimators.hgb_float32 import Float32HGBClassifier, Float32HGBRegressor
 from automl.estimators.knn_tiefree import TieFreeKNeighborsClassifier, TieFreeKNeighborsRegressor
+from automl.export.catboost_node import catboost_tree_node
 from automl.export.constant_converters import register as register_constant_converters
 from automl.export.deferred import defer
 from automl.export.feature_converters import register as register_feature_converters
@@ -155,37 +156,23 @@ def _parser_classifier(scope, model, inputs, custom_parsers=None):
 # --- CatBoost: its own exporter's TreeEnsemble node, copied into the graph (compat.md P11) ----------
 # The node's attributes are written only into the finished graph (automl/export/deferred.py): a 500-tree
 # depth-8 model holds ~3M node entries (~50 MB per copy), and a single CatBoost's export peaked at 490 MB RSS
-# with them present from the start.
+# with them present from the start. Until then the converter holds the node's serialized bytes, cut from
+# catboost's export without parsing it (automl/export/catboost_node.py).
 def _convert_catboost(scope, operator, container):
-    from catboost.utils import convert_to_onnx_object
-
     raw = operator.raw_operator
-    onx = convert_to_onnx_object(raw)  # the node's kind and opset now; its attributes later
-    opsets = {d.domain: d.version for d in onx.opset_import}
-    node = _catboost_node(onx)
+    tree = catboost_tree_node(raw)
     outputs = [o.full_name for o in operator.outputs]
     name = scope.get_unique_operator_name("CatBoost")
-    container.add_node(node.op_type, [operator.inputs[0].full_name], outputs, op_domain=node.domain,
-                       op_version=opsets.get(node.domain), name=name)
-    defer(container.nodes[-1], lambda final: _fill_catboost(final, raw))
+    container.add_node(tree.op_type, [operator.inputs[0].full_name], outputs, op_domain=tree.domain,
+                       op_version=tree.opsets.get(tree.domain), name=name)
+    defer(container.nodes[-1], lambda final: _fill_catboost(final, tree.node))
 
 
-def _catboost_node(onx: Any) -> Any:
-    nodes = [n for n in onx.graph.node if n.op_type.startswith("TreeEnsemble")]
-    if len(nodes) != 1 or len(onx.graph.initializer):
-        raise NotImplementedError(f"CatBoost exported {[n.op_type for n in onx.graph.node]}; expected one TreeEnsemble")
-    return nodes[0]
-
-
-def _fill_catboost(node: Any, raw: Any) -> None:
-    """The CatBoost node's attributes, copied protobuf to protobuf (as Python lists, get_attribute_value, they
-    would cost ~5x more)."""
-    from catboost.utils import convert_to_onnx_object
-
+def _fill_catboost(node: Any, tree: bytes) -> None:
+    """The CatBoost node's attributes, from its serialized NodeProto (as Python lists, get_attribute_value,
+    they would cost ~5x more)."""
     keep = (list(node.input), list(node.output), node.name, node.domain)
-    # parsed into the graph's own memory: extend() or CopyFrom() would tie the exporter's whole parsed model
-    # (~100 MB for a large CatBoost) to the graph for as long as the graph lives
-    node.ParseFromString(_catboost_node(convert_to_onnx_object(raw)).SerializeToString())
+    node.ParseFromString(tree)  # parsed into the graph's own memory, nothing else tied to it
     del node.input[:], node.output[:]
     node.input.extend(keep[0])
     node.output.extend(keep[1])

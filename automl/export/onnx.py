@@ -25,6 +25,7 @@ from automl.export.calibration import add_calibration
 from automl.export.contract import feeds_from_frame
 from automl.export.deferred import fill_deferred, forget_deferred
 from automl.export.stack import stack_nodes
+from automl.memory import release_freed
 from automl.preprocessing.imbalance import inference_estimators
 from automl.stacking import StackedEnsemble
 
@@ -152,7 +153,7 @@ def text_options(pipeline: Any) -> dict[int, dict[str, str]]:
 
 
 def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
-            metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
+            metadata: Mapping[str, str], threshold: float | None = None, check: bool = True) -> onnx.ModelProto:
     """Add the contract's outputs: `label` [N] (from probabilities: first max, or the decision
     threshold of a binary model) and `probabilities`."""
     g = model.graph
@@ -185,15 +186,17 @@ def _finish(model: onnx.ModelProto, task: str, classes: list[Any] | None,
     helper.set_model_props(model, props)
     model.producer_name = "automl"
     fill_deferred(model)  # last: the graph's copies above carried the large tree nodes without their attributes
-    onnx.checker.check_model(model)
+    if check:
+        onnx.checker.check_model(model)
     return model
 
 
 def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | None,
-                metadata: Mapping[str, str], threshold: float | None = None) -> onnx.ModelProto:
+                metadata: Mapping[str, str], threshold: float | None = None, check: bool = True) -> onnx.ModelProto:
     """One fitted pipeline -> one graph, or a WeightedEnsemble -> one graph (members + weighted average), or
     a StackedEnsemble -> one graph (members + the stacker's nodes: automl/export/stack.py).
-    `threshold`: a binary model's decision threshold, applied by the graph's `label` output."""
+    `threshold`: a binary model's decision threshold, applied by the graph's `label` output. `check=False`
+    leaves onnx's checker to the caller (`check_graph`): it parses the whole graph again (~4x its bytes)."""
     forget_deferred()  # what an export that failed half-way left behind
     calibrator = pipeline.calibrator if isinstance(pipeline, Calibrated) else None  # task.calibration
     pipeline = pipeline.inner if isinstance(pipeline, Calibrated) else pipeline
@@ -204,7 +207,7 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
     floor = float(getattr(pipeline, "floor", 0.0) or 0.0)
     if len(members) == 1 and not floor and stacked is None:
         return _finish(add_calibration(_convert(members[0][0], schema, task), calibrator), task, classes, metadata,
-                       threshold)
+                       threshold, check)
     out = "probabilities" if task != "regression" else "prediction"
     parts = [onnx.compose.add_prefix(_convert(m, schema, task), f"m{i}_", rename_inputs=False)
              for i, (m, _) in enumerate(members)]
@@ -244,7 +247,14 @@ def export_onnx(pipeline: Any, schema: Schema, task: str, classes: list[Any] | N
     # sorted by domain: the members' own order follows converter registration, which is not the graph's business
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
     model.ir_version = max(p.ir_version for p in parts)
-    return _finish(add_calibration(model, calibrator), task, classes, metadata, threshold)
+    return _finish(add_calibration(model, calibrator), task, classes, metadata, threshold, check)
+
+
+def check_graph(model: bytes) -> None:
+    """onnx's checker on a graph's bytes, what export_onnx(check=True) runs, with the memory its parse used
+    handed back before the caller's next step (an onnxruntime session of the same graph)."""
+    onnx.checker.check_model(model)
+    release_freed()
 
 
 def session(model_bytes: bytes) -> Any:

@@ -6,7 +6,8 @@ An onnxruntime session of a deep forest's graph takes about twelve times the gra
 copy, and that process was the run's largest. Here it meets only the graph's bytes and the Python
 outputs the refit's process computed on the parity rows (automl/stages/refit.py, Pending).
 
-An ensemble that fails the gate here cannot name the members that fail it on their own (that needs each
+onnx's checker runs here too, before the session (its parse of the graph is the other large allocation of an
+export). An ensemble that fails the gate here cannot name the members that fail it on their own (that needs each
 member's graph and fitted pipeline): it reports them as unknown (None), and the final stage refits it once
 more with the gate in the refit's process (automl/stages/final.py), which names them.
 """
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from automl.errors import ParityError
-from automl.export.onnx import check_parity
+from automl.export.onnx import check_graph, check_parity
 from automl.search import objective as obj
 from automl.search.supervisor import COMPLETE, Outcome
 from automl.stages.refit import Pending, gate_rows, onnx_score
@@ -39,6 +40,11 @@ def gate(conn: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarr
     when it gates in its own process."""
     out: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    t = time.perf_counter()
+    for graph in (model, holdout_graph):  # the refit's process left onnx's checker to this one
+        if graph is not None:
+            check_graph(graph)
+    timings["check_s"] = time.perf_counter() - t
     if holdout_graph is not None and len(y_hold):
         t = time.perf_counter()
         out["holdout_score_onnx"] = onnx_score(holdout_graph, data, X_hold, y_hold, threshold, len(data.y))

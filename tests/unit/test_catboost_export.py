@@ -33,7 +33,7 @@ def _catboost(schema, Xm, y, depth: int):
 @pytest.mark.onnx
 def test_an_ensemble_of_catboosts_exports_filled_with_parity():
     from automl.ensemble import WeightedEnsemble
-    from automl.export import converters, deferred
+    from automl.export import deferred
     from automl.export.contract import metadata
     from automl.export.onnx import check_parity, export_onnx
 
@@ -49,12 +49,14 @@ def test_an_ensemble_of_catboosts_exports_filled_with_parity():
         assert n.input and n.output and n.name  # the node's own wiring survived the fill
     assert deferred.pending() == 0  # nothing held after the export
     # depth 3 and depth 5 trees: each node got its own model's attributes, not the other's
-    from catboost.utils import convert_to_onnx_object
+    import onnx
+
+    from automl.export.catboost_node import catboost_tree_node
 
     def n_nodes(node):
         return len(next(a for a in node.attribute if a.name == "nodes_treeids").ints)
 
-    own = [n_nodes(converters._catboost_node(convert_to_onnx_object(m.steps[-1][1]))) for m in ens.members]
+    own = [n_nodes(onnx.NodeProto.FromString(catboost_tree_node(m.steps[-1][1]).node)) for m in ens.members]
     assert own[0] != own[1] and [n_nodes(n) for n in trees] == own
     report = check_parity(model, ens, Xm, schema, "binary", 1e-5, 0)
     assert report["passed"] and report["max_diff"] < 1e-5
@@ -89,3 +91,48 @@ def test_parity_on_the_graphs_bytes_agrees_with_parity_on_the_graph():
     assert on_bytes == on_proto and on_bytes["passed"]
     with pytest.raises(ValueError, match="class labels"):
         check_parity(model.SerializeToString(), pipe, Xm, schema, "binary", 1e-5, 0)
+
+
+def test_the_node_cut_from_the_wire_format_is_the_parsed_models_node():
+    """catboost_node walks protobuf's wire format instead of parsing the model: the node it cuts out, the
+    opsets and the op type must be exactly what onnx's own parse of the same bytes gives, for a regressor
+    (one node) and a classifier (a TreeEnsembleClassifier and a ZipMap)."""
+    import onnx
+    from catboost.utils import convert_to_onnx_object
+
+    from automl.estimators import REGISTRY
+    from automl.export.catboost_node import catboost_tree_node, tree_node
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4)).astype(np.float32)
+    for task, y in (("regression", X[:, 0] + rng.normal(0, 0.1, 200)), ("binary", (X[:, 1] > 0).astype(int))):
+        model = REGISTRY.get("catboost").build({"iterations": 20, "depth": 4}, task=task, seed=0).fit(X, y)
+        parsed = convert_to_onnx_object(model)
+        (want,) = [n for n in parsed.graph.node if n.op_type.startswith("TreeEnsemble")]
+        for got in (tree_node(parsed.SerializeToString()), catboost_tree_node(model)):
+            assert onnx.NodeProto.FromString(got.node) == want
+            assert (got.op_type, got.domain) == (want.op_type, want.domain)
+            assert got.opsets == {d.domain: d.version for d in parsed.opset_import}
+
+
+def test_a_model_other_than_one_tree_node_is_refused_and_truncated_bytes_fail():
+    import onnx
+    from onnx import helper
+
+    from automl.export.catboost_node import tree_node
+
+    def model(nodes, inits=()):
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 2])],
+                                  [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 1])], list(inits))
+        return helper.make_model(graph).SerializeToString()
+
+    tree = helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", n_targets=1)
+    assert tree_node(model([tree])).op_type == "TreeEnsembleRegressor"
+    with pytest.raises(NotImplementedError, match="expected one TreeEnsemble"):
+        tree_node(model([tree, tree]))
+    with pytest.raises(NotImplementedError, match="1 initializer"):
+        tree_node(model([tree], [helper.make_tensor("w", onnx.TensorProto.FLOAT, [1], [1.0])]))
+    with pytest.raises(NotImplementedError, match=r"\['Relu'\]"):
+        tree_node(model([helper.make_node("Relu", ["x"], ["y"])]))
+    with pytest.raises(ValueError, match="truncated"):
+        tree_node(model([tree])[:-3])

@@ -148,3 +148,27 @@ def test_the_gate_runs_in_its_own_process_within_what_the_refit_left(monkeypatch
                           200, None, 30.0, 0.0)
     assert late.status == TIMEOUT and late.error.startswith("parity gate:")
     assert late.seconds >= 29.9 + gate_mod.MIN_GATE_S
+
+
+def test_the_gate_runs_onnx_checker_the_refit_apart_left_to_it(monkeypatch):
+    """Apart, the refit's process skips onnx's checker (its parse of the graph was that process's peak for a large
+    CatBoost) and the gate's process runs it on both graphs before any session: a graph the checker refuses
+    ends the attempt there."""
+    import onnx
+
+    data, X_hold, y_hold, classes = _data("binary")
+    checked: list[int] = []
+    real = onnx.checker.check_model
+    with monkeypatch.context() as m:
+        m.setattr(onnx.checker, "check_model", lambda model, *a, **k: checked.append(1) or real(model, *a, **k))
+        left = refit_export(None, data, [(FOREST, 1.0)], X_hold, y_hold, classes, {}, 1e-5, 200, refit_full=True,
+                            extras=Extras(gate_apart=True))
+        assert checked == []
+        done = gate_mod.gated(Outcome(COMPLETE, value=left, seconds=0.1), _in_process, data, X_hold, y_hold, 1e-5,
+                              200, None, 10.0, 0.0)
+        assert done.status == COMPLETE and len(checked) == 2 and "check_s" in done.value["timings"]
+    bad = onnx.load_from_string(left["model"])
+    bad.ir_version = 0  # the checker refuses an unset IR version; onnxruntime's parity check never sees it
+    left["model"] = bad.SerializeToString()
+    with pytest.raises(onnx.checker.ValidationError):
+        gate_mod.gate(None, data, X_hold, y_hold, left["model"], left["holdout_graph"], left["gate"], 1e-5, 200, None)
