@@ -96,7 +96,7 @@ def test_parity_on_the_graphs_bytes_agrees_with_parity_on_the_graph():
 def test_the_node_cut_from_the_wire_format_is_the_parsed_models_node():
     """catboost_node walks protobuf's wire format instead of parsing the model: the node it cuts out, the
     opsets and the op type must be exactly what onnx's own parse of the same bytes gives, for a regressor
-    (one node) and a classifier (a TreeEnsembleClassifier and a ZipMap)."""
+    (one node) and classifiers (a TreeEnsembleClassifier and a ZipMap)."""
     import onnx
     from catboost.utils import convert_to_onnx_object
 
@@ -105,7 +105,8 @@ def test_the_node_cut_from_the_wire_format_is_the_parsed_models_node():
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4)).astype(np.float32)
-    for task, y in (("regression", X[:, 0] + rng.normal(0, 0.1, 200)), ("binary", (X[:, 1] > 0).astype(int))):
+    for task, y in (("regression", X[:, 0] + rng.normal(0, 0.1, 200)), ("binary", (X[:, 1] > 0).astype(int)),
+                    ("multiclass", np.digitize(X[:, 2], [-0.5, 0.5]))):
         model = REGISTRY.get("catboost").build({"iterations": 20, "depth": 4}, task=task, seed=0).fit(X, y)
         parsed = convert_to_onnx_object(model)
         (want,) = [n for n in parsed.graph.node if n.op_type.startswith("TreeEnsemble")]
