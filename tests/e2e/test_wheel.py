@@ -70,10 +70,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv (no system site-packages) with the wheel and its dependencies from the index."""
     env = tmp_path_factory.mktemp("venv") / "venv"
     _run([sys.executable, "-m", "venv", str(env)], env.parent, _user_env())
-    # --no-compile: the ~60 installed packages' bytecode is written as modules are first imported instead
-    # (58 s -> 21 s for this install on the CI machine); what is installed is the same
-    _run([str(env / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)], env.parent,
-         _user_env(), 1800)
+    _run([str(env / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], env.parent, _user_env(), 1800)
     return env
 
 
