@@ -5,11 +5,13 @@
 
 The CSV (/tmp/membudget/doctor_big.csv) resamples ../shared/datasets/doctor_contacts.csv (20,186 rows,
 regression target `mdu`, 14 features of which 2 text and 4 boolean) with noise on the continuous columns
-(tests/proc_peaks.py write_big_csv). Memory is polled every 50 ms for every process of the engine's tree
-(tests/proc_peaks.py TreePeaks): the driver's peak and the largest forked trial's, each on its own, as the
-operating system counts them (a forked trial's RSS includes the pages it shares with the driver). Run as root, the
-engine's command also runs in a memory cgroup of its own (benchmarks/cgroup_peak.py): `tree_mb` is the kernel's
-peak for the whole tree (file pages it read or wrote included), `tree_anon_mb` its anonymous memory polled.
+(tests/proc_peaks.py write_big_csv); with --high-cardinality (/tmp/membudget/doctor_big_hc.csv, results_hc.json)
+it also holds a 200,000-level and a 5,000-level string column that shift the target. Memory is polled every 50 ms
+for every process of the engine's tree (tests/proc_peaks.py TreePeaks): the driver's peak and the largest forked
+trial's, each on its own, as the operating system counts them (a forked trial's RSS includes the pages it shares
+with the driver). Run as root, the engine's command also runs in a memory cgroup of its own
+(benchmarks/cgroup_peak.py): `tree_mb` is the kernel's peak for the whole tree (file pages it read or wrote
+included), `tree_anon_mb` its anonymous memory polled.
 Numbers from a shared machine are indicative only: say so next to them.
 """
 from __future__ import annotations
@@ -67,14 +69,16 @@ def main() -> None:
     ap.add_argument("--file-mb", type=float, default=1200.0)
     ap.add_argument("--budgets", type=int, nargs="+", default=[400, 800, 1600])
     ap.add_argument("--time", type=float, default=300.0)
+    ap.add_argument("--high-cardinality", action="store_true",
+                    help="add a 200,000-level and a 5,000-level string column that shift the target")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    data = OUT / "doctor_big.csv"
+    data = OUT / ("doctor_big_hc.csv" if a.high_cardinality else "doctor_big.csv")
     if not data.exists() or abs(data.stat().st_size / 2**20 - a.file_mb) > 0.05 * a.file_mb:
-        rows = write_big_csv(data, a.file_mb)
+        rows = write_big_csv(data, a.file_mb, high_cardinality=a.high_cardinality)
         print(f"built {data}: {rows} rows, {data.stat().st_size / 2**20:.0f} MB", flush=True)
     res = [one(data, b, a.time) for b in a.budgets]
-    (OUT / "results.json").write_text(json.dumps(res, indent=1))
+    (OUT / ("results_hc.json" if a.high_cardinality else "results.json")).write_text(json.dumps(res, indent=1))
     print(f"{'budget':>7} {'driver':>7} {'trial':>7} {'tree':>7} {'anon':>7} {'procs':>5} {'rows':>9} {'search':>7} "
           f"{'final':>7} {'holdout':>8}  model")
     for r in res:

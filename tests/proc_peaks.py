@@ -109,15 +109,20 @@ def watched_run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float, 
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), result
 
 
-def write_big_csv(path: Path, target_mb: float, seed: int = 0, chunk: int = 500_000) -> int:
+def write_big_csv(path: Path, target_mb: float, seed: int = 0, chunk: int = 500_000,
+                  high_cardinality: bool = False) -> int:
     """A CSV of about `target_mb` MB on disk: doctor_contacts rows (regression target `mdu`) drawn with
-    replacement, with noise on the continuous columns so rows are not copies. Returns the rows written."""
+    replacement, with noise on the continuous columns so rows are not copies. `high_cardinality` adds two
+    string columns that shift the target: `provider` (ids drawn Zipf-like from 200,000 levels) and `region`
+    (5,000 levels, uniform). Returns the rows written."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     base = pd.read_csv(DOCTOR if DOCTOR.exists() else DOCTOR_LOCAL)
     rng = np.random.default_rng(seed)
+    if high_cardinality:  # drawn only then: the plain file's rows stay those of its seed
+        provider_shift, region_shift = rng.normal(0, 1.0, 200_000), rng.normal(0, 0.5, 5_000)
     target = int(target_mb * 2**20)
     sink = pa.OSFile(str(path), "wb")
     writer = None
@@ -128,6 +133,11 @@ def write_big_csv(path: Path, target_mb: float, seed: int = 0, chunk: int = 500_
         df["linc"] = np.round(df["linc"] * (1 + rng.normal(0, 0.02, n)), 4)
         df["age"] = np.round(df["age"] + rng.normal(0, 0.5, n), 3)
         df["lpi"] = np.round(df["lpi"] + rng.normal(0, 0.05, n), 4)
+        if high_cardinality:
+            p, r = rng.zipf(1.3, n) % len(provider_shift), rng.integers(0, len(region_shift), n)
+            df["provider"] = np.char.add("prov_", np.char.zfill(p.astype(str), 6))
+            df["region"] = np.char.add("region-", np.char.zfill(r.astype(str), 4))
+            df["mdu"] = np.maximum(0, np.round(df["mdu"] + provider_shift[p] + region_shift[r])).astype(int)
         table = pa.Table.from_pandas(df, preserve_index=False)
         if writer is None:
             writer = pcsv.CSVWriter(sink, table.schema)
