@@ -19,7 +19,7 @@ from statistics import median
 from typing import Any
 
 from automl.estimators import REGISTRY
-from automl.search.budget import SOLO_RATIO, final_cost_parts
+from automl.search.budget import final_cost_parts
 
 MEASURED = {"fit": ("refit_s", "refit_full_s"), "export": ("export_s", "parity_s", "holdout_onnx_s"),
             "predict": ("holdout_predict_s",)}
@@ -54,8 +54,7 @@ def check(run: Path) -> dict[str, Any] | None:
         spec = REGISTRY.get(family) if family in REGISTRY else None
         parts = final_cost_parts(t.user_attrs, int(m["search"]["cv_folds"]), refit_full, 1.0, 1.0,
                                  int(m["search"].get("holdout_rows") or 0), bool(spec and spec.predict_grows),
-                                 spec.early_refit_ratio if spec else 1.0,
-                                 solo=SOLO_RATIO if int(m["search"].get("n_workers") or 1) > 1 else 1.0)
+                                 spec.early_refit_ratio if spec else 1.0)
         for k, v in parts.items():
             priced[k] += v
         families.append(family)

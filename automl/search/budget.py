@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from automl.data.split import INNER_MAX_SHARE
@@ -19,9 +19,9 @@ GRACE_SHARE = 0.05  # of the budget, past the deadline, for the fallbacks of an 
 # seconds per categorical level per export: converting the encoder's map of every level and loading it in
 # onnxruntime, on one core (benchmarks/export_levels.py; its figures in benchmarks/RESULTS.md, session 40)
 LEVEL_EXPORT_S = 7e-5
-# A trial scored again alone takes this share of the seconds it took in a search of two workers on two cores:
-# median of 12 re-scores, german_health seed 4 at 60 s (0.53-1.27; benchmarks/RESULTS.md, session 30)
-SOLO_RATIO = 0.65
+# the refit on all rows is kept time for while it costs at most this share of the budget, the share the
+# ensemble's room and the re-scoring each get (first_attempt_s, RESCORE_SHARE)
+REFIT_ALL_SHARE = 0.1
 
 
 @dataclass
@@ -81,29 +81,25 @@ class Budget:
 
 def final_cost(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
                holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False,
-               early_ratio: float = 1.0, levels: int = 0, solo: float = 1.0) -> float:
+               early_ratio: float = 1.0, levels: int = 0) -> float:
     """Expected seconds to refit, export and check a trial's pipeline: the sum of final_cost_parts."""
     return sum(final_cost_parts(attrs, n_folds, refit_full, scale, holdout_scale, holdout_rows, grows,
-                                early_ratio, levels, solo).values())
+                                early_ratio, levels).values())
 
 
 def final_cost_parts(attrs: dict[str, Any], n_folds: int, refit_full: bool = True, scale: float = 1.0,
                      holdout_scale: float = 1.0, holdout_rows: int = 0, grows: bool = False,
-                     early_ratio: float = 1.0, levels: int = 0, solo: float = 1.0) -> dict[str, float]:
+                     early_ratio: float = 1.0, levels: int = 0) -> dict[str, float]:
     """Expected seconds to refit a trial's pipeline on all search rows (and, with refit_full, on all
     rows), export it and check parity, from what its CV folds cost. `scale`: the final sample's rows over
     the search rows (a sampled run refits on a larger sample than it searched;
     automl/search/sample_size.py). `early_ratio`: a refit's seconds per row and round over those of the
-    family's early-stopped fit (EstimatorSpec.early_refit_ratio). `solo`: the refit's seconds over those of
-    a fold fit timed beside another worker's trial (SOLO_RATIO; 1.0 when the search ran one worker)."""
+    family's early-stopped fit (EstimatorSpec.early_refit_ratio)."""
     # the search-rows refit sees 1/(k-1) more rows than a fold did (and `scale` times more on a larger sample);
     # one inner split (n_folds=1) trained on at least 1 - INNER_MAX_SHARE of them
     grow = scale * (n_folds / (n_folds - 1) if n_folds > 1 else 1.0 / (1.0 - INNER_MAX_SHARE))
     rows = grow * (1.25 if refit_full else 1.0)  # rows of the shipped model relative to a fold's
-    # the refit runs alone where the fold fits shared the cores: measured over priced 0.68 (median) on the
-    # public suite and on 60k-120k-row data alike (benchmarks/final_cost_check.py; RESULTS.md, session 48)
-    fit = (1.2 * solo * refit_share(attrs, early_ratio) * attrs.get("fold_fit_s", 1.0)
-           * (grow + (rows if refit_full else 0.0)))
+    fit = 1.2 * refit_share(attrs, early_ratio) * attrs.get("fold_fit_s", 1.0) * (grow + (rows if refit_full else 0.0))
     # export and parity time grow with model size, which for trees grows with the rows (x1.0: a random
     # forest's two final exports and parity took 6.3 s where x1.5 priced 9.7 s; final['estimated_s'] in
     # each run's manifest records the price beside the timings)
@@ -157,7 +153,20 @@ def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family
     levels = budget.export_levels if spec is None or spec.uses_features else 0
     return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
                       budget.holdout_scale, budget.holdout_rows, bool(spec and spec.predict_grows),
-                      spec.early_refit_ratio if spec else 1.0, levels, SOLO_RATIO if budget.concurrent else 1.0)
+                      spec.early_refit_ratio if spec else 1.0, levels)
+
+
+def reserved_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family: str = "") -> float:
+    """What the search keeps for shipping a trial: trial_final_cost, without the refit on all rows
+    (export.refit_full) when that refit alone would take more than REFIT_ALL_SHARE of the budget. The final
+    stage still tries it first where the time left allows (stages/final.py _attempt), as FLAML's
+    retrain_full="budget" does; kept whatever it cost, it stopped 60k-120k-row searches at 16-20 s of 60 with
+    six to eight trials done (benchmarks/RESULTS.md, session 48)."""
+    full = trial_final_cost(attrs, n_folds, budget, family)
+    if not budget.refit_full:
+        return full
+    lean = trial_final_cost(attrs, n_folds, replace(budget, refit_full=False), family)
+    return lean if full - lean > REFIT_ALL_SHARE * budget.time_s else full
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float], constant: Callable[[Any], bool] = lambda t: False,
@@ -219,6 +228,9 @@ def cv_seconds(attrs: dict[str, Any]) -> float:
 
 
 RESCORE_SHARE = 0.1  # at most this share of the budget goes to scoring the best trials again
+# A trial scored again alone takes this share of the seconds it took in a search of two workers on two cores:
+# median of 12 re-scores, german_health seed 4 at 60 s (0.53-1.27; benchmarks/RESULTS.md, session 30)
+SOLO_RATIO = 0.65
 
 
 def rescore_s(seconds: list[tuple[float, float]], budget: Budget) -> float:
@@ -298,7 +310,7 @@ def completed_costs(study: Any, sign: int, n_folds: int,
     seconds: list[tuple[float, float]] = []
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         family = t.params.get("family", "")
-        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, family),
+        done.append((sign * t.values[0], reserved_cost(t.user_attrs, n_folds, budget, family),
                      room_when(budget, t.datetime_complete), float(is_constant(family))))
         if not is_constant(family):
             seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))
