@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from automl.data.split import INNER_MAX_SHARE
@@ -19,9 +19,6 @@ GRACE_SHARE = 0.05  # of the budget, past the deadline, for the fallbacks of an 
 # seconds per categorical level per export: converting the encoder's map of every level and loading it in
 # onnxruntime, on one core (benchmarks/export_levels.py; its figures in benchmarks/RESULTS.md, session 40)
 LEVEL_EXPORT_S = 7e-5
-# the refit on all rows is kept time for while it costs at most this share of the budget, the share the
-# ensemble's room and the re-scoring each get (first_attempt_s, RESCORE_SHARE)
-REFIT_ALL_SHARE = 0.1
 
 
 @dataclass
@@ -154,19 +151,6 @@ def trial_final_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family
     return final_cost(attrs, n_folds, budget.refit_full, budget.final_scale if scale is None else scale,
                       budget.holdout_scale, budget.holdout_rows, bool(spec and spec.predict_grows),
                       spec.early_refit_ratio if spec else 1.0, levels)
-
-
-def reserved_cost(attrs: dict[str, Any], n_folds: int, budget: Budget, family: str = "") -> float:
-    """What the search keeps for shipping a trial: trial_final_cost, without the refit on all rows
-    (export.refit_full) when that refit alone would take more than REFIT_ALL_SHARE of the budget. The final
-    stage still tries it first where the time left allows (stages/final.py _attempt), as FLAML's
-    retrain_full="budget" does; kept whatever it cost, it stopped 60k-120k-row searches at 16-20 s of 60 with
-    six to eight trials done (benchmarks/RESULTS.md, session 48)."""
-    full = trial_final_cost(attrs, n_folds, budget, family)
-    if not budget.refit_full:
-        return full
-    lean = trial_final_cost(attrs, n_folds, replace(budget, refit_full=False), family)
-    return lean if full - lean > REFIT_ALL_SHARE * budget.time_s else full
 
 
 def last_resort(done: list[Any], cost: Callable[[Any], float], constant: Callable[[Any], bool] = lambda t: False,
@@ -310,7 +294,7 @@ def completed_costs(study: Any, sign: int, n_folds: int,
     seconds: list[tuple[float, float]] = []
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         family = t.params.get("family", "")
-        done.append((sign * t.values[0], reserved_cost(t.user_attrs, n_folds, budget, family),
+        done.append((sign * t.values[0], trial_final_cost(t.user_attrs, n_folds, budget, family),
                      room_when(budget, t.datetime_complete), float(is_constant(family))))
         if not is_constant(family):
             seconds.append((sign * t.values[0], cv_seconds(t.user_attrs)))

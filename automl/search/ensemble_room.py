@@ -19,7 +19,7 @@ import numpy as np
 from automl.ensemble import beats_best_single, selection_pool
 from automl.evaluation.threshold import scorer
 from automl.io import oof_file
-from automl.search.budget import Budget, first_attempt_s, reserved_cost
+from automl.search.budget import Budget, first_attempt_s, trial_final_cost
 from automl.search.objective import SearchData
 
 log = logging.getLogger("automl")
@@ -62,5 +62,5 @@ def room_pays(study: Any, sign: int, data: SearchData, oof_dir: Path, budget: Bu
     ranked = sorted(study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]), key=lambda t: -sign * t.values[0])
     n_folds = len(data.folds)
     return ensemble_pays(ranked, data, oof_dir,
-                         lambda t: reserved_cost(t.user_attrs, n_folds, budget, t.params.get("family", "")),
+                         lambda t: trial_final_cost(t.user_attrs, n_folds, budget, t.params.get("family", "")),
                          first_attempt_s(done, budget))

@@ -26,8 +26,8 @@ from automl.search.budget import (
     is_baseline,
     rescore_s,
     reserve,
-    reserved_cost,
     room_when,
+    trial_final_cost,
 )
 from automl.search.objective import SearchData, candidate_from, cross_validate
 from automl.search.supervisor import COMPLETE, supervise
@@ -84,7 +84,7 @@ def rescore(done: list[Any], data: SearchData, budget: Budget, top: int,
     # the baseline is a constant: its score on other folds tells nothing about luck
     head = [t for t in done if t.params.get("family") != "baseline"][:top]
     # what the search kept for it, and never the time the final stage will need
-    costs = [reserved_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
+    costs = [trial_final_cost(t.user_attrs, len(data.folds), budget, t.params.get("family", "")) for t in done]
     kept = reserve([(sign * t.values[0], c, room_when(budget, getattr(t, "datetime_complete", None)),
                      float(is_baseline(t))) for t, c in zip(done, costs, strict=True)], budget)
     # x1.5 what the trials took (x1.5 / SOLO_RATIO what the search expects): a re-score can take longer than

@@ -189,24 +189,6 @@ def test_the_search_keeps_for_the_last_resort_the_final_stage_will_pick():
     assert reserve(done, b) - reserve(cheaper, b) == pytest.approx(b.kept(1.5 * 8.42 + 0.5) - b.kept(1.5 * 5.19 + 0.5))
 
 
-def test_the_search_keeps_the_refit_on_all_rows_only_while_it_is_a_small_share_of_the_budget():
-    """reserved_cost: the search keeps time for the refit on all rows (export.refit_full) while it adds at most
-    REFIT_ALL_SHARE of the budget; past that it keeps the price without it, which the final stage tries next."""
-    from dataclasses import replace
-
-    from automl.search.budget import REFIT_ALL_SHARE, reserved_cost
-
-    cheap = {"seconds": 1.2, "fold_fit_s": 0.8, "export_s": 0.1, "export_estimated": True}
-    costly = {"seconds": 30.0, "fold_fit_s": 20.0, "export_s": 2.0, "export_estimated": True}
-    b = Budget(start=0.0, time_s=60.0)
-    lean_b = replace(b, refit_full=False)
-    assert reserved_cost(cheap, 1, b) == pytest.approx(trial_final_cost(cheap, 1, b))
-    assert trial_final_cost(costly, 1, b) - trial_final_cost(costly, 1, lean_b) > REFIT_ALL_SHARE * 60.0
-    assert reserved_cost(costly, 1, b) == pytest.approx(trial_final_cost(costly, 1, lean_b))
-    assert reserved_cost(costly, 1, replace(b, time_s=3600.0)) == pytest.approx(trial_final_cost(costly, 1, b))
-    assert reserved_cost(costly, 1, lean_b) == pytest.approx(trial_final_cost(costly, 1, lean_b))
-
-
 def test_the_price_leaves_out_what_the_final_stage_does_not_repeat():
     """A trial's rung fit and an export it measured are not in the holdout-scoring part of its price (the
     export has a part of its own)."""
