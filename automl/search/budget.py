@@ -112,13 +112,8 @@ def final_cost_parts(attrs: dict[str, Any], n_folds: int, refit_full: bool = Tru
     # benchmarks/final_cost_check.py) and stays in the price as a buffer: without it, refits that the fit and
     # export parts underprice (a large random forest's ONNX scoring; a linear model on vocabulary at 2.7x its
     # price) timed out and worse models shipped (benchmarks/RESULTS.md, session 27)
-    # The rung's fit on a subsample (one inner split, search/objective.py rung) and an export the trial measured
-    # are not part of it: the final stage runs neither, and the export has its own part. Counted in, the rung
-    # priced the holdout's scoring at 13x what it took on 120k rows (RESULTS.md, session 48)
     k = max(n_folds, 1)
-    export_in = 0.0 if attrs.get("export_estimated") else float(attrs.get("export_s") or 0.0)
-    rest = attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0) - attrs.get("rung_s", 0.0) - export_in
-    per_fold = max(rest, 0.0) / k
+    per_fold = max(attrs.get("seconds", 0.0) - k * attrs.get("fold_fit_s", 0.0), 0.0) / k
     ms = attrs.get("predict_ms_per_row")
     if holdout_rows and ms is not None:
         # the trial's measured cost per row, on the holdout rows twice, times `scale` only for a family whose
@@ -256,9 +251,10 @@ def reserve(done: Sequence[tuple[float, ...]], budget: Budget, rescore: float = 
     seconds to score the best trials again first. A better trial too costly to ship does not stop the search."""
     if not done:  # nothing to ship yet: a first trial is worth the reports' share (they shrink to fit)
         return 1.0 + 0.02 * budget.time_s
-    # and the time the final stage keeps free for its last resort while it tries them (stages/final.py
-    # fallback_s): the trial last_resort picks first
-    keep = 1.5 * resort_cost(done) + 0.5
+    # and the time the final stage keeps free for its last resort while it tries them (run.py fallback_s),
+    # estimated from the cheapest model: the last resort is usually that trial or one close to it in cost
+    floor = resort_floor(done)
+    keep = 1.5 * min(2.0 * floor, floor + 1.0) + 0.5
     return first_attempt_s(done, budget) + budget.kept(keep) + margin(budget) + rescore
 
 
@@ -269,16 +265,6 @@ def resort_floor(done: Sequence[tuple[float, ...]]) -> float:
     number of rows, left a 60 s run too little for any model at the end (benchmarks/RESULTS.md, session 42)."""
     models = [d[1] for d in done if not (len(d) > 3 and d[3])]
     return min(models or [d[1] for d in done])
-
-
-def resort_cost(done: Sequence[tuple[float, ...]]) -> float:
-    """The final-stage cost of the trial last_resort ships first: the best-ranked of those within twice the
-    cheapest model's cost or one second more (resort_floor). Keeping the cheaper of those two bounds instead
-    left the final stage 3.3 s less than its own keep on a 120k-row run, and its refit on all rows was
-    skipped (benchmarks/RESULTS.md, session 48)."""
-    floor = resort_floor(done)
-    tier = [d for d in done if d[1] <= max(2.0 * floor, floor + 1.0)]
-    return max(tier, key=lambda d: d[0])[1]
 
 
 def completed_costs(study: Any, sign: int, n_folds: int,

@@ -322,8 +322,6 @@ def record_trial(study: Any, trial: Any, cand: obj.Candidate, outcome: Outcome, 
         trial.set_user_attr("fit_s", round(v["fit_s"], 3))
         trial.set_user_attr("fold_fit_s", round(v["fold_fit_s"], 3))
         trial.set_user_attr("predict_ms_per_row", round(v["predict_ms_per_row"], 5))
-        if v.get("rung_s"):  # the subsample's fit, which the final stage does not repeat (search/budget.py)
-            trial.set_user_attr("rung_s", round(v["rung_s"], 3))
         if v["export_s"] is not None:
             trial.set_user_attr("export_s", round(v["export_s"], 3))
             trial.set_user_attr("onnx_bytes", int(v["onnx_bytes"]))

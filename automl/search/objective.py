@@ -266,11 +266,9 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
     n = len(data.y)
     oof = np.zeros((n, data.n_classes)) if data.task != "regression" else np.zeros(n)
     scores, fit_s, pred_s, pred_rows = [], 0.0, 0.0, 0
-    first_step, rung_s = 0, 0.0
+    first_step = 0
     if data.rung_rows and conn is not None:
-        t = time.perf_counter()
         rung(conn, data, cand)
-        rung_s = time.perf_counter() - t
         first_step = RUNG_STEP + 1
     for i, (tr, va) in enumerate(data.folds):
         pipe = build(data, cand, groups=None if data.structure.groups is None else data.structure.groups[tr])
@@ -310,7 +308,7 @@ def _cross_validate(conn: Any, data: SearchData, cand: Candidate) -> dict[str, A
         "fold_scores": scores, "mean": mean, "std": float(np.std(scores)), "threshold": t_final,
         "fit_s": fit_s, "fold_fit_s": fit_s / len(scores),
         "predict_ms_per_row": 1000 * pred_s / max(pred_rows, 1), "oof": oof.astype(np.float32), **export,
-        "best_rounds": rounds, "trained_rounds": trained_rounds(cand, rounds), "rung_s": rung_s,
+        "best_rounds": rounds, "trained_rounds": trained_rounds(cand, rounds),
     }
 
 

@@ -27,9 +27,13 @@ from automl.search import objective as obj
 from automl.search.supervisor import COMPLETE, Outcome
 from automl.stages.refit import Pending, gate_rows, onnx_score
 
-# the gate's process is given at least this many seconds, whatever the refit left of the attempt's limit: it
-# may overrun the attempt by as much, and a small model's gate takes a fraction of it (benchmarks/RESULTS.md)
+# the gate's process is given at least MIN_GATE_S + GATE_S_PER_MB x the graph's MB, whatever the refit left of
+# the attempt's limit: it may overrun the attempt by as much. Its time grows with the graph (onnx's checker and
+# the onnxruntime sessions): 0.2-0.4 s up to 4 MB, 0.5-0.7 s at 1.7 MB, 1.1-2.0 s at 17-21 MB over 40 runs at
+# 60 s (benchmarks/RESULTS.md, session 49). A flat 0.5 s stopped forests' gates after their refit had passed,
+# and a linear model shipped in their place
 MIN_GATE_S = 0.5
+GATE_S_PER_MB = 0.09
 
 
 def gate(conn: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarray, model: bytes,
@@ -63,19 +67,24 @@ def gate(conn: Any, data: obj.SearchData, X_hold: pd.DataFrame, y_hold: np.ndarr
     return {**out, "timings": timings}
 
 
+def gate_floor_s(model: bytes) -> float:
+    """The least time the gate's process is given for a graph of `model`'s size (MIN_GATE_S, GATE_S_PER_MB)."""
+    return MIN_GATE_S + GATE_S_PER_MB * len(model) / 1e6
+
+
 def gated(outcome: Outcome, run: Callable[..., Outcome], data: obj.SearchData, X_hold: pd.DataFrame,
           y_hold: np.ndarray, parity_tol: float, parity_rows: int, threshold: float | None, limit_s: float,
           memory_mb: float) -> Outcome:
     """The refit's `outcome` completed by the gate's process, when the refit left the gate to one (its value
-    holds `gate`): within what the refit left of the attempt's `limit_s`, under the same memory limit. A gate
-    that fails ends the attempt as the refit's failure would have."""
+    holds `gate`): within what the refit left of the attempt's `limit_s`, and at least gate_floor_s, under the
+    same memory limit. A gate that fails ends the attempt as the refit's failure would have."""
     value = outcome.value if outcome.status == COMPLETE and isinstance(outcome.value, dict) else {}
     if "gate" not in value:
         return outcome
     rest = {k: v for k, v in value.items() if k not in ("gate", "holdout_graph")}
     checked = run(gate, (data, X_hold, y_hold, value["model"], value.get("holdout_graph"), value["gate"],
                          parity_tol, parity_rows, threshold),
-                  timeout_s=max(MIN_GATE_S, limit_s - outcome.seconds), memory_mb=memory_mb)
+                  timeout_s=max(gate_floor_s(value["model"]), limit_s - outcome.seconds), memory_mb=memory_mb)
     seconds = outcome.seconds + checked.seconds
     peak = max(outcome.peak_rss_mb, checked.peak_rss_mb)
     if checked.status != COMPLETE:

@@ -121,7 +121,8 @@ def test_an_ensemble_failing_the_gate_apart_leaves_its_members_unnamed():
 
 def test_the_gate_runs_in_its_own_process_within_what_the_refit_left(monkeypatch):
     """The real supervisor: the gate's process is not the driver's, and it gets the attempt's limit less the
-    refit's seconds (at least MIN_GATE_S); a gate over its limit ends the attempt as a TIMEOUT."""
+    refit's seconds (at least gate_floor_s: MIN_GATE_S plus GATE_S_PER_MB per MB of graph); a gate over its limit
+    ends the attempt as a TIMEOUT."""
     data, X_hold, y_hold, classes = _data("regression")
     left = refit_export(None, data, [(FOREST, 1.0)], X_hold, y_hold, classes, {}, 1e-5, 200, refit_full=False,
                         extras=Extras(gate_apart=True))
@@ -147,7 +148,29 @@ def test_the_gate_runs_in_its_own_process_within_what_the_refit_left(monkeypatch
     late = gate_mod.gated(Outcome(COMPLETE, value=dict(left), seconds=29.9), supervise, data, X_hold, y_hold, 1e-5,
                           200, None, 30.0, 0.0)
     assert late.status == TIMEOUT and late.error.startswith("parity gate:")
-    assert late.seconds >= 29.9 + gate_mod.MIN_GATE_S
+    floor = gate_mod.gate_floor_s(left["model"])
+    assert floor == pytest.approx(gate_mod.MIN_GATE_S + gate_mod.GATE_S_PER_MB * len(left["model"]) / 1e6)
+    assert late.seconds >= 29.9 + floor
+
+
+def test_a_large_graphs_gate_gets_time_for_its_size_whatever_the_refit_left():
+    """A refit that used up its attempt's limit leaves its gate gate_floor_s: a 19 MB forest's gate took 1.1-2.0 s,
+    which a flat 0.5 s stopped after the refit had passed (a linear model then shipped)."""
+    limits: list[float] = []
+
+    def run(fn, args, *, timeout_s, memory_mb):
+        limits.append(timeout_s)
+        return Outcome(COMPLETE, value={"timings": {}}, seconds=1.5)
+
+    big = {"model": b"x" * 19_000_000, "gate": object()}
+    gate_mod.gated(Outcome(COMPLETE, value=big, seconds=30.0), run, None, None, np.zeros(0), 1e-5, 200, None, 30.0, 0.0)
+    assert limits[-1] == pytest.approx(0.5 + 0.09 * 19) and limits[-1] >= 2.0
+    small = {"model": b"x" * 100_000, "gate": object()}
+    gate_mod.gated(Outcome(COMPLETE, value=small, seconds=30.0), run, None, None, np.zeros(0), 1e-5, 200, None, 30.0,
+                   0.0)
+    assert limits[-1] == pytest.approx(0.509)
+    gate_mod.gated(Outcome(COMPLETE, value=big, seconds=4.0), run, None, None, np.zeros(0), 1e-5, 200, None, 30.0, 0.0)
+    assert limits[-1] == pytest.approx(26.0)  # room left: the attempt's limit less the refit's seconds
 
 
 def test_the_gate_runs_onnx_checker_the_refit_apart_left_to_it(monkeypatch):
