@@ -29,9 +29,8 @@ from automl.stages.refit import Pending, gate_rows, onnx_score
 
 # the gate's process is given at least MIN_GATE_S + GATE_S_PER_MB x the graph's MB, whatever the refit left of
 # the attempt's limit: it may overrun the attempt by as much. Its time grows with the graph (onnx's checker and
-# the onnxruntime sessions): 0.2-0.4 s up to 4 MB, 0.5-0.7 s at 1.7 MB, 1.1-2.0 s at 17-21 MB over 40 runs at
-# 60 s (benchmarks/RESULTS.md, session 49). A flat 0.5 s stopped forests' gates after their refit had passed,
-# and a linear model shipped in their place
+# the onnxruntime sessions); a flat floor stopped large forests' gates after their refit had passed, and a
+# model several ranks down shipped instead (measured in benchmarks/RESULTS.md, session 49)
 MIN_GATE_S = 0.5
 GATE_S_PER_MB = 0.09
 
