@@ -22,7 +22,7 @@ from automl.estimators import REGISTRY
 from automl.search.budget import final_cost_parts
 
 MEASURED = {"fit": ("refit_s", "refit_full_s"), "export": ("export_s", "parity_s", "holdout_onnx_s"),
-            "predict": ("holdout_predict_s",)}
+            "predict": ("holdout_predict_s", "checkpoint_s")}
 
 
 def trials(run: Path) -> dict[int, Any]:

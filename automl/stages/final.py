@@ -25,6 +25,7 @@ from automl.memory import members_memory, over_limit, rows_after_memout, rows_wi
 from automl.search.budget import SAFETY, is_baseline, last_resort, trial_final_cost
 from automl.search.objective import SearchData, candidate_from
 from automl.search.supervisor import COMPLETE, MEMOUT, TIMEOUT, Outcome, supervise
+from automl.stages.checkpoint import Checkpoint
 from automl.stages.constraints import Gate
 from automl.stages.ensemble_choice import select_ensemble
 from automl.stages.gate import gated
@@ -319,6 +320,7 @@ class FinalStage:
             # for its fallbacks; a last resort must ship something and gets 4x its estimate (at least 5 s),
             # since on a loaded machine a refit can take 3-4x
             limit = max(room, 4.0 * cost, 5.0) if resort else max(1.0, room - keep)
+            kept = Checkpoint()  # the model the holdout scored, should the refit on all rows be stopped
             outcome = self.run_supervised(
                 self.refit, (fit_data, cands, prep.X_hold, prep.y_hold, prep.classes, self.meta, cfg.export.parity_tol,
                              cfg.export.parity_rows, floor, cfg.export.refit_full and full,
@@ -327,14 +329,17 @@ class FinalStage:
                                                 prep.hold_groups, floor, threshold),
                                      trim_tol=(cfg.export.variant_tol if "trim" in cfg.export.variants else None),
                                      stacker=None if plan.stack is None else plan.stack.stacker,
-                                     gate_apart=plan.gate_apart)),
-                timeout_s=limit, memory_mb=self.memory_limit())
-            outcome = gated(outcome, self.run_supervised, fit_data, prep.X_hold, prep.y_hold, cfg.export.parity_tol,
-                            cfg.export.parity_rows, threshold, limit, self.memory_limit())
+                                     gate_apart=plan.gate_apart, checkpoint=True)),
+                timeout_s=limit, memory_mb=self.memory_limit(), on_message=kept)
+            outcome = gated(kept.settle(outcome), self.run_supervised, fit_data, prep.X_hold, prep.y_hold,
+                            cfg.export.parity_tol, cfg.export.parity_rows, threshold, limit, self.memory_limit())
             if outcome.status == COMPLETE and "model" in outcome.value:
                 if not full and cfg.export.refit_full:
                     outcome.value["refit_full_skipped"] = (f"its refit on all rows (export.refit_full) did not fit "
                                                            f"{over}: the graph is the model the holdout scored")
+                elif stopped := outcome.value.pop("refit_full_stopped", ""):
+                    outcome.value["refit_full_skipped"] = (f"its refit on all rows (export.refit_full) was stopped "
+                                                           f"({stopped}): the graph is the model the holdout scored")
                 return outcome, fit_data, started
             why = (outcome.value.get("parity_error") if outcome.status == COMPLETE
                    else f"{outcome.status}: {outcome.error}")

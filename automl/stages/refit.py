@@ -37,6 +37,7 @@ from automl.memory import release_freed
 from automl.reporting.explain import permutation_importance
 from automl.search import objective as obj
 from automl.stacking import StackedEnsemble, Stacker
+from automl.stages import checkpoint
 from automl.stages.difficulty import Residuals, fit_intervals
 
 
@@ -58,6 +59,9 @@ class Extras:
     # the parity gate and holdout scoring through onnxruntime: in a process of their own once the refit's has
     # exited (automl/stages/gate.py), unless intervals or a trimmed variant need the fitted pipeline
     gate_apart: bool = False
+    # with gate_apart and a refit on all rows: the model the holdout scored is sent to the parent, gate-ready,
+    # before that refit starts (automl/stages/checkpoint.py)
+    checkpoint: bool = False
 
 
 RANKING = ("roc_auc", "average_precision")
@@ -168,11 +172,15 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
         graph = export_onnx(pipe, data.schema, data.task, classes, meta, threshold, check=not apart)
         if apart:  # scored by the gate's process (its bytes are ~5x smaller than the graph's Python copy)
             out["holdout_graph"] = graph.SerializeToString()
+            if extras.checkpoint and conn is not None:
+                out["holdout_graph"] = send_checkpoint(conn, out, pipe, graph, data, X_hold, parity_rows, threshold,
+                                                       len(members), timings)
         else:
             out["holdout_score_onnx"] = onnx_score(graph, data, X_hold, y_hold, threshold, len(data.y))
         del graph  # a deep forest's graph: not held while the refit on all rows is fitted and exported
         release_freed()  # nor the heap its Python copy left, which glibc would keep under the refit below
-        timings["holdout_export_s" if apart else "holdout_onnx_s"] = time.perf_counter() - t
+        timings["holdout_export_s" if apart else "holdout_onnx_s"] = time.perf_counter() - t - timings.get(
+            "checkpoint_s", 0.0)
         t = time.perf_counter()
         pipe = fit(pd.concat([data.X, X_hold], ignore_index=True), np.concatenate([data.y, y_hold]))
         timings["refit_full_s"] = time.perf_counter() - t
@@ -220,6 +228,23 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
                                                                  len(y_hold) if refit_full else 0)),
                                    with_intervals=conf is not None, time_limit_s=max(0.5, explain_s))
     return out
+
+
+def send_checkpoint(conn: Any, out: dict[str, Any], pipe: Any, graph: Any, data: obj.SearchData,
+                    X_hold: pd.DataFrame, parity_rows: int, threshold: float | None, members: int,
+                    timings: dict[str, float]) -> str:
+    """The model the holdout scored (`pipe`, exported as `graph`) sent to the parent as the gate's process takes
+    it, before the refit on all rows: what ships if that refit is stopped (automl/stages/checkpoint.py)."""
+    t = time.perf_counter()
+    python = python_outputs(pipe, parity_frame(gate_rows(X_hold, data, parity_rows), data.schema, data.seed),
+                            data.task)
+    value = described({k: v for k, v in out.items() if k != "holdout_graph"}, pipe, threshold)
+    value.update(model=out["holdout_graph"], timings={**timings, "checkpoint_s": time.perf_counter() - t},
+                 gate=Pending(python, None if data.task == "regression" else class_labels(graph), len(data.y),
+                              members))
+    sent = checkpoint.send(conn, value)
+    timings["checkpoint_s"] = time.perf_counter() - t
+    return sent
 
 
 def gate_rows(X_hold: pd.DataFrame, data: obj.SearchData, parity_rows: int) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from automl.ensemble import diverse_pool
 from automl.evaluation.metrics import get_metric
 from automl.io import RunPaths, fresh_oof_file
 from automl.search.budget import Budget
-from automl.search.supervisor import COMPLETE, Outcome
+from automl.search.supervisor import COMPLETE, TIMEOUT, Outcome
 from automl.stacking import Stacker
 from automl.stages import ensemble_choice
 from automl.stages import final as final_mod
@@ -109,10 +109,15 @@ class FakeRefit:
     def __init__(self, ends: dict[str, str]):
         self.ends, self.calls = ends, []
 
-    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                 on_message: Any = None) -> Outcome:
         families = tuple(c.family for c, _ in args[1])
         self.calls.append(families)
         end = self.ends.get(families[0] if len(families) == 1 else "ensemble", COMPLETE)
+        if end == "TIMEOUT_AFTER_CHECKPOINT":  # the holdout-scored model sent, then its refit on all rows ran late
+            assert args[-1].checkpoint and on_message is not None
+            on_message(("checkpoint", {"model": b"holdout-scored onnx", "parity": {"passed": True}}))
+            return Outcome(TIMEOUT, None, f"exceeded its time limit of {timeout_s:.1f}s")
         if end == COMPLETE:
             return Outcome(COMPLETE, {"model": b"onnx", "parity": {"passed": True}})
         if end == "PARITY":
@@ -150,6 +155,19 @@ def test_a_failed_ensemble_refit_ships_the_best_single_and_says_why(tmp_path, mo
     assert refit.calls[0] == ("f0", "f1", "f2") and refit.calls[1] == ("f0",)
     assert res.final["kind"] == "single" and res.final["trial"] == 0 and res.final["cv_mean"] == 0.8
     assert "ensemble of trials" in res.final["fallback_reason"] and "TIMEOUT" in res.final["fallback_reason"]
+
+
+def test_an_ensemble_whose_refit_on_all_rows_ran_late_ships_as_the_holdout_scored_it(tmp_path, monkeypatch):
+    """The refit's checkpoint (automl/stages/checkpoint.py): stopped after it, the attempt ships the plan the search
+    found, fitted on the search rows, instead of the next plan down; the card says why it was not refit on all."""
+    trials, y = _oof_trials(tmp_path)
+    _cost(monkeypatch, lambda *a, **k: 1.0)
+    refit = FakeRefit({"ensemble": "TIMEOUT_AFTER_CHECKPOINT"})
+    res = _stage(tmp_path, trials, y, refit).run(trials)
+    assert res.status == "COMPLETE" and refit.calls == [("f0", "f1", "f2")]
+    assert res.final["kind"] == "ensemble" and res.final["model"] == b"holdout-scored onnx"
+    assert "was stopped (TIMEOUT: exceeded its time limit" in res.final["refit_full_skipped"]
+    assert "fallback_reason" not in res.final and not res.failures
 
 
 def test_after_an_ensemble_overruns_the_best_single_ships_in_the_grace_the_ensemble_left_it(tmp_path, monkeypatch):
@@ -196,7 +214,8 @@ def test_a_refit_stopped_by_a_ranked_attempts_limit_is_retried_as_the_last_resor
             super().__init__(ends)
             self.limits: list[float] = []
 
-        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                     on_message: Any = None) -> Outcome:
             self.limits.append(timeout_s)
             if not self.calls:
                 self.calls.append(tuple(c.family for c, _ in args[1]))
@@ -233,7 +252,8 @@ class ClockRefit(FakeRefit):
         super().__init__(ends)
         self.budget = budget
 
-    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                 on_message: Any = None) -> Outcome:
         out = super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
         if out.status == "TIMEOUT":
             self.budget.start -= timeout_s
@@ -279,7 +299,8 @@ def test_an_ensemble_member_that_fails_parity_is_dropped_and_the_rest_reselected
     _cost(monkeypatch, lambda *a, **k: 1.0)
 
     class FirstEnsembleFails(FakeRefit):
-        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                     on_message: Any = None) -> Outcome:
             if self.calls:
                 self.ends = {}
             return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
@@ -302,7 +323,8 @@ def test_an_ensemble_failing_the_gate_in_its_own_process_is_refit_once_more_to_n
     apart = []
 
     class NamedOnce(FakeRefit):
-        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                     on_message: Any = None) -> Outcome:
             apart.append(args[-1].gate_apart)
             out = super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
             if (out.value or {}).get("parity_failed_members"):
@@ -398,7 +420,8 @@ def test_a_plan_whose_refit_on_all_rows_does_not_fit_ships_without_it_before_the
     monkeypatch.setattr(final_mod, "select_ensemble", lambda *a, **k: None)
 
     class Recording(FakeRefit):
-        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+        def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                     on_message: Any = None) -> Outcome:
             self.full = [*getattr(self, "full", []), args[9]]
             return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
 
@@ -425,7 +448,8 @@ def _memory_stage(tmp_path, trials: list[Any], y: np.ndarray, refit: FakeRefit, 
 class Rows(FakeRefit):
     """Records the rows each refit is given."""
 
-    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                 on_message: Any = None) -> Outcome:
         self.rows = [*getattr(self, "rows", []), len(args[0].y)]
         return super().__call__(fn, args, timeout_s=timeout_s, memory_mb=memory_mb)
 
@@ -505,7 +529,8 @@ class MemoutOver(Rows):
         super().__init__({})
         self.max_rows = rows
 
-    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float) -> Outcome:
+    def __call__(self, fn: Any, args: tuple[Any, ...], *, timeout_s: float, memory_mb: float,
+                 on_message: Any = None) -> Outcome:
         if len(args[0].y) > self.max_rows and args[1][0][0].family == "f0":
             self.rows = [*getattr(self, "rows", []), len(args[0].y)]
             self.calls.append(tuple(c.family for c, _ in args[1]))

@@ -149,7 +149,7 @@ def test_the_last_resorts_keep_runs_in_the_grace_for_the_search_and_the_ladder_a
     b2 = Budget(start=time.time() - 60.0 + reserve(done, b), time_s=60.0, reports_s=2.0)
     calls: list[float] = []
 
-    def refit(fn, args, *, timeout_s, memory_mb):
+    def refit(fn, args, *, timeout_s, memory_mb, on_message=None):
         from automl.search.supervisor import COMPLETE, Outcome
 
         calls.append(timeout_s)
