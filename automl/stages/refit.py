@@ -193,10 +193,9 @@ def refit_export(conn: Any, data: obj.SearchData, members: list[tuple[obj.Candid
     check_rows = gate_rows(X_hold, data, parity_rows)
     if apart:
         t = time.perf_counter()
-        python = python_outputs(pipe, parity_frame(check_rows, data.schema, data.seed), data.task)
+        out["gate"] = pending(pipe, model, check_rows, data, len(data.y) + (len(y_hold) if refit_full else 0),
+                              len(members))
         timings["parity_python_s"] = time.perf_counter() - t
-        out["gate"] = Pending(python, None if data.task == "regression" else class_labels(model),
-                              len(data.y) + (len(y_hold) if refit_full else 0), len(members))
         out.update(model=model.SerializeToString(), timings=timings)
         return described(out, pipe, threshold)
     t = time.perf_counter()
@@ -236,15 +235,19 @@ def send_checkpoint(conn: Any, out: dict[str, Any], pipe: Any, graph: Any, data:
     """The model the holdout scored (`pipe`, exported as `graph`) sent to the parent as the gate's process takes
     it, before the refit on all rows: what ships if that refit is stopped (automl/stages/checkpoint.py)."""
     t = time.perf_counter()
-    python = python_outputs(pipe, parity_frame(gate_rows(X_hold, data, parity_rows), data.schema, data.seed),
-                            data.task)
+    gate = pending(pipe, graph, gate_rows(X_hold, data, parity_rows), data, len(data.y), members)
     value = described({k: v for k, v in out.items() if k != "holdout_graph"}, pipe, threshold)
-    value.update(model=out["holdout_graph"], timings={**timings, "checkpoint_s": time.perf_counter() - t},
-                 gate=Pending(python, None if data.task == "regression" else class_labels(graph), len(data.y),
-                              members))
+    value.update(model=out["holdout_graph"], timings={**timings, "checkpoint_s": time.perf_counter() - t}, gate=gate)
     sent = checkpoint.send(conn, value)
     timings["checkpoint_s"] = time.perf_counter() - t
     return sent
+
+
+def pending(pipe: Any, graph: Any, rows: pd.DataFrame, data: obj.SearchData, fit_rows: int, members: int) -> Pending:
+    """What the gate's process needs of `pipe` exported as `graph`: its outputs on parity_frame(`rows`), the
+    graph's class labels, the rows it was fitted on."""
+    python = python_outputs(pipe, parity_frame(rows, data.schema, data.seed), data.task)
+    return Pending(python, None if data.task == "regression" else class_labels(graph), fit_rows, members)
 
 
 def gate_rows(X_hold: pd.DataFrame, data: obj.SearchData, parity_rows: int) -> pd.DataFrame:
